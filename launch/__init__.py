@@ -1,0 +1,1 @@
+"""Graph files, the process launcher/supervisor and the `rram-lsm` command line."""

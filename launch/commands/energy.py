@@ -1,0 +1,175 @@
+"""`rram-lsm energy`: per-inference energy of an LSM preset on each energy profile.
+
+The op counts of one inference are computed analytically from the preset's sizes and a stated
+activity (fraction of inputs active per bin, reservoir firing rate), then priced by every
+profile side by side with the ratio to the RRAM macro, next to the paper's 23.34× and 160×.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+from dataclasses import dataclass
+
+# The six settings of PAPER.md (inputs, reservoir neurons, bins), used when the LSM presets
+# module (nodes.lsm.presets.PRESETS) is not importable.
+PAPER_SIZES: dict[str, tuple[int, int, int]] = {
+    "nmnist": (256, 200, 50),
+    "ntidigits": (64, 200, 129),
+    "zs_image": (256, 200, 50),
+    "zs_audio": (64, 200, 129),
+    "bmi_neural": (192, 2048, 201),
+    "bmi_image": (784, 2048, 49),
+}
+PAPER_RATIOS = (23.34, 160.0)
+REFERENCE = "rram_macro"
+DEFAULT_INPUT_ACTIVITY = 0.1
+DEFAULT_FIRING_RATE = 0.1
+
+
+@dataclass(frozen=True)
+class PresetSize:
+    name: str
+    n_inputs: int
+    n_neurons: int
+    n_bins: int
+    source: str
+
+
+def preset_sizes() -> dict[str, PresetSize]:
+    """Sizes of every LSM preset: from nodes.lsm.presets when present, else PAPER.md's table."""
+    try:
+        from nodes.lsm.presets import PRESETS
+    except ImportError:
+        return {k: PresetSize(k, *v, "PAPER.md table") for k, v in PAPER_SIZES.items()}
+    return {k: PresetSize(k, int(c.n_inputs), int(c.n_neurons), int(c.n_bins), "nodes.lsm.presets")
+            for k, c in PRESETS.items()}
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "energy", help="per-inference energy of an LSM preset on each energy profile",
+        description="Price the op counts of one reservoir inference (computed from the preset's "
+                    "sizes and a stated activity) on every energy profile, side by side with "
+                    "their ratio to the RRAM macro and the paper's 23.34x and 160x.")
+    p.add_argument("--preset", default="zs_image",
+                   help="LSM preset (default zs_image; see --list)")
+    p.add_argument("--input-activity", type=float, default=DEFAULT_INPUT_ACTIVITY,
+                   help="fraction of binarised inputs that are 1 in a bin (default %(default)s)")
+    p.add_argument("--firing-rate", type=float, default=DEFAULT_FIRING_RATE,
+                   help="reservoir spikes per neuron per bin (default %(default)s)")
+    p.add_argument("--profile", action="append", default=None, metavar="NAME_OR_TOML",
+                   help="profile to include (repeatable; default: every packaged profile)")
+    p.add_argument("--reference", default=REFERENCE,
+                   help="profile the ratios are taken against (default %(default)s)")
+    p.add_argument("--sensitivity", action="store_true",
+                   help="also show how each ratio moves when each constant is halved or doubled")
+    p.add_argument("--json", action="store_true", help="print the numbers as one JSON object")
+    p.add_argument("--list", action="store_true", help="list presets and profiles, then exit")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from stream.energy import (CrossbarGeometry, ReservoirActivity, compare, list_profiles,
+                               load_profile, reservoir_ops, sensitivity)
+    from stream.rapl import open_rapl
+
+    presets = preset_sizes()
+    if args.list:
+        for p in presets.values():
+            print(f"preset  {p.name:12s} {p.n_inputs} inputs, {p.n_neurons} neurons, {p.n_bins} bins")
+        for name in list_profiles():
+            print(f"profile {name:20s} {load_profile(name).description.splitlines()[0][:70]}")
+        return 0
+    if args.preset not in presets:
+        raise ValueError(f"unknown preset {args.preset!r}; known: {sorted(presets)}")
+    size = presets[args.preset]
+    activity = ReservoirActivity(args.input_activity, args.firing_rate)
+    geometry = CrossbarGeometry()
+    ops = reservoir_ops(size.n_inputs, size.n_neurons, size.n_bins, activity, geometry)
+
+    names = args.profile or list_profiles()
+    ref = load_profile(args.reference)
+    others = [load_profile(n) for n in names]
+    profiles = [ref] + [p for p in others if p.name != ref.name]
+    rows = compare(ops, profiles)
+    sens = {p.name: sensitivity(ops, ref, p) for p in profiles[1:]} if args.sensitivity else {}
+    meter, rapl_reason = open_rapl()
+
+    if args.json:
+        out = {
+            "preset": vars(size), "activity": vars(activity), "geometry": vars(geometry),
+            "ops": ops, "reference": ref.name,
+            "profiles": {r.profile: {"energy_pj": r.energy_pj, "total_pj": r.total_pj,
+                                     "ratio": r.ratio} for r in rows},
+            "paper_ratios": list(PAPER_RATIOS),
+            "rapl": {"available": meter is not None, "reason": rapl_reason},
+        }
+        if sens:
+            out["sensitivity"] = {b: [vars(s) for s in srows] for b, srows in sens.items()}
+        json.dump(out, sys.stdout, indent=2)
+        print()
+        return 0
+
+    _print_table(size, activity, geometry, ops, rows, profiles)
+    if sens:
+        _print_sensitivity(ref.name, sens)
+    print(f"\nmeasured CPU energy (RAPL): {'available — ' if meter else 'not available: '}"
+          f"{rapl_reason}")
+    return 0
+
+
+def _print_table(size, activity, geometry, ops, rows, profiles) -> None:
+    rt, ct = geometry.tiles(size.n_inputs, size.n_neurons)
+    print(f"preset {size.name}: {size.n_inputs} inputs, {size.n_neurons} neurons, "
+          f"{size.n_bins} bins (sizes from {size.source})")
+    print(f"activity (stated, not measured): {activity.input_activity:g} of inputs active per bin "
+          f"({activity.input_activity * size.n_inputs:g} of {size.n_inputs}), "
+          f"{activity.firing_rate:g} spikes per neuron per bin")
+    print(f"crossbar: {rt} x {ct} = {rt * ct} macro(s) of {geometry.macro_rows}x{geometry.macro_cols}"
+          f" cells, differential pairs: {geometry.differential}\n")
+    width = max(12, *(len(r.profile) for r in rows))
+    print(f"{'energy per inference (pJ)':26s}{'count':>14s}" +
+          "".join(f"{r.profile:>{width + 2}s}" for r in rows))
+    for op, count in ops.items():
+        cells = "".join(f"{(_fmt(r.energy_pj[op]) if op in r.energy_pj else '-'):>{width + 2}s}"
+                        for r in rows)
+        print(f"{op:26s}{_fmt(count):>14s}{cells}")
+    print(f"{'total':26s}{'':14s}" + "".join(f"{_fmt(r.total_pj):>{width + 2}s}" for r in rows))
+    print(f"{'ratio to ' + rows[0].profile:26s}{'':14s}" +
+          "".join(f"{_fmt(r.ratio) + 'x':>{width + 2}s}" for r in rows))
+    ours = ", ".join(f"{_fmt(r.ratio)}x on {r.profile}" for r in rows[1:])
+    print(f"\npaper (Lin et al. 2025): energy efficiency {PAPER_RATIOS[0]:g}x and {PAPER_RATIOS[1]:g}x"
+          " better than 'cutting-edge digital hardware' for its two tasks; its method and\n"
+          "device-level figures are not published, so they cannot be recomputed here.")
+    print(f"ours ({rows[0].profile} as 1x): {ours}.")
+    print("\nassumptions:")
+    print(f"  - activity is stated: {activity.input_activity:g} input activity, "
+          f"{activity.firing_rate:g} firing rate (change with --input-activity/--firing-rate);")
+    print("  - rows driven per bin = active inputs + neurons that spiked; input and recurrent "
+          "weights share one crossbar;")
+    print("  - ops a profile does not list cost nothing on that hardware; reservoir only "
+          "(projection heads not included);")
+    for prof in profiles:
+        for a in prof.assumptions:
+            print(f"  - [{prof.name}] {a}")
+        for op, price in prof.prices.items():
+            print(f"  - [{prof.name}] {op} = {price.value:g} {price.unit}: {price.note} "
+                  f"({price.citation})")
+
+
+def _print_sensitivity(ref: str, sens) -> None:
+    for b, srows in sens.items():
+        base = srows[0].base_ratio if srows else math.nan
+        print(f"\nsensitivity of {b} / {ref} (base {_fmt(base)}x): ratio when one constant is "
+              "halved / doubled")
+        by_key: dict[tuple[str, str], dict[float, float]] = {}
+        for s in srows:
+            by_key.setdefault((s.profile, s.op), {})[s.factor] = s.ratio
+        for (prof, op), ratios in by_key.items():
+            print(f"  {prof + '.' + op:42s} x0.5 -> {_fmt(ratios.get(0.5, math.nan)):>8s}x"
+                  f"   x2 -> {_fmt(ratios.get(2.0, math.nan)):>8s}x")
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4g}"

@@ -1,0 +1,255 @@
+"""Graph files (TOML): nodes, their kinds and parameters, edges; arguments and includes.
+
+```toml
+include = ["common.toml"]          # merged first; this file wins
+[graph]
+name = "smoke"
+transport = "ipc"                  # ipc | tcp (endpoints derived) -- or give `bind` per node
+[args]
+samples = 20                       # default; override with `rram-lsm run G samples:=5`
+[nodes.source]
+kind = "synthetic_dvs"
+params = { samples = "${samples}" }
+[[edges]]
+from = "source"
+to = "sink"
+policy = "block"                   # block (lossless, credits) | drop (bounded queue)
+```
+Every error names the file, the key and what is wrong.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stream.runtime import NodeSpec
+from stream.transport import POLICIES, EdgeConfig
+
+from .registry import NODE_KINDS, is_known
+
+_ARG = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+GRAPH_KEYS = {"name", "transport", "host", "allow_remote", "telemetry_interval_s", "restart",
+              "energy_profiles", "description", "curve"}
+NODE_KEYS = {"kind", "params", "bind", "restart", "description"}
+EDGE_KEYS = {"from", "to", "policy", "window", "queue_msgs", "queue_bytes"}
+RESTART_KEYS = {"policy", "max_restarts", "backoff_s", "backoff_max_s"}
+RESTART_POLICIES = ("on-failure", "never")
+
+
+class GraphError(ValueError):
+    """A bad graph file; the message names the file and the key."""
+
+
+@dataclass
+class RestartPolicy:
+    policy: str = "on-failure"
+    max_restarts: int = 5
+    backoff_s: float = 0.5
+    backoff_max_s: float = 8.0
+
+
+@dataclass
+class Graph:
+    name: str
+    path: Path
+    nodes: dict[str, NodeSpec]
+    restart: dict[str, RestartPolicy]
+    args: dict[str, Any]
+    telemetry_interval_s: float = 1.0
+    transport: str = "ipc"
+    sources: list[str] = field(default_factory=list)
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``name:=value`` (ROS style) or ``name=value``; values are read as TOML literals."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition(":=") if ":=" in item else item.partition("=")
+        if not sep or not key:
+            raise GraphError(f"argument {item!r}: expected name:=value")
+        try:
+            out[key] = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key] = raw  # a bare word is a string
+    return out
+
+
+def _load_toml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    path = path.resolve()
+    if path in seen:
+        raise GraphError(f"{path}: include: cycle through {' -> '.join(map(str, seen))}")
+    if not path.is_file():
+        raise GraphError(f"{path}: graph file not found")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise GraphError(f"{path}: not valid TOML: {exc}") from None
+    includes = data.pop("include", [])
+    if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
+        raise GraphError(f"{path}: include: must be a list of file names")
+    merged: dict = {}
+    for inc in includes:
+        _merge(merged, _load_toml(path.parent / inc, seen + (path,)))
+    _merge(merged, data)
+    return merged
+
+
+def _merge(base: dict, top: dict) -> None:
+    for key, value in top.items():
+        if key == "edges":
+            base.setdefault("edges", []).extend(value)
+        elif isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+
+
+def _substitute(value: Any, args: dict, where: str) -> Any:
+    if isinstance(value, str):
+        m = _ARG.fullmatch(value)
+        if m:
+            if m.group(1) not in args:
+                raise GraphError(f"{where}: unknown argument ${{{m.group(1)}}}")
+            return args[m.group(1)]
+
+        def repl(mm: re.Match) -> str:
+            if mm.group(1) not in args:
+                raise GraphError(f"{where}: unknown argument ${{{mm.group(1)}}}")
+            return str(args[mm.group(1)])
+        return _ARG.sub(repl, value)
+    if isinstance(value, dict):
+        return {k: _substitute(v, args, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, args, f"{where}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def _check_keys(table: Any, allowed: set, where: str) -> dict:
+    if not isinstance(table, dict):
+        raise GraphError(f"{where}: must be a table")
+    unknown = set(table) - allowed
+    if unknown:
+        raise GraphError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+    return table
+
+
+def _restart(table: Any, where: str, default: RestartPolicy) -> RestartPolicy:
+    if table is None:
+        return default
+    _check_keys(table, RESTART_KEYS, where)
+    rp = RestartPolicy(**{**default.__dict__, **table})
+    if rp.policy not in RESTART_POLICIES:
+        raise GraphError(f"{where}.policy: {rp.policy!r} is not one of {RESTART_POLICIES}")
+    if not isinstance(rp.max_restarts, int) or rp.max_restarts < 0:
+        raise GraphError(f"{where}.max_restarts: must be an integer >= 0")
+    for key in ("backoff_s", "backoff_max_s"):
+        if not isinstance(getattr(rp, key), (int, float)) or getattr(rp, key) < 0:
+            raise GraphError(f"{where}.{key}: must be a number >= 0")
+    return rp
+
+
+def free_tcp_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _is_loopback(endpoint: str) -> bool:
+    if endpoint.startswith(("ipc://", "inproc://")):
+        return True
+    host = endpoint.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
+    if host in ("localhost",):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def load_graph(path: str | Path, overrides: dict[str, Any] | None = None,
+               socket_dir: str | Path = "/tmp") -> Graph:
+    """Read, merge, substitute and validate a graph file into runnable node specs."""
+    path = Path(path)
+    data = _load_toml(path)
+    f = str(path)
+    unknown = set(data) - {"graph", "args", "nodes", "edges"}
+    if unknown:
+        raise GraphError(f"{f}: unknown top-level key(s) {sorted(unknown)}")
+    args = dict(data.get("args", {}))
+    for key in (overrides or {}):
+        if key not in args:
+            raise GraphError(f"{f}: args.{key}: no such argument (declared: {sorted(args)})")
+    args.update(overrides or {})
+    g = _check_keys(_substitute(data.get("graph", {}), args, f"{f}: graph"), GRAPH_KEYS, f"{f}: graph")
+    transport = g.get("transport", "ipc")
+    if transport not in ("ipc", "tcp"):
+        raise GraphError(f"{f}: graph.transport: {transport!r} is not 'ipc' or 'tcp'")
+    host = g.get("host", "127.0.0.1")
+    allow_remote = bool(g.get("allow_remote", False))
+    default_restart = _restart(g.get("restart"), f"{f}: graph.restart", RestartPolicy())
+    interval = g.get("telemetry_interval_s", 1.0)
+    if not isinstance(interval, (int, float)) or interval <= 0:
+        raise GraphError(f"{f}: graph.telemetry_interval_s: must be a number > 0")
+    profiles = g.get("energy_profiles", [])
+    if not isinstance(profiles, list):
+        raise GraphError(f"{f}: graph.energy_profiles: must be a list of profile names")
+
+    nodes_raw = data.get("nodes", {})
+    if not isinstance(nodes_raw, dict) or not nodes_raw:
+        raise GraphError(f"{f}: nodes: the graph has no nodes")
+    specs: dict[str, NodeSpec] = {}
+    restarts: dict[str, RestartPolicy] = {}
+    for name, raw in nodes_raw.items():
+        where = f"{f}: nodes.{name}"
+        raw = _check_keys(_substitute(raw, args, where), NODE_KEYS, where)
+        kind = raw.get("kind")
+        if not isinstance(kind, str) or not is_known(kind):
+            raise GraphError(f"{where}.kind: unknown node kind {kind!r}; known: {sorted(NODE_KINDS)}")
+        params = raw.get("params", {})
+        if not isinstance(params, dict):
+            raise GraphError(f"{where}.params: must be a table")
+        specs[name] = NodeSpec(name=name, kind=kind, params=params, bind=raw.get("bind"),
+                               telemetry_interval_s=float(interval), energy_profiles=list(profiles))
+        restarts[name] = _restart(raw.get("restart"), f"{where}.restart", default_restart)
+
+    edges = data.get("edges", [])
+    if not isinstance(edges, list):
+        raise GraphError(f"{f}: edges: must be an array of tables ([[edges]])")
+    incoming: dict[str, int] = {n: 0 for n in specs}
+    for i, raw in enumerate(edges):
+        where = f"{f}: edges[{i}]"
+        raw = _check_keys(_substitute(raw, args, where), EDGE_KEYS, where)
+        src, dst = raw.get("from"), raw.get("to")
+        for key, node in (("from", src), ("to", dst)):
+            if node not in specs:
+                raise GraphError(f"{where}.{key}: no node named {node!r} (nodes: {sorted(specs)})")
+        policy = raw.get("policy", "block")
+        if policy not in POLICIES:
+            raise GraphError(f"{where}.policy: {policy!r} is not one of {POLICIES}")
+        incoming[dst] += 1
+        if specs[dst].bind is None:
+            specs[dst].bind = (f"ipc://{Path(socket_dir) / (dst + '.sock')}" if transport == "ipc"
+                               else f"tcp://{host}:{free_tcp_port(host)}")
+        try:
+            cfg = EdgeConfig(name=f"{src}->{dst}", endpoint=specs[dst].bind, policy=policy,
+                             **{k: raw[k] for k in ("window", "queue_msgs", "queue_bytes") if k in raw})
+        except (TypeError, ValueError) as exc:
+            raise GraphError(f"{where}: {exc}") from None
+        specs[src].outputs.append(cfg)
+    for name, spec in specs.items():
+        spec.upstream = incoming[name]
+        if spec.bind and not allow_remote and not _is_loopback(spec.bind):
+            raise GraphError(f"{f}: nodes.{name}.bind: {spec.bind} is not a loopback address; "
+                             "set graph.allow_remote = true (with CurveZMQ keys) to expose it")
+    sources = [n for n, c in incoming.items() if c == 0]
+    for name in sources:
+        if not specs[name].outputs:
+            raise GraphError(f"{f}: nodes.{name}: connected to nothing")
+    return Graph(name=g.get("name", path.stem), path=path, nodes=specs, restart=restarts,
+                 args=args, telemetry_interval_s=float(interval), transport=transport,
+                 sources=sources)

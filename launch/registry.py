@@ -1,0 +1,35 @@
+"""Node kinds by name -> the class that implements them (imported only when used)."""
+from __future__ import annotations
+
+import importlib
+
+NODE_KINDS: dict[str, str] = {
+    "synthetic_dvs": "nodes.sources.synthetic:SyntheticDvsSource",
+    "passthrough": "nodes.passthrough:PassThroughNode",
+    "null_sink": "nodes.sinks:SinkNode",
+    "console_sink": "nodes.sinks:ConsoleSink",
+    "jsonl_sink": "nodes.sinks:JsonlSink",
+    "csv_sink": "nodes.sinks:CsvSink",
+    "recorder": "nodes.sinks:RecorderSink",
+    "lsm": "nodes.lsm.node:LsmNode",
+    "projection": "nodes.projection.node:ProjectionNode",
+    "classifier": "nodes.classifier.node:ClassifierNode",
+}
+
+
+def is_known(kind: str) -> bool:
+    return kind in NODE_KINDS or (":" in kind and "." in kind.partition(":")[0])
+
+
+def node_class(kind: str):
+    """The class for a node kind (or an explicit ``package.module:Class``); clear errors."""
+    if ":" in kind and kind not in NODE_KINDS:
+        module, _, cls = kind.partition(":")
+        try:
+            return getattr(importlib.import_module(module), cls)
+        except (ImportError, AttributeError) as exc:
+            raise ValueError(f"node kind {kind!r}: cannot load it ({exc})") from None
+    if kind not in NODE_KINDS:
+        raise ValueError(f"unknown node kind {kind!r}; known kinds: {', '.join(sorted(NODE_KINDS))}")
+    module, _, cls = NODE_KINDS[kind].partition(":")
+    return getattr(importlib.import_module(module), cls)

@@ -1,0 +1,242 @@
+"""The launcher: one OS process per node, supervised, with telemetry collected on one SUB.
+
+``start_process`` is the one replaceable function that starts a node (swap it to host nodes
+elsewhere, e.g. in Ray actors); everything else works on the handles it returns.
+"""
+from __future__ import annotations
+
+import ctypes
+import json
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import zmq
+
+from stream import codec
+from stream.runtime import NodeSpec
+
+from .graph import Graph
+from .nodeproc import write_spec
+
+EOS_GRACE_S = 5.0  # a node whose upstreams all ended is asked to stop after this long
+STOP_GRACE_S = 10.0  # Ctrl-C: time for end-of-stream to drain before SIGTERM, then SIGKILL
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM if the launcher dies, so no node outlives it (Linux)."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def start_process(spec: NodeSpec, spec_path: Path, log_path: Path | None) -> subprocess.Popen:
+    """Start one node as a child OS process running `rram-lsm node --spec FILE`."""
+    write_spec(spec, spec_path)
+    out = open(log_path, "ab") if log_path else None
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "launch.cli", "node", "--spec", str(spec_path)],
+            stdout=out, stderr=subprocess.STDOUT if out else None, stdin=subprocess.DEVNULL,
+            start_new_session=True, preexec_fn=_die_with_parent,
+        )
+    finally:
+        if out:
+            out.close()
+
+
+@dataclass
+class NodeState:
+    spec: NodeSpec
+    proc: subprocess.Popen | None = None
+    restarts: int = 0
+    restart_at: float | None = None
+    done: bool = False
+    failed: bool = False
+    returncodes: list = field(default_factory=list)
+    asked_to_stop: float | None = None
+
+
+class Launcher:
+    def __init__(self, graph: Graph, run_dir: Path, socket_dir: Path, *,
+                 log_nodes: bool = True, on_report: Callable[[dict], None] | None = None,
+                 on_event: Callable[[dict], None] | None = None,
+                 start: Callable[..., subprocess.Popen] = start_process):
+        self.graph, self.run_dir = graph, Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "specs").mkdir(exist_ok=True)
+        (self.run_dir / "logs").mkdir(exist_ok=True)
+        self.log_nodes = log_nodes
+        self.start = start
+        self.on_report = on_report or (lambda r: None)
+        self.on_event = on_event or (lambda e: None)
+        self.ctx = zmq.Context.instance()
+        self.sub = self.ctx.socket(zmq.SUB)
+        self.sub.setsockopt(zmq.SUBSCRIBE, b"")
+        self.sub.setsockopt(zmq.LINGER, 0)
+        self.telemetry_endpoint = f"ipc://{Path(socket_dir) / 'telemetry.sock'}"
+        self.sub.bind(self.telemetry_endpoint)
+        self.telemetry_file = open(self.run_dir / "telemetry.jsonl", "a", buffering=1)
+        self.latest: dict[str, dict] = {}
+        self.states = {name: NodeState(spec) for name, spec in graph.nodes.items()}
+        for st in self.states.values():
+            st.spec.telemetry = self.telemetry_endpoint
+        self.upstreams = {n: [m for m, s in graph.nodes.items()
+                              if any(e.endpoint == graph.nodes[n].bind for e in s.outputs)]
+                          for n in graph.nodes}
+        self.upstreams_ended_at: dict[str, float] = {}
+        self.stop_requested = False
+        self.stopping_since: float | None = None
+
+    # -- process handling -------------------------------------------------------------------
+    def _start(self, name: str) -> None:
+        st = self.states[name]
+        log = self.run_dir / "logs" / f"{name}.log" if self.log_nodes else None
+        st.proc = self.start(st.spec, self.run_dir / "specs" / f"{name}.json", log)
+        st.restart_at = None
+
+    def event(self, kind: str, **fields) -> None:
+        rec = {"event": kind, "time": time.time(), **fields}
+        self.telemetry_file.write(json.dumps(rec) + "\n")
+        self.on_event(rec)
+
+    def _check_children(self) -> None:
+        now = time.monotonic()
+        for name, st in self.states.items():
+            if st.done or st.failed:
+                continue
+            if st.proc is None:
+                if st.restart_at is not None and now >= st.restart_at and not self.stop_requested:
+                    self._start(name)
+                    self.event("restarted", node=name, attempt=st.restarts, pid=st.proc.pid)
+                continue
+            rc = st.proc.poll()
+            if rc is None:
+                self._nudge_if_orphaned(name, st, now)
+                continue
+            st.returncodes.append(rc)
+            st.proc = None
+            if rc == 0 or self.stop_requested:
+                st.done = True
+                self.event("exited", node=name, returncode=rc)
+                continue
+            policy = self.graph.restart[name]
+            if policy.policy == "never" or st.restarts >= policy.max_restarts:
+                st.failed = True
+                self.event("failed", node=name, returncode=rc, restarts=st.restarts)
+                continue
+            delay = min(policy.backoff_s * (2 ** st.restarts), policy.backoff_max_s)
+            st.restarts += 1
+            st.restart_at = now + delay
+            self.event("crashed", node=name, returncode=rc, restart_in_s=delay, attempt=st.restarts)
+
+    def _nudge_if_orphaned(self, name: str, st: NodeState, now: float) -> None:
+        """All upstreams ended but this node did not (its end-of-stream died with a restart):
+        ask it to finish, which flushes and sends end-of-stream downstream."""
+        ups = self.upstreams[name]
+        if not ups or st.asked_to_stop is not None:
+            return
+        if all(self.states[u].done or self.states[u].failed for u in ups):
+            ended = self.upstreams_ended_at.setdefault(name, now)
+            if now - ended > EOS_GRACE_S:
+                st.asked_to_stop = now
+                st.proc.send_signal(signal.SIGTERM)
+                self.event("stop_requested", node=name, reason="upstreams ended")
+
+    def _drain_telemetry(self, timeout_ms: int) -> None:
+        if not self.sub.poll(timeout_ms, zmq.POLLIN):
+            return
+        while True:
+            try:
+                frames = self.sub.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            try:
+                pkt = codec.decode(frames)
+            except codec.DecodeError:
+                continue
+            if pkt.kind != "telemetry":
+                continue
+            report = dict(pkt.meta, time=time.time())
+            self.latest[report.get("node", pkt.stream)] = report
+            self.telemetry_file.write(json.dumps(report) + "\n")
+            self.on_report(report)
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        if not self.stop_requested:
+            self.stop_requested = True
+            self.stopping_since = time.monotonic()
+            self.event("stopping")
+            for name in self.graph.sources:
+                self._signal(name, signal.SIGTERM)
+
+    def _signal(self, name: str, sig: int) -> None:
+        st = self.states[name]
+        if st.proc is not None and st.proc.poll() is None:
+            try:
+                st.proc.send_signal(sig)
+            except ProcessLookupError:
+                pass
+
+    def _escalate(self) -> None:
+        waited = time.monotonic() - (self.stopping_since or time.monotonic())
+        if waited > STOP_GRACE_S:
+            for name in self.states:
+                self._signal(name, signal.SIGTERM)
+        if waited > STOP_GRACE_S + 5:
+            for name in self.states:
+                self._signal(name, signal.SIGKILL)
+
+    def running(self) -> bool:
+        return any(not (st.done or st.failed) for st in self.states.values())
+
+    def run(self, timeout_s: float | None = None) -> int:
+        """Start every node, supervise until all end (or a stop), and return an exit code."""
+        old = {s: signal.signal(s, lambda *_: self.request_stop()) for s in (signal.SIGINT, signal.SIGTERM)}
+        started = time.monotonic()
+        self.event("started", graph=self.graph.name, run_dir=str(self.run_dir))
+        try:
+            order = sorted(self.states, key=lambda n: (n in self.graph.sources, -len(self.states[n].spec.outputs)))
+            for name in order:  # downstream first, so binds exist before senders connect
+                self._start(name)
+            while self.running():
+                self._drain_telemetry(100)
+                self._check_children()
+                if timeout_s is not None and time.monotonic() - started > timeout_s:
+                    self.request_stop()
+                if self.stop_requested:
+                    self._escalate()
+            self._drain_telemetry(200)
+        finally:
+            self.shutdown()
+            for s, h in old.items():
+                signal.signal(s, h)
+        failed = [n for n, st in self.states.items() if st.failed]
+        self.event("finished", failed=failed)
+        self.telemetry_file.close()
+        return 1 if failed else 0
+
+    def shutdown(self) -> None:
+        """Leave no child process behind, whatever happened."""
+        for name, st in self.states.items():
+            if st.proc is not None and st.proc.poll() is None:
+                st.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        for st in self.states.values():
+            if st.proc is None:
+                continue
+            try:
+                st.proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                st.proc.kill()
+                st.proc.wait()
+        self.sub.close()
+
+    def pids(self) -> dict[str, int]:
+        return {n: st.proc.pid for n, st in self.states.items() if st.proc is not None}

@@ -1,0 +1,1 @@
+"""Node kinds: sources, the RRAM LSM, projection, classifier and sinks."""

@@ -1,0 +1,28 @@
+"""One cache directory for datasets, features, models and Numba, never inside the repo."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+CODE_VERSION = "0.1.0"
+
+
+def cache_dir(sub: str | None = None) -> Path:
+    """Root of the cache (``$RRAM_LSM_CACHE`` or ``~/.cache/rram-lsm``), or a sub-folder of it."""
+    root = Path(os.environ.get("RRAM_LSM_CACHE") or Path.home() / ".cache" / "rram-lsm")
+    path = root / sub if sub else root
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def cache_key(**parts) -> str:
+    """Stable short hash of everything that shaped a cached artefact (plus the code version)."""
+    blob = json.dumps({"code": CODE_VERSION, **parts}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def configure_numba_cache() -> None:
+    """Point Numba's on-disk cache into our cache dir; call before numba is imported."""
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(cache_dir("numba")))

@@ -1,0 +1,299 @@
+"""Energy accounting: operation counts × per-operation costs from a cited TOML profile.
+
+A profile prices some of DESIGN.md's operation counts (``stream.node.OP_COUNTS``); every
+constant carries its unit and a citation, and a profile that lacks either is refused, so no
+figure this project prints rests on an unstated number.  Profiles are read with ``tomllib``
+(data only, nothing executes).  Ops a profile does not list cost nothing on that hardware
+(e.g. the RRAM macro does its synaptic work as ``cell_reads``, not ``synaptic_ops``).
+
+``stream`` must not import ``launch``: the packaged profiles (``launch/profiles/*.toml``) are
+found by path, next to this package or through ``importlib.util.find_spec`` (which locates the
+package without executing it).
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import math
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+from .node import OP_COUNTS, ConfigError
+
+# Units a constant may be written in, and their factor to pJ.
+UNITS_TO_PJ: dict[str, float] = {"fJ": 1e-3, "pJ": 1.0, "nJ": 1e3}
+_TOP_KEYS = {"name", "description", "assumptions", "ops"}
+_ENTRY_KEYS = {"value", "unit", "citation", "note"}
+# The constant 256 Kb macro of the paper; its row × column split is not published.
+MACRO_ROWS = 512
+MACRO_COLS = 512
+
+
+class ProfileError(ConfigError):
+    """A profile file that cannot be trusted; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class Price:
+    """One priced operation: energy per op in pJ, as written, with its source."""
+
+    op: str
+    value_pj: float
+    value: float
+    unit: str
+    citation: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class EnergyProfile:
+    """Per-operation energies of one kind of hardware."""
+
+    name: str
+    description: str
+    prices: dict[str, Price]
+    assumptions: tuple[str, ...] = ()
+    path: Path | None = None
+
+    def energy_pj(self, ops: Mapping[str, float]) -> dict[str, float]:
+        """Energy per priced op and ``total`` (pJ) for the given operation counts."""
+        counts = check_ops(ops)
+        out = {op: counts.get(op, 0) * price.value_pj for op, price in self.prices.items()}
+        out["total"] = math.fsum(out.values())
+        return out
+
+    def total_pj(self, ops: Mapping[str, float]) -> float:
+        return self.energy_pj(ops)["total"]
+
+    def scaled(self, op: str, factor: float) -> "EnergyProfile":
+        """A copy with one constant multiplied by ``factor`` (for sensitivity tables)."""
+        if op not in self.prices:
+            raise KeyError(f"profile {self.name!r} does not price {op!r}")
+        price = self.prices[op]
+        new = dataclasses.replace(price, value_pj=price.value_pj * factor, value=price.value * factor)
+        return dataclasses.replace(self, prices={**self.prices, op: new})
+
+
+def check_ops(ops: Mapping[str, float]) -> dict[str, float]:
+    """Operation counts checked against the vocabulary: known names, finite, non-negative."""
+    out: dict[str, float] = {}
+    for op, count in ops.items():
+        if op not in OP_COUNTS:
+            raise ValueError(f"unknown operation count {op!r}; expected one of {OP_COUNTS}")
+        if isinstance(count, bool) or not isinstance(count, (int, float)):
+            raise ValueError(f"operation count {op!r} must be a number, got {count!r}")
+        if not math.isfinite(count) or count < 0:
+            raise ValueError(f"operation count {op!r} must be finite and >= 0, got {count!r}")
+        out[op] = count
+    return out
+
+
+# ---------------------------------------------------------------- loading and validation
+
+def profiles_dirs() -> list[Path]:
+    """Where packaged profiles live: ``launch/profiles`` beside ``stream`` (source tree or
+    site-packages), else wherever the ``launch`` package is found (without importing it)."""
+    dirs = [Path(__file__).resolve().parent.parent / "launch" / "profiles"]
+    try:
+        spec = importlib.util.find_spec("launch")
+    except (ImportError, ValueError):
+        spec = None
+    for loc in (spec.submodule_search_locations or []) if spec else []:
+        d = Path(loc) / "profiles"
+        if d not in dirs:
+            dirs.append(d)
+    return [d for d in dirs if d.is_dir()]
+
+
+def list_profiles(dirs: Sequence[Path] | None = None) -> list[str]:
+    """Names (file stems) of the profiles found in ``dirs`` (default: the packaged ones)."""
+    names: set[str] = set()
+    for d in dirs if dirs is not None else profiles_dirs():
+        names.update(p.stem for p in Path(d).glob("*.toml"))
+    return sorted(names)
+
+
+def load_profile(name_or_path: str | Path, dirs: Sequence[Path] | None = None) -> EnergyProfile:
+    """Load a profile from a ``.toml`` path, or by name from ``dirs`` (default: packaged)."""
+    candidate = Path(name_or_path)
+    if candidate.suffix == ".toml" or candidate.is_file():
+        if not candidate.is_file():
+            raise FileNotFoundError(f"energy profile file {candidate} does not exist")
+        return _parse(candidate)
+    search = list(dirs) if dirs is not None else profiles_dirs()
+    for d in search:
+        path = Path(d) / f"{name_or_path}.toml"
+        if path.is_file():
+            return _parse(path)
+    known = list_profiles(search)
+    raise FileNotFoundError(f"no energy profile named {str(name_or_path)!r}; known: {known}")
+
+
+def _parse(path: Path) -> EnergyProfile:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"profile {path}: not valid TOML: {exc}") from None
+
+    def fail(key: str, why: str) -> ProfileError:
+        return ProfileError(f"profile {path}: key {key!r}: {why}")
+
+    extra = set(data) - _TOP_KEYS
+    if extra:
+        raise fail(sorted(extra)[0], f"unknown top-level key; allowed: {sorted(_TOP_KEYS)}")
+    for key in ("name", "description"):
+        if not isinstance(data.get(key), str) or not data[key].strip():
+            raise fail(key, "missing or not a non-empty string")
+    assumptions = data.get("assumptions", [])
+    if not isinstance(assumptions, list) or not all(isinstance(a, str) for a in assumptions):
+        raise fail("assumptions", "must be a list of strings")
+    ops = data.get("ops")
+    if not isinstance(ops, dict) or not ops:
+        raise fail("ops", "missing or empty: a profile must price at least one operation count")
+
+    prices: dict[str, Price] = {}
+    for op, entry in ops.items():
+        key = f"ops.{op}"
+        if op not in OP_COUNTS:
+            raise fail(key, f"unknown operation count; expected one of {OP_COUNTS}")
+        if not isinstance(entry, dict):
+            raise fail(key, "must be a table with value, unit and citation")
+        extra = set(entry) - _ENTRY_KEYS
+        if extra:
+            raise fail(f"{key}.{sorted(extra)[0]}", f"unknown key; allowed: {sorted(_ENTRY_KEYS)}")
+        if "value" not in entry:
+            raise fail(f"{key}.value", "missing constant")
+        value = entry["value"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise fail(f"{key}.value", f"must be a number, got {value!r}")
+        if not math.isfinite(value) or value < 0:
+            raise fail(f"{key}.value", f"must be finite and >= 0, got {value!r}")
+        unit = entry.get("unit")
+        if unit not in UNITS_TO_PJ:
+            raise fail(f"{key}.unit", f"must be one of {sorted(UNITS_TO_PJ)}, got {unit!r}")
+        citation = entry.get("citation")
+        if not isinstance(citation, str) or not citation.strip():
+            raise fail(f"{key}.citation", "missing or empty: every constant must cite its source")
+        note = entry.get("note", "")
+        if not isinstance(note, str):
+            raise fail(f"{key}.note", "must be a string")
+        prices[op] = Price(op, float(value) * UNITS_TO_PJ[unit], float(value), unit,
+                           citation.strip(), note.strip())
+    return EnergyProfile(data["name"].strip(), data["description"].strip(), prices,
+                         tuple(assumptions), path)
+
+
+# ---------------------------------------------------------------- comparison
+
+@dataclass(frozen=True)
+class CompareRow:
+    """One profile's energy for the same op counts, and its ratio to the reference profile."""
+
+    profile: str
+    energy_pj: dict[str, float]
+    total_pj: float
+    ratio: float
+
+
+def compare(ops: Mapping[str, float], profiles: Sequence[EnergyProfile]) -> list[CompareRow]:
+    """Energy of ``ops`` on each profile; ``ratio`` = total / total of ``profiles[0]``."""
+    if not profiles:
+        raise ValueError("compare needs at least one profile")
+    rows = []
+    ref = profiles[0].total_pj(ops)
+    for prof in profiles:
+        e = prof.energy_pj(ops)
+        ratio = e["total"] / ref if ref > 0 else math.inf
+        rows.append(CompareRow(prof.name, e, e["total"], ratio))
+    return rows
+
+
+@dataclass(frozen=True)
+class SensitivityRow:
+    """How the ratio B/A moves when one constant of one profile is scaled."""
+
+    profile: str
+    op: str
+    factor: float
+    ratio: float
+    base_ratio: float
+
+
+def sensitivity(ops: Mapping[str, float], profile_a: EnergyProfile, profile_b: EnergyProfile,
+                factors: Iterable[float] = (0.5, 2.0)) -> list[SensitivityRow]:
+    """Ratio total_B / total_A with each constant of A, then of B, halved and doubled."""
+    a0, b0 = profile_a.total_pj(ops), profile_b.total_pj(ops)
+    base = b0 / a0 if a0 > 0 else math.inf
+    rows = []
+    for which, prof in (("a", profile_a), ("b", profile_b)):
+        for op in prof.prices:
+            for f in factors:
+                scaled = prof.scaled(op, f).total_pj(ops)
+                a, b = (scaled, b0) if which == "a" else (a0, scaled)
+                rows.append(SensitivityRow(prof.name, op, f, b / a if a > 0 else math.inf, base))
+    return rows
+
+
+# ---------------------------------------------------------------- analytic LSM op counts
+
+@dataclass(frozen=True)
+class ReservoirActivity:
+    """Stated activity of one inference: inputs active per bin and reservoir firing rate."""
+
+    input_activity: float = 0.1   # fraction of (binarised) inputs that are 1 in a bin
+    firing_rate: float = 0.1      # spikes per neuron per bin
+
+    def __post_init__(self) -> None:
+        for key in ("input_activity", "firing_rate"):
+            v = getattr(self, key)
+            if not (isinstance(v, (int, float)) and 0.0 <= v <= 1.0):
+                raise ConfigError(f"{key} must be a fraction in [0, 1], got {v!r}")
+
+
+@dataclass(frozen=True)
+class CrossbarGeometry:
+    """How the reservoir maps onto 256 Kb macros (the split is an assumption)."""
+
+    macro_rows: int = MACRO_ROWS
+    macro_cols: int = MACRO_COLS
+    differential: bool = True     # each weight is a pair G+ − G− in two columns
+
+    def tiles(self, n_inputs: int, n_neurons: int) -> tuple[int, int]:
+        """(row tiles, column tiles) for a (n_inputs + n_neurons) × n_neurons weight matrix."""
+        rows = n_inputs + n_neurons
+        cols = n_neurons * (2 if self.differential else 1)
+        return math.ceil(rows / self.macro_rows), math.ceil(cols / self.macro_cols)
+
+
+def reservoir_ops(n_inputs: int, n_neurons: int, n_bins: int,
+                  activity: ReservoirActivity = ReservoirActivity(),
+                  geometry: CrossbarGeometry = CrossbarGeometry()) -> dict[str, float]:
+    """Expected op counts of one reservoir inference (expected values, hence floats).
+
+    Per bin, the driven rows are the active inputs plus the neurons that spiked in the
+    previous bin (input and recurrent weights share one crossbar).  Each driven row is read
+    across every column (both cells of each pair) and needs one driver per column tile; every
+    row tile digitises one partial sum per neuron (the differential current is subtracted in
+    analogue before the ADC).  ``synaptic_ops`` is the event-driven work (fan-out of every
+    driven row), ``macs`` the dense-equivalent work of a clocked accelerator.  Weights stay
+    on chip, so ``bytes_moved`` (main memory) is 0.
+    """
+    for key, v in (("n_inputs", n_inputs), ("n_neurons", n_neurons), ("n_bins", n_bins)):
+        if not isinstance(v, int) or v <= 0:
+            raise ConfigError(f"{key} must be a positive integer, got {v!r}")
+    row_tiles, col_tiles = geometry.tiles(n_inputs, n_neurons)
+    spikes_per_bin = activity.firing_rate * n_neurons
+    rows_per_bin = activity.input_activity * n_inputs + spikes_per_bin
+    cols = n_neurons * (2 if geometry.differential else 1)
+    return {
+        "dac_row_activations": n_bins * rows_per_bin * col_tiles,
+        "cell_reads": n_bins * rows_per_bin * cols,
+        "adc_conversions": float(n_bins * n_neurons * row_tiles),
+        "synaptic_ops": n_bins * rows_per_bin * n_neurons,
+        "neuron_updates": float(n_bins * n_neurons),
+        "spikes": n_bins * spikes_per_bin,
+        "macs": float(n_bins * (n_inputs + n_neurons) * n_neurons),
+        "bytes_moved": 0.0,
+    }

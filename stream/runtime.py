@@ -1,0 +1,252 @@
+"""Runs one node in its own process: sockets, polling, signals, telemetry, end of stream.
+
+A node only implements ``setup / process / flush / close`` (or ``packets`` for a source);
+everything about the wire lives here.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import zmq
+
+from . import codec
+from .node import Node, SourceNode
+from .packets import Origin, Packet, control, new_epoch
+from .telemetry import NodeStats, TelemetryPublisher
+from .transport import EdgeConfig, EdgeReceiver, EdgeSender
+
+POLL_MS = 50
+DRAIN_TIMEOUT_S = 10.0
+MAX_ERROR_LOGS = 5
+
+
+@dataclass
+class NodeSpec:
+    """Everything the runtime needs to run one node, as plain data."""
+
+    name: str
+    kind: str
+    params: dict = field(default_factory=dict)
+    bind: str | None = None  # input endpoint (ROUTER), None for sources
+    outputs: list[EdgeConfig] = field(default_factory=list)
+    upstream: int = 0  # number of upstream nodes whose end_of_stream ends this node
+    window: int = 32  # credits granted to each upstream sender
+    telemetry: str | None = None
+    telemetry_interval_s: float = 1.0
+    energy_profiles: list[str] = field(default_factory=list)
+    curve_server: dict | None = None  # {"secret_key", "public_key"} for the bound input
+    curve_clients: dict[str, dict] = field(default_factory=dict)  # edge name -> client keys
+    limits: codec.Limits = field(default_factory=codec.Limits)
+
+
+class NodeRuntime:
+    def __init__(self, node: Node, spec: NodeSpec, ctx: zmq.Context | None = None):
+        self.node, self.spec = node, spec
+        self.ctx = ctx or zmq.Context.instance()
+        self.epoch = new_epoch()
+        self.stats = NodeStats()
+        self.seq = 0
+        self.stop_requested = False
+        self.ended_upstreams: set[str] = set()
+        self.error_logs = 0
+        self._energy = None
+        ident = f"{spec.name}:{self.epoch}".encode()
+        self.senders = [
+            EdgeSender(self.ctx, cfg, ident, spec.curve_clients.get(cfg.name)) for cfg in spec.outputs
+        ]
+        self.receiver = (
+            EdgeReceiver(self.ctx, spec.bind, spec.window, spec.curve_server) if spec.bind else None
+        )
+        self.telemetry = TelemetryPublisher(self.ctx, spec.telemetry, spec.name, self.epoch)
+        self._last_report = time.monotonic()
+
+    # -- signals ----------------------------------------------------------------------------
+    def install_signal_handlers(self) -> None:
+        def request_stop(signum, _frame):
+            self.stop_requested = True
+        signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGINT, request_stop)
+
+    # -- sending ----------------------------------------------------------------------------
+    def emit(self, pkt: Packet) -> None:
+        """Stamp and send one packet on every output edge (blocking on `block` edges)."""
+        if not self.senders:
+            return  # a sink: nothing to send
+        self.seq += 1
+        pkt.stream, pkt.epoch, pkt.seq = self.spec.name, self.epoch, self.seq
+        pkt.sent_ns = time.time_ns()
+        frames = codec.encode(pkt)
+        for s in self.senders:
+            s.offer(pkt, frames)
+            s.pump()
+        self.stats.msgs_out += 1
+        self.stats.events_out += pkt.n if not pkt.is_control else 0
+        self._wait_for_credit()
+
+    def _wait_for_credit(self, deadline: float | None = None) -> bool:
+        """Wait until every `block` edge's queue is empty; keep telemetry flowing."""
+        pending = [s for s in self.senders if s.queue and s.cfg.policy == "block"]
+        if deadline is not None:
+            pending = [s for s in self.senders if s.queue]
+        if not pending:
+            return True
+        poller = zmq.Poller()
+        for s in pending:
+            poller.register(s.sock, zmq.POLLIN)
+        while pending:
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            for s in pending:
+                s.stats.credit_waits += 1
+                s.hello()
+            poller.poll(POLL_MS)
+            for s in pending:
+                s.pump()
+            pending = [s for s in pending if s.queue]
+            self._maybe_report()
+        return True
+
+    def _emit_all(self, pkts: Iterable[Packet] | None) -> None:
+        for out in pkts or ():
+            self.emit(out)
+
+    # -- telemetry --------------------------------------------------------------------------
+    def report(self, final: bool = False) -> dict:
+        snap = self.stats.snapshot()
+        snap.update(
+            node=self.spec.name, kind=self.spec.kind, epoch=self.epoch, final=final,
+            pid=os.getpid(), ops=dict(self.node.ops), gauges=dict(self.node.gauges),
+            edges={s.cfg.name: {**s.stats.as_dict(), "queue": len(s.queue), "policy": s.cfg.policy}
+                   for s in self.senders},
+            queue_depth=sum(len(s.queue) for s in self.senders),
+        )
+        if self.receiver is not None:
+            snap["received"] = self.receiver.received
+            snap["lost_upstream"] = self.receiver.lost
+        snap["energy_pj"] = self._energy_report()
+        self.telemetry.publish(snap)
+        return snap
+
+    def _energy_report(self) -> dict:
+        if not self.spec.energy_profiles or not self.node.ops:
+            return {}
+        if self._energy is None:
+            from . import energy
+            self._energy = [energy.load_profile(p) for p in self.spec.energy_profiles]
+        return {p.name: p.energy_pj(self.node.ops) for p in self._energy}
+
+    def _maybe_report(self) -> None:
+        now = time.monotonic()
+        if now - self._last_report >= self.spec.telemetry_interval_s:
+            self._last_report = now
+            self.report()
+
+    # -- receiving --------------------------------------------------------------------------
+    def _handle_frames(self, frames) -> None:
+        try:
+            pkt = codec.decode(frames, self.spec.limits)
+        except codec.DecodeError as exc:
+            self.stats.msgs_in += 1
+            self.stats.rejected[exc.reason] += 1
+            return
+        self.stats.msgs_in += 1
+        t_start = time.perf_counter_ns()
+        if pkt.is_control:
+            self.stats.controls_in[pkt.control] += 1
+        else:
+            self.stats.events_in += pkt.n
+            if pkt.origin_ns:
+                self.stats.age_ms.add((time.time_ns() - pkt.origin_ns) / 1e6)
+        try:
+            outputs = list(self.node.process(pkt) or ())
+        except Exception as exc:  # a node error rejects this message, never the node
+            self.stats.rejected[f"error:{type(exc).__name__}"] += 1
+            if self.error_logs < MAX_ERROR_LOGS:
+                self.error_logs += 1
+                print(f"[{self.spec.name}] rejected message: {exc}", file=sys.stderr, flush=True)
+            return
+        self.stats.consumed += 1
+        self._emit_all(outputs)
+        if pkt.is_control:
+            if pkt.control == "end_of_stream":
+                self.ended_upstreams.add(pkt.stream)
+            else:
+                self.emit(pkt.replace(meta=dict(pkt.meta)))
+        else:
+            self.stats.latency_us.add((time.perf_counter_ns() - t_start) / 1e3)
+
+    def _finished_upstream(self) -> bool:
+        return self.spec.upstream > 0 and len(self.ended_upstreams) >= self.spec.upstream
+
+    # -- main loops -------------------------------------------------------------------------
+    def run(self) -> int:
+        self.node.setup()
+        self.telemetry.wait_subscribed(2.0)
+        self.report()
+        try:
+            if isinstance(self.node, SourceNode):
+                self._run_source()
+            else:
+                self._run_consumer()
+            self._emit_all(self.node.flush())
+            self.emit(control("end_of_stream", origin=Origin(self.spec.name, self.epoch, -1)))
+            drained = self._wait_for_credit(deadline=time.monotonic() + DRAIN_TIMEOUT_S)
+            if not drained:
+                for s in self.senders:
+                    s.stats.dropped += len(s.queue)
+                    for pkt, _ in s.queue:
+                        s.stats.events_dropped["shutdown"] += pkt.n
+                    s.queue.clear()
+        finally:
+            self.node.close()
+            self.report(final=True)
+            self.close()
+        return 0
+
+    def _run_source(self) -> None:
+        assert isinstance(self.node, SourceNode)
+        for pkt in self.node.packets():
+            if self.stop_requested:
+                break
+            self.emit(pkt)
+            self._maybe_report()
+
+    def _run_consumer(self) -> None:
+        assert self.receiver is not None, f"node {self.spec.name!r} has no input endpoint"
+        poller = zmq.Poller()
+        poller.register(self.receiver.sock, zmq.POLLIN)
+        for s in self.senders:
+            poller.register(s.sock, zmq.POLLIN)
+        while not self.stop_requested and not self._finished_upstream():
+            ready = dict(poller.poll(POLL_MS))
+            for s in self.senders:
+                if s.sock in ready:
+                    s.pump()
+            if self.receiver.sock in ready:
+                for _ in range(256):  # bounded batch, then service credits and telemetry
+                    try:
+                        frames = self.receiver.recv()
+                    except codec.DecodeError as exc:
+                        self.stats.msgs_in += 1
+                        self.stats.rejected[exc.reason] += 1
+                        frames = None
+                    if frames is not None:
+                        self._handle_frames(frames)
+                    if self.stop_requested or self._finished_upstream():
+                        break
+                    if not self.receiver.sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                        break
+            self._maybe_report()
+
+    def close(self) -> None:
+        for s in self.senders:
+            s.close()
+        if self.receiver is not None:
+            self.receiver.close()
+        self.telemetry.close()
+

@@ -1,0 +1,122 @@
+"""Per-node statistics, latency percentiles and the telemetry publisher."""
+from __future__ import annotations
+
+import collections
+import os
+import resource
+import time
+from typing import Any
+
+import numpy as np
+import zmq
+
+from . import codec
+from .packets import Packet
+
+PERCENTILES = (50, 90, 95, 99)
+
+
+class LatencyRecorder:
+    """Fixed ring buffer of recent values (µs) so percentiles cost nothing per message."""
+
+    def __init__(self, size: int = 8192):
+        self.buf = np.zeros(size, dtype=np.float64)
+        self.size = size
+        self.count = 0
+
+    def add(self, value: float) -> None:
+        self.buf[self.count % self.size] = value
+        self.count += 1
+
+    def summary(self) -> dict[str, float]:
+        n = min(self.count, self.size)
+        if n == 0:
+            return {"n": 0}
+        vals = np.percentile(self.buf[:n], PERCENTILES)
+        out = {f"p{p}": round(float(v), 3) for p, v in zip(PERCENTILES, vals)}
+        out["max"] = round(float(self.buf[:n].max()), 3)
+        out["n"] = int(self.count)
+        return out
+
+
+def rss_bytes() -> int:
+    """Current resident set size of this process."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+class NodeStats:
+    """Counters the runtime keeps for one node; ``in = consumed + rejected + dropped``."""
+
+    def __init__(self) -> None:
+        self.msgs_in = 0
+        self.events_in = 0
+        self.consumed = 0
+        self.rejected: collections.Counter[str] = collections.Counter()
+        self.dropped_in: collections.Counter[str] = collections.Counter()
+        self.msgs_out = 0
+        self.events_out = 0
+        self.controls_in: collections.Counter[str] = collections.Counter()
+        self.latency_us = LatencyRecorder()
+        self.age_ms = LatencyRecorder()
+        self.started = time.time()
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "msgs_in": self.msgs_in, "events_in": self.events_in, "consumed": self.consumed,
+            "rejected": dict(self.rejected), "rejected_total": sum(self.rejected.values()),
+            "dropped_in": dict(self.dropped_in), "msgs_out": self.msgs_out,
+            "events_out": self.events_out, "controls_in": dict(self.controls_in),
+            "latency_us": self.latency_us.summary(), "age_ms": self.age_ms.summary(),
+            "cpu_s": round(time.process_time(), 4), "rss_bytes": rss_bytes(),
+            "uptime_s": round(time.time() - self.started, 3),
+        }
+
+
+class TelemetryPublisher:
+    """Publishes telemetry packets on an XPUB socket connected to the launcher's SUB.
+
+    XPUB lets the node see the subscription arrive, so the first and the final reports are
+    not lost to ZeroMQ's slow-joiner effect.
+    """
+
+    def __init__(self, ctx: zmq.Context, endpoint: str | None, stream: str, epoch: int,
+                 curve: dict | None = None):
+        self.stream, self.epoch, self.seq = stream, epoch, 0
+        self.sock = None
+        self.subscribed = False
+        if endpoint:
+            self.sock = ctx.socket(zmq.XPUB)
+            self.sock.setsockopt(zmq.LINGER, 2000)
+            if curve:
+                from .transport import apply_curve_client
+                apply_curve_client(self.sock, curve)
+            self.sock.connect(endpoint)
+
+    def wait_subscribed(self, timeout_s: float) -> bool:
+        if self.sock is None:
+            return False
+        deadline = time.monotonic() + timeout_s
+        while not self.subscribed and time.monotonic() < deadline:
+            if self.sock.poll(50, zmq.POLLIN):
+                msg = self.sock.recv()
+                self.subscribed = self.subscribed or msg[:1] == b"\x01"
+        return self.subscribed
+
+    def publish(self, report: dict[str, Any]) -> None:
+        if self.sock is None:
+            return
+        self.seq += 1
+        pkt = Packet(kind="telemetry", stream=self.stream, epoch=self.epoch, seq=self.seq,
+                     sent_ns=time.time_ns(), meta=report)
+        try:
+            self.sock.send_multipart(codec.encode(pkt), zmq.NOBLOCK)
+        except zmq.Again:
+            pass
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()

@@ -1,0 +1,236 @@
+"""Data edges with project-enforced policies (DESIGN.md, Transport).
+
+An edge joins one sending node to one receiving node.  The receiver binds a ROUTER socket
+(several senders may connect to it: fan-in); each sender connects a DEALER.  Messages:
+
+* sender -> receiver: ``[b"D", count, *packet frames]`` (``count`` = this edge's running
+  message number, 8 bytes little-endian) or ``[b"H", count]`` (hello: "I exist, I have sent
+  ``count``, grant me credit").
+* receiver -> sender: ``[b"C", limit]``: the sender may send while its count < ``limit``.
+  Limits are absolute, so a lost or repeated grant is harmless.
+
+Policies: ``block`` waits for credit (lossless, bounded in-flight); ``drop`` keeps a bounded
+queue on the sending side and drops the oldest *data* message when it is full, counting
+every dropped event by reason.  Control packets are never dropped.
+"""
+from __future__ import annotations
+
+import collections
+import struct
+import time
+from dataclasses import dataclass, field
+
+import zmq
+
+from . import codec
+from .packets import Packet
+
+_U64 = struct.Struct("<Q")
+DATA, HELLO, CREDIT = b"D", b"H", b"C"
+HELLO_INTERVAL_S = 0.25
+POLICIES = ("block", "drop")
+
+
+@dataclass
+class EdgeConfig:
+    """Plain-data description of one edge's sending side."""
+
+    name: str
+    endpoint: str
+    policy: str = "block"
+    window: int = 32  # credits the receiver grants beyond what it consumed
+    queue_msgs: int = 64  # drop policy: bounded sending queue (messages)
+    queue_bytes: int = 64 * 1024 * 1024  # ... and bytes
+
+    def __post_init__(self) -> None:
+        if self.policy not in POLICIES:
+            raise ValueError(f"edge {self.name!r}: policy {self.policy!r} is not one of {POLICIES}")
+        for key in ("window", "queue_msgs", "queue_bytes"):
+            if int(getattr(self, key)) < 1:
+                raise ValueError(f"edge {self.name!r}: {key} must be >= 1")
+
+
+@dataclass
+class EdgeStats:
+    offered: int = 0  # messages handed to the edge
+    sent: int = 0  # messages put on the wire
+    dropped: int = 0  # messages dropped (drop policy)
+    events_sent: int = 0
+    events_dropped: dict = field(default_factory=lambda: collections.Counter())
+    max_queue: int = 0
+    credit_waits: int = 0
+
+    def as_dict(self) -> dict:
+        return {
+            "offered": self.offered, "sent": self.sent, "dropped": self.dropped,
+            "events_sent": self.events_sent, "events_dropped": dict(self.events_dropped),
+            "max_queue": self.max_queue, "credit_waits": self.credit_waits,
+        }
+
+
+def _nbytes(frames: list) -> int:
+    return sum(len(f) if isinstance(f, bytes) else f.nbytes for f in frames)
+
+
+class EdgeSender:
+    """The sending end of one edge."""
+
+    def __init__(self, ctx: zmq.Context, cfg: EdgeConfig, identity: bytes, curve: dict | None = None):
+        self.cfg = cfg
+        self.sock = ctx.socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.IDENTITY, identity)
+        self.sock.setsockopt(zmq.LINGER, 2000)
+        # Credits bound what is in flight; ZeroMQ's own HWM must never be the limit.
+        self.sock.setsockopt(zmq.SNDHWM, 0)
+        self.sock.setsockopt(zmq.IMMEDIATE, 1)
+        if curve:
+            apply_curve_client(self.sock, curve)
+        self.sock.connect(cfg.endpoint)
+        self.count = 0  # messages put on the wire by this sender on this edge
+        self.limit = 0  # absolute credit limit granted by the receiver
+        self.queue: collections.deque[tuple[Packet, list]] = collections.deque()
+        self.queue_bytes = 0
+        self.stats = EdgeStats()
+        self._last_hello = 0.0
+
+    # -- credit -------------------------------------------------------------------------
+    def handle_incoming(self) -> None:
+        """Read all pending credit grants (non-blocking)."""
+        while True:
+            try:
+                msg = self.sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if len(msg) == 2 and msg[0] == CREDIT and len(msg[1]) == 8:
+                self.limit = max(self.limit, _U64.unpack(msg[1])[0])
+            # anything else from a receiver is ignored: senders trust nothing either
+
+    def hello(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._last_hello >= HELLO_INTERVAL_S:
+            self._last_hello = now
+            try:
+                self.sock.send_multipart([HELLO, _U64.pack(self.count)], zmq.NOBLOCK)
+            except zmq.Again:
+                pass
+
+    @property
+    def credit(self) -> int:
+        return self.limit - self.count
+
+    # -- sending ------------------------------------------------------------------------
+    def offer(self, packet: Packet, frames: list) -> None:
+        """Hand a packet to the edge: queue it, dropping the oldest data if over bound."""
+        self.stats.offered += 1
+        self.queue.append((packet, frames))
+        self.queue_bytes += _nbytes(frames)
+        if self.cfg.policy == "drop":
+            self._enforce_bound()
+        self.stats.max_queue = max(self.stats.max_queue, len(self.queue))
+
+    def _enforce_bound(self) -> None:
+        while len(self.queue) > self.cfg.queue_msgs or self.queue_bytes > self.cfg.queue_bytes:
+            for i, (pkt, frames) in enumerate(self.queue):
+                if not pkt.is_control:
+                    del self.queue[i]
+                    self.queue_bytes -= _nbytes(frames)
+                    self.stats.dropped += 1
+                    self.stats.events_dropped["no_credit"] += pkt.n
+                    break
+            else:
+                return  # only control packets left: never dropped
+
+    def pump(self) -> None:
+        """Send queued messages while credit lasts."""
+        self.handle_incoming()
+        while self.queue and self.count < self.limit:
+            pkt, frames = self.queue[0]
+            try:
+                self.sock.send_multipart([DATA, _U64.pack(self.count + 1), *frames], zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                break  # no connected receiver (it may be restarting): keep the message
+            self.queue.popleft()
+            self.queue_bytes -= _nbytes(frames)
+            self.count += 1
+            self.stats.sent += 1
+            self.stats.events_sent += pkt.n
+        if self.queue:
+            self.hello()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class EdgeReceiver:
+    """The receiving end: a bound ROUTER that grants credit to every connected sender."""
+
+    def __init__(self, ctx: zmq.Context, endpoint: str, window: int = 32, curve: dict | None = None):
+        self.sock = ctx.socket(zmq.ROUTER)
+        self.sock.setsockopt(zmq.LINGER, 500)
+        self.sock.setsockopt(zmq.RCVHWM, 0)
+        self.sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        if curve:
+            apply_curve_server(self.sock, curve)
+        self.sock.bind(endpoint)
+        self.endpoint = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.window = window
+        self.peers: dict[bytes, int] = {}  # identity -> last count seen
+        self.received = 0
+        self.lost = 0  # gaps in a sender's count (e.g. after this receiver restarted)
+        self.per_peer_received: collections.Counter = collections.Counter()
+
+    def recv(self) -> list | None:
+        """One message's packet frames, or None for a hello or an unusable message.
+
+        Raises ``codec.DecodeError("envelope")`` for a message without our envelope.
+        """
+        msg = self.sock.recv_multipart(copy=False)
+        if len(msg) < 3:
+            raise codec.DecodeError("envelope", f"{len(msg)} frames")
+        ident, tag, cnt = msg[0].bytes, msg[1].bytes, msg[2].bytes
+        if len(cnt) != 8 or tag not in (DATA, HELLO):
+            raise codec.DecodeError("envelope", "bad tag or count")
+        count = _U64.unpack(cnt)[0]
+        if tag == HELLO:
+            if len(msg) != 3:
+                raise codec.DecodeError("envelope", "hello with body")
+            self.peers.setdefault(ident, count)
+            self.peers[ident] = max(self.peers[ident], count)
+            self._grant(ident)
+            return None
+        last = self.peers.get(ident)
+        if last is not None and count > last + 1:
+            self.lost += count - last - 1
+        self.peers[ident] = count if last is None else max(last, count)
+        self.received += 1
+        self.per_peer_received[ident] += 1
+        if count % max(1, self.window // 4) == 0:
+            self._grant(ident)
+        return msg[3:]
+
+    def _grant(self, ident: bytes) -> None:
+        try:
+            self.sock.send_multipart([ident, CREDIT, _U64.pack(self.peers[ident] + self.window)], zmq.NOBLOCK)
+        except (zmq.Again, zmq.ZMQError):
+            pass  # peer gone; it will say hello again
+
+    def grant_all(self) -> None:
+        for ident in self.peers:
+            self._grant(ident)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def apply_curve_server(sock: zmq.Socket, curve: dict) -> None:
+    """Make ``sock`` a CurveZMQ server with its secret key (authentication via ZAP)."""
+    sock.curve_secretkey = curve["secret_key"]
+    sock.curve_publickey = curve["public_key"]
+    sock.curve_server = True
+
+
+def apply_curve_client(sock: zmq.Socket, curve: dict) -> None:
+    """Make ``sock`` a CurveZMQ client of a server whose public key is ``server_key``."""
+    sock.curve_secretkey = curve["secret_key"]
+    sock.curve_publickey = curve["public_key"]
+    sock.curve_serverkey = curve["server_key"]
