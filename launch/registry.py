@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 
 NODE_KINDS: dict[str, str] = {
     "synthetic_dvs": "nodes.sources.synthetic:SyntheticDvsSource",
@@ -17,8 +18,12 @@ NODE_KINDS: dict[str, str] = {
 }
 
 
+_CUSTOM = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
+
+
 def is_known(kind: str) -> bool:
-    return kind in NODE_KINDS or (":" in kind and "." in kind.partition(":")[0])
+    """A registered kind, or an explicit ``module:Class`` (a user's own node)."""
+    return kind in NODE_KINDS or bool(_CUSTOM.fullmatch(kind))
 
 
 def node_class(kind: str):

@@ -23,6 +23,7 @@ from stream.runtime import NodeSpec
 from .graph import Graph
 from .nodeproc import write_spec
 
+CONFIG_ERROR_EXIT = 2  # `rram-lsm node` exits 2 on a bad parameter or graph
 EOS_GRACE_S = 5.0  # a node whose upstreams all ended is asked to stop after this long
 STOP_GRACE_S = 10.0  # Ctrl-C: time for end-of-stream to drain before SIGTERM, then SIGKILL
 
@@ -126,9 +127,12 @@ class Launcher:
                 self.event("exited", node=name, returncode=rc)
                 continue
             policy = self.graph.restart[name]
-            if policy.policy == "never" or st.restarts >= policy.max_restarts:
+            if rc == CONFIG_ERROR_EXIT or policy.policy == "never" or st.restarts >= policy.max_restarts:
+                # a configuration error would fail again: stop the graph instead of retrying
                 st.failed = True
-                self.event("failed", node=name, returncode=rc, restarts=st.restarts)
+                reason = "configuration error" if rc == CONFIG_ERROR_EXIT else "restart limit"
+                self.event("failed", node=name, returncode=rc, restarts=st.restarts, reason=reason)
+                self.request_stop()
                 continue
             delay = min(policy.backoff_s * (2 ** st.restarts), policy.backoff_max_s)
             st.restarts += 1

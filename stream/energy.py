@@ -277,7 +277,7 @@ def reservoir_ops(n_inputs: int, n_neurons: int, n_bins: int,
     across every column (both cells of each pair) and needs one driver per column tile; every
     row tile digitises one partial sum per neuron (the differential current is subtracted in
     analogue before the ADC).  ``synaptic_ops`` is the event-driven work (fan-out of every
-    driven row), ``macs`` the dense-equivalent work of a clocked accelerator.  Weights stay
+    driven row), ``dense_macs`` the dense-equivalent work of a clocked accelerator.  Weights stay
     on chip, so ``bytes_moved`` (main memory) is 0.
     """
     for key, v in (("n_inputs", n_inputs), ("n_neurons", n_neurons), ("n_bins", n_bins)):
@@ -294,6 +294,6 @@ def reservoir_ops(n_inputs: int, n_neurons: int, n_bins: int,
         "synaptic_ops": n_bins * rows_per_bin * n_neurons,
         "neuron_updates": float(n_bins * n_neurons),
         "spikes": n_bins * spikes_per_bin,
-        "macs": float(n_bins * (n_inputs + n_neurons) * n_neurons),
+        "dense_macs": float(n_bins * (n_inputs + n_neurons) * n_neurons),
         "bytes_moved": 0.0,
     }

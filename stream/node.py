@@ -13,9 +13,12 @@ from typing import Any, Iterable, Iterator
 from .packets import Packet
 
 # DESIGN.md's operation-count vocabulary, shared by every node and every energy profile.
+# ``macs`` are real digital multiply-accumulates (projection, classifier); ``dense_macs`` is
+# the reservoir's dense-equivalent work, reported beside its ``synaptic_ops`` so a clocked
+# dense accelerator can be priced without double-counting the heads.
 OP_COUNTS = (
     "dac_row_activations", "cell_reads", "adc_conversions", "synaptic_ops",
-    "neuron_updates", "spikes", "macs", "bytes_moved",
+    "neuron_updates", "spikes", "macs", "dense_macs", "bytes_moved",
 )
 
 

@@ -47,7 +47,8 @@ class NodeSpec:
 class NodeRuntime:
     def __init__(self, node: Node, spec: NodeSpec, ctx: zmq.Context | None = None):
         self.node, self.spec = node, spec
-        self.ctx = ctx or zmq.Context.instance()
+        self._owns_ctx = ctx is None
+        self.ctx = ctx or zmq.Context()
         self.epoch = new_epoch()
         self.stats = NodeStats()
         self.seq = 0
@@ -249,4 +250,8 @@ class NodeRuntime:
         if self.receiver is not None:
             self.receiver.close()
         self.telemetry.close()
+        if self._owns_ctx:
+            # Waits (up to each socket's linger) until zero-copy bodies are on the wire, so no
+            # buffer is freed under ZeroMQ's I/O thread at interpreter exit.
+            self.ctx.term()
 

@@ -96,7 +96,7 @@ class EdgeSender:
     # -- credit -------------------------------------------------------------------------
     def handle_incoming(self) -> None:
         """Read all pending credit grants (non-blocking)."""
-        while True:
+        while self.sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
             try:
                 msg = self.sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:

@@ -120,7 +120,7 @@ def test_reservoir_ops_hand_computed():
     assert ops["adc_conversions"] == 6
     assert ops["neuron_updates"] == 6
     assert ops["spikes"] == pytest.approx(2)
-    assert ops["macs"] == 2 * 7 * 3
+    assert ops["dense_macs"] == 2 * 7 * 3
     # Tiled over 4×4 macros: 7 rows -> 2 row tiles (ADC per tile), 6 columns -> 2 column tiles.
     tiled = reservoir_ops(4, 3, 2, ReservoirActivity(0.5, 1 / 3), CrossbarGeometry(4, 4))
     assert tiled["adc_conversions"] == 12
