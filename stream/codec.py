@@ -167,20 +167,19 @@ def _decode_body(h: dict, buf: memoryview, geometry, limits: Limits) -> np.ndarr
     return body
 
 
+_CHECK_REASONS = {1: ("time_backwards", "time goes backwards"), 2: ("coord_range", "x outside geometry"),
+                  3: ("coord_range", "y outside geometry"), 4: ("coord_range", "polarity > 1")}
+
+
 def _check_events(ev: np.ndarray, name: str, geometry) -> None:
     if ev.ndim != 1:
         raise DecodeError("field_type", "shape")
-    if geometry is None:
+    if geometry is None or (name == "dvs" and len(geometry) < 2):
         raise DecodeError("missing_field", "geometry")
     if len(ev) == 0:
         return
-    t = ev["t"]
-    if t[0] < 0 or (len(t) > 1 and np.any(t[1:] < t[:-1])):
-        raise DecodeError("time_backwards", name)
-    if ev["x"].max() >= geometry[0]:
-        raise DecodeError("coord_range", f"x >= {geometry[0]}")
-    if name == "dvs":
-        if len(geometry) < 2 or ev["y"].max() >= geometry[1]:
-            raise DecodeError("coord_range", "y outside geometry")
-    if "p" in ev.dtype.names and ev["p"].max() > 1:
-        raise DecodeError("coord_range", "polarity > 1")
+    from .validate import check_events  # compiled on first use; nodes without events never pay
+
+    code = check_events(ev, name, geometry)
+    if code:
+        raise DecodeError(*_CHECK_REASONS[code])

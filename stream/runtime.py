@@ -21,6 +21,7 @@ from .telemetry import NodeStats, TelemetryPublisher
 from .transport import EdgeConfig, EdgeReceiver, EdgeSender
 
 POLL_MS = 50
+_EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)
 DRAIN_TIMEOUT_S = 10.0
 MAX_ERROR_LOGS = 5
 
@@ -63,6 +64,9 @@ class NodeRuntime:
         self.receiver = (
             EdgeReceiver(self.ctx, spec.bind, spec.window, spec.curve_server) if spec.bind else None
         )
+        if self.receiver is not None:
+            from . import validate
+            validate.warm_up()
         self.telemetry = TelemetryPublisher(self.ctx, spec.telemetry, spec.name, self.epoch)
         self._last_report = time.monotonic()
 
@@ -240,7 +244,7 @@ class NodeRuntime:
                         self._handle_frames(frames)
                     if self.stop_requested or self._finished_upstream():
                         break
-                    if not self.receiver.sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                    if not self.receiver.sock.getsockopt(_EVENTS) & _POLLIN:
                         break
             self._maybe_report()
 

@@ -3,8 +3,8 @@
 An edge joins one sending node to one receiving node.  The receiver binds a ROUTER socket
 (several senders may connect to it: fan-in); each sender connects a DEALER.  Messages:
 
-* sender -> receiver: ``[b"D", count, *packet frames]`` (``count`` = this edge's running
-  message number, 8 bytes little-endian) or ``[b"H", count]`` (hello: "I exist, I have sent
+* sender -> receiver: ``[b"D" + count, *packet frames]`` (``count`` = this edge's running
+  message number, 8 bytes little-endian) or ``[b"H" + count]`` (hello: "I exist, I have sent
   ``count``, grant me credit").
 * receiver -> sender: ``[b"C", limit]``: the sender may send while its count < ``limit``.
   Limits are absolute, so a lost or repeated grant is harmless.
@@ -25,8 +25,10 @@ import zmq
 from . import codec
 from .packets import Packet
 
-_U64 = struct.Struct("<Q")
+_TAGGED = struct.Struct("<cQ")  # one-byte tag + 8-byte count: one frame, not two
 DATA, HELLO, CREDIT = b"D", b"H", b"C"
+# Plain ints: pyzmq's enum flags cost microseconds per operation on the hot path.
+_NOBLOCK, _EVENTS, _POLLIN = int(zmq.NOBLOCK), int(zmq.EVENTS), int(zmq.POLLIN)
 HELLO_INTERVAL_S = 0.25
 POLICIES = ("block", "drop")
 
@@ -96,13 +98,13 @@ class EdgeSender:
     # -- credit -------------------------------------------------------------------------
     def handle_incoming(self) -> None:
         """Read all pending credit grants (non-blocking)."""
-        while self.sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+        while self.sock.getsockopt(_EVENTS) & _POLLIN:
             try:
-                msg = self.sock.recv_multipart(zmq.NOBLOCK)
+                msg = self.sock.recv_multipart(_NOBLOCK)
             except zmq.Again:
                 return
-            if len(msg) == 2 and msg[0] == CREDIT and len(msg[1]) == 8:
-                self.limit = max(self.limit, _U64.unpack(msg[1])[0])
+            if len(msg) == 1 and len(msg[0]) == _TAGGED.size and msg[0][:1] == CREDIT:
+                self.limit = max(self.limit, _TAGGED.unpack(msg[0])[1])
             # anything else from a receiver is ignored: senders trust nothing either
 
     def hello(self, force: bool = False) -> None:
@@ -110,7 +112,7 @@ class EdgeSender:
         if force or now - self._last_hello >= HELLO_INTERVAL_S:
             self._last_hello = now
             try:
-                self.sock.send_multipart([HELLO, _U64.pack(self.count)], zmq.NOBLOCK)
+                self.sock.send(_TAGGED.pack(HELLO, self.count), _NOBLOCK)
             except zmq.Again:
                 pass
 
@@ -146,7 +148,7 @@ class EdgeSender:
         while self.queue and self.count < self.limit:
             pkt, frames = self.queue[0]
             try:
-                self.sock.send_multipart([DATA, _U64.pack(self.count + 1), *frames], zmq.NOBLOCK, copy=False)
+                self.sock.send_multipart([_TAGGED.pack(DATA, self.count + 1), *frames], _NOBLOCK, copy=False)
             except zmq.Again:
                 break  # no connected receiver (it may be restarting): keep the message
             self.queue.popleft()
@@ -185,19 +187,18 @@ class EdgeReceiver:
         Raises ``codec.DecodeError("envelope")`` for a message without our envelope.
         """
         msg = self.sock.recv_multipart(copy=False)
-        if len(msg) < 3:
+        if len(msg) < 2 or len(msg[1]) != _TAGGED.size:
             raise codec.DecodeError("envelope", f"{len(msg)} frames")
-        ident, tag, cnt = msg[0].bytes, msg[1].bytes, msg[2].bytes
-        if len(cnt) != 8 or tag not in (DATA, HELLO):
-            raise codec.DecodeError("envelope", "bad tag or count")
-        count = _U64.unpack(cnt)[0]
+        ident = msg[0].bytes
+        tag, count = _TAGGED.unpack(msg[1].bytes)
         if tag == HELLO:
-            if len(msg) != 3:
+            if len(msg) != 2:
                 raise codec.DecodeError("envelope", "hello with body")
-            self.peers.setdefault(ident, count)
-            self.peers[ident] = max(self.peers[ident], count)
+            self.peers[ident] = max(self.peers.get(ident, count), count)
             self._grant(ident)
             return None
+        if tag != DATA or len(msg) < 3:
+            raise codec.DecodeError("envelope", "bad tag or no packet")
         last = self.peers.get(ident)
         if last is not None and count > last + 1:
             self.lost += count - last - 1
@@ -206,11 +207,11 @@ class EdgeReceiver:
         self.per_peer_received[ident] += 1
         if count % max(1, self.window // 4) == 0:
             self._grant(ident)
-        return msg[3:]
+        return msg[2:]
 
     def _grant(self, ident: bytes) -> None:
         try:
-            self.sock.send_multipart([ident, CREDIT, _U64.pack(self.peers[ident] + self.window)], zmq.NOBLOCK)
+            self.sock.send_multipart([ident, _TAGGED.pack(CREDIT, self.peers[ident] + self.window)], _NOBLOCK)
         except (zmq.Again, zmq.ZMQError):
             pass  # peer gone; it will say hello again
 

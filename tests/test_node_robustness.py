@@ -15,7 +15,7 @@ from stream.codec import encode
 from stream.packets import DVS_DTYPE, Origin, Packet, control
 from test_codec import malformed_messages
 
-U64 = struct.Struct("<Q")
+TAGGED = struct.Struct("<cQ")  # the edge envelope: tag + running count
 
 
 def good(i):
@@ -40,16 +40,16 @@ def test_node_survives_malformed_messages(tmp_path, sockdir):
         dealer = zmq.Context.instance().socket(zmq.DEALER)
         dealer.setsockopt(zmq.LINGER, 1000)
         dealer.connect(mid_ep)
-        dealer.send_multipart([b"H", U64.pack(0)])
+        dealer.send(TAGGED.pack(b"H", 0))
         assert dealer.poll(30000), "no credit granted"
-        tag, limit = dealer.recv_multipart()
-        assert tag == b"C" and U64.unpack(limit)[0] >= 30
+        tag, limit = TAGGED.unpack(dealer.recv())
+        assert tag == b"C" and limit >= 30
         count = 0
 
         def send(frames):
             nonlocal count
             count += 1
-            dealer.send_multipart([b"D", U64.pack(count), *frames])
+            dealer.send_multipart([TAGGED.pack(b"D", count), *frames])
 
         expected = collections.Counter()
         bad = malformed_messages()
