@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stream.recovery import RecoveryConfig
 from stream.runtime import NodeSpec
 from stream.transport import POLICIES, EdgeConfig
 
@@ -34,7 +35,8 @@ from .registry import NODE_KINDS, is_known
 
 _ARG = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 GRAPH_KEYS = {"name", "transport", "host", "allow_remote", "telemetry_interval_s", "restart",
-              "energy_profiles", "description", "curve"}
+              "energy_profiles", "description", "curve", "recovery"}
+RECOVERY_KEYS = {"enabled", "max_unacked", "max_sample_bytes", "resend_after_s", "final_wait_s"}
 NODE_KEYS = {"kind", "params", "bind", "restart", "description"}
 EDGE_KEYS = {"from", "to", "policy", "window", "queue_msgs", "queue_bytes"}
 RESTART_KEYS = {"policy", "max_restarts", "backoff_s", "backoff_max_s"}
@@ -250,6 +252,41 @@ def load_graph(path: str | Path, overrides: dict[str, Any] | None = None,
     for name in sources:
         if not specs[name].outputs:
             raise GraphError(f"{f}: nodes.{name}: connected to nothing")
+    _wire_recovery(specs, sources, g.get("recovery", {}), edges, f, transport, host, socket_dir)
     return Graph(name=g.get("name", path.stem), path=path, nodes=specs, restart=restarts,
                  args=args, telemetry_interval_s=float(interval), transport=transport,
                  sources=sources)
+
+
+def _wire_recovery(specs: dict[str, NodeSpec], sources: list[str], table: Any, edges: list, f: str,
+                   transport: str, host: str, socket_dir) -> None:
+    """Sources keep samples until every sink they reach acknowledges them (lossless graphs).
+
+    On by default when every edge is `block`; live graphs with `drop` edges have no recovery
+    unit.  ``[graph.recovery] enabled = false`` turns it off.
+    """
+    table = _check_keys(table, RECOVERY_KEYS, f"{f}: graph.recovery")
+    lossless = all(e.policy == "block" for s in specs.values() for e in s.outputs)
+    if not table.get("enabled", lossless):
+        return
+    opts = {k: v for k, v in table.items() if k != "enabled"}
+    try:
+        RecoveryConfig(**{k: v for k, v in opts.items() if k != "final_wait_s"})
+    except (TypeError, ValueError) as exc:
+        raise GraphError(f"{f}: graph.recovery: {exc}") from None
+    by_endpoint = {s.bind: n for n, s in specs.items() if s.bind}
+    for src in sources:
+        reached, todo = set(), [src]
+        while todo:
+            for e in specs[todo.pop()].outputs:
+                dst = by_endpoint[e.endpoint]
+                if dst not in reached:
+                    reached.add(dst)
+                    todo.append(dst)
+        sinks = sorted(n for n in reached if not specs[n].outputs)
+        spec = specs[src]
+        spec.ack_bind = (f"ipc://{Path(socket_dir) / (src + '.ack')}" if transport == "ipc"
+                         else f"tcp://{host}:{free_tcp_port(host)}")
+        spec.recovery, spec.n_ackers = opts, len(sinks)
+        for sink in sinks:
+            specs[sink].ack_to.append(spec.ack_bind)

@@ -115,6 +115,9 @@ class Launcher:
                 if st.restart_at is not None and now >= st.restart_at and not self.stop_requested:
                     self._start(name)
                     self.event("restarted", node=name, attempt=st.restarts, pid=st.proc.pid)
+                    for src in self.graph.sources:  # re-send every unacknowledged sample
+                        if src != name:
+                            self._signal(src, signal.SIGUSR1)
                 continue
             rc = st.proc.poll()
             if rc is None:

@@ -33,28 +33,66 @@ def packet_record(p: Packet) -> dict:
 
 
 class SinkNode(Node):
-    """A counting sink (stores nothing); subclasses write records.  Removes duplicates by origin."""
+    """A counting sink (stores nothing); subclasses write records.
+
+    Records of a sample are held until its ``end_of_sample`` and committed only when the
+    sample is whole (a result arrived, or every event the source sent for it, ``n_events``),
+    so a sample cut by a restart upstream is not half-written; it is re-sent whole.  A sample
+    committed once is never written again (duplicates removed by ``origin``), and every
+    commit is acknowledged to the source when the graph recovers samples.
+    """
 
     kind = "null_sink"
+    RESULT_KINDS = ("features", "embedding", "prediction")
 
     def setup(self) -> None:
-        self.seen: set[tuple] = set()
+        self.pending: dict[tuple, list[dict]] = {}
+        self.committed: set[tuple] = set()
         self.duplicates = 0
+        self.incomplete = 0
         self.records = 0
 
     def process(self, packet: Packet):
-        if packet.is_control and packet.control not in ("end_of_sample", "start"):
+        key = self._key(packet)
+        if packet.is_control:
+            if key is not None and packet.control == "start":
+                self.pending[key] = [packet_record(packet)]
+            elif key is not None and packet.control == "end_of_sample" and key in self.pending:
+                self._commit(key, packet, self.pending.pop(key) + [packet_record(packet)])
             return ()
-        if not packet.is_control and packet.origin is not None and packet.kind != "events":
-            key = (packet.origin.stream, packet.origin.epoch, packet.origin.sample, packet.kind)
-            if key in self.seen:
-                self.duplicates += 1
-                self.gauges["duplicates"] = self.duplicates
-                return ()
-            self.seen.add(key)
-        self.records += 1
-        self.write(packet_record(packet))
+        if key is not None and key in self.pending:
+            self.pending[key].append(packet_record(packet))
+        else:
+            self._write(packet_record(packet))
         return ()
+
+    @staticmethod
+    def _key(p: Packet) -> tuple | None:
+        return (p.origin.stream, p.origin.epoch, p.origin.sample) if p.origin and p.sample >= 0 else None
+
+    def _commit(self, key: tuple, end: Packet, recs: list[dict]) -> None:
+        if key in self.committed:
+            self.duplicates += 1
+            self.gauges["duplicates"] = self.duplicates
+        else:
+            expected = end.meta.get("n_events")
+            got = sum(r["n"] for r in recs if r["kind"] == "events")
+            whole = (expected is None or got == expected
+                     or any(r["kind"] in self.RESULT_KINDS for r in recs))
+            if not whole:
+                self.incomplete += 1
+                self.gauges["incomplete_samples"] = self.incomplete
+                return
+            self.committed.add(key)
+            for rec in recs:
+                self._write(rec)
+        if self.on_ack is not None:
+            self.on_ack(end.origin)
+
+    def _write(self, rec: dict) -> None:
+        self.records += 1
+        self.gauges["records"] = self.records
+        self.write(rec)
 
     def write(self, rec: dict) -> None:
         """Counting only; subclasses write the record somewhere."""

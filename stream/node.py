@@ -41,6 +41,9 @@ class Node:
         self.ops: Counter[str] = Counter()
         # Per-sample results a node wants in telemetry (e.g. reservoir health).
         self.gauges: dict[str, float] = {}
+        # Set by the runtime on sinks of a recovering graph: call with a sample's origin
+        # once its result is committed, so the source can forget the sample.
+        self.on_ack = None
 
     def setup(self) -> None:
         """Load models, compile kernels; runs once before the first packet."""

@@ -17,6 +17,7 @@ import zmq
 from . import codec
 from .node import Node, SourceNode
 from .packets import Origin, Packet, control, new_epoch
+from .recovery import RecoveryConfig, SampleLedger, StartFilter, decode_ack, encode_ack
 from .telemetry import NodeStats, TelemetryPublisher
 from .transport import EdgeConfig, EdgeReceiver, EdgeSender
 
@@ -43,6 +44,11 @@ class NodeSpec:
     curve_server: dict | None = None  # {"secret_key", "public_key"} for the bound input
     curve_clients: dict[str, dict] = field(default_factory=dict)  # edge name -> client keys
     limits: codec.Limits = field(default_factory=codec.Limits)
+    # end-to-end recovery (sources keep samples until every sink acknowledges them)
+    recovery: dict | None = None  # RecoveryConfig fields; None = off (live graphs, drop edges)
+    ack_bind: str | None = None  # sources: where sinks send acknowledgements
+    n_ackers: int = 0  # sources: how many sinks must acknowledge each sample
+    ack_to: list[str] = field(default_factory=list)  # sinks: the sources' ack endpoints
 
 
 class NodeRuntime:
@@ -67,6 +73,23 @@ class NodeRuntime:
         if self.receiver is not None:
             from . import validate
             validate.warm_up()
+        self.start_filter = StartFilter()
+        self.ledger: SampleLedger | None = None
+        self.ack_sock = None
+        self.resend_requested = False
+        if isinstance(node, SourceNode) and spec.recovery is not None and spec.ack_bind:
+            self.ledger = SampleLedger(RecoveryConfig(**spec.recovery), spec.n_ackers)
+            self.ack_sock = self.ctx.socket(zmq.PULL)
+            self.ack_sock.setsockopt(zmq.LINGER, 0)
+            self.ack_sock.bind(spec.ack_bind)
+        self.ack_push = []
+        for ep in spec.ack_to:
+            sock = self.ctx.socket(zmq.PUSH)
+            sock.setsockopt(zmq.LINGER, 2000)
+            sock.connect(ep)
+            self.ack_push.append(sock)
+        self.acks_sent = 0
+        node.on_ack = self.send_ack if self.ack_push else None
         self.telemetry = TelemetryPublisher(self.ctx, spec.telemetry, spec.name, self.epoch)
         self._last_report = time.monotonic()
 
@@ -74,8 +97,11 @@ class NodeRuntime:
     def install_signal_handlers(self) -> None:
         def request_stop(signum, _frame):
             self.stop_requested = True
+        def request_resend(signum, _frame):
+            self.resend_requested = True
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
+        signal.signal(signal.SIGUSR1, request_resend)  # the launcher: "a node restarted"
 
     # -- sending ----------------------------------------------------------------------------
     def emit(self, pkt: Packet) -> None:
@@ -133,6 +159,10 @@ class NodeRuntime:
         if self.receiver is not None:
             snap["received"] = self.receiver.received
             snap["lost_upstream"] = self.receiver.lost
+        if self.ledger is not None:
+            snap["recovery"] = self.ledger.stats()
+        if self.ack_push:
+            snap["acks_sent"] = self.acks_sent
         snap["energy_pj"] = self._energy_report()
         self.telemetry.publish(snap)
         return snap
@@ -160,6 +190,9 @@ class NodeRuntime:
             self.stats.rejected[exc.reason] += 1
             return
         self.stats.msgs_in += 1
+        if not self.start_filter.admit(pkt):
+            self.stats.dropped_in["no_start"] += 1  # tail of a sample begun before a restart
+            return
         t_start = time.perf_counter_ns()
         if pkt.is_control:
             self.stats.controls_in[pkt.control] += 1
@@ -218,8 +251,51 @@ class NodeRuntime:
         for pkt in self.node.packets():
             if self.stop_requested:
                 break
+            if self.ledger is not None:
+                if pkt.is_control and pkt.control == "start":
+                    while self.ledger.full and not self.stop_requested:
+                        self._service_recovery(wait_ms=POLL_MS)
+                self.ledger.record(pkt)
             self.emit(pkt)
+            if self.ledger is not None:
+                self._service_recovery(wait_ms=0)
             self._maybe_report()
+        if self.ledger is not None:
+            deadline = time.monotonic() + float((self.spec.recovery or {}).get("final_wait_s", 120))
+            while self.ledger.kept and not self.stop_requested and time.monotonic() < deadline:
+                self._service_recovery(wait_ms=POLL_MS)
+
+    # -- end-to-end recovery ----------------------------------------------------------------
+    def _service_recovery(self, wait_ms: int) -> None:
+        """Read acknowledgements; re-send whole samples after a restart or a timeout."""
+        assert self.ledger is not None and self.ack_sock is not None
+        if self.ack_sock.poll(wait_ms, zmq.POLLIN):
+            while True:
+                try:
+                    frame = self.ack_sock.recv(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                ack = decode_ack(frame)
+                if ack is None:
+                    self.stats.rejected["bad_ack"] += 1
+                else:
+                    self.ledger.ack(*ack)
+        if self.ledger.open is None:
+            for packets in self.ledger.due(time.monotonic(), self.resend_requested):
+                for p in packets:
+                    self.emit(p)
+            self.resend_requested = False
+        self._maybe_report()
+
+    def send_ack(self, origin: Origin) -> None:
+        """Sinks: acknowledge a committed result to every source."""
+        frame = encode_ack(self.spec.name, origin)
+        for sock in self.ack_push:
+            try:
+                sock.send(frame, zmq.NOBLOCK)
+            except zmq.Again:
+                pass  # the source is gone or restarting; it will re-send and we ack again
+        self.acks_sent += 1
 
     def _run_consumer(self) -> None:
         assert self.receiver is not None, f"node {self.spec.name!r} has no input endpoint"
@@ -253,6 +329,8 @@ class NodeRuntime:
             s.close()
         if self.receiver is not None:
             self.receiver.close()
+        for sock in self.ack_push + ([self.ack_sock] if self.ack_sock is not None else []):
+            sock.close()
         self.telemetry.close()
         if self._owns_ctx:
             # Waits (up to each socket's linger) until zero-copy bodies are on the wire, so no

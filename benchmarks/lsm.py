@@ -1,0 +1,238 @@
+"""LSM throughput, side by side on the same inputs at batch 1 (not a test; prints a table).
+
+Rows: the Numba kernel (ideal and ``rram`` devices), the dense torch reference (CPU, one
+thread), snnTorch's RLeaky with the same weights (if installed), and the ``lsm`` node end to end
+(wire decode + address mapping + binning + kernel) on a DVS stream of 1 M events/s at 1 ms bins,
+for the N-MNIST preset and a 1,000-neuron reservoir.  The node's resident memory is measured in
+a separate process that imports only the node (no torch).
+
+    .venv/bin/python benchmarks/lsm.py [--repeats 20] [--out PATH.csv]
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from nodes.lsm.binning import bin_events, event_addresses, to_dense  # noqa: E402
+from nodes.lsm.node import LsmNode  # noqa: E402
+from nodes.lsm.presets import get_preset  # noqa: E402
+from nodes.lsm.reservoir import LifReservoir  # noqa: E402
+from stream import codec  # noqa: E402
+from stream.cache import cache_dir  # noqa: E402
+from stream.packets import DVS_DTYPE, Packet, control  # noqa: E402
+
+SENSOR = (34, 34)
+DURATION_US = 300_000
+RATE = 1_000_000  # raw events per second
+
+
+def dvs_stream(seed: int, rate: int = RATE, duration_us: int = DURATION_US) -> np.ndarray:
+    """One N-MNIST-sized sample: ``rate`` events/s concentrated around the sensor's centre."""
+    rng = np.random.default_rng(seed)
+    n = rate * duration_us // 1_000_000
+    ev = np.zeros(n, DVS_DTYPE)
+    ev["t"] = np.sort(rng.integers(0, duration_us, n))
+    ev["x"] = np.clip(rng.normal(17, 7, n), 0, 33).astype(np.uint16)
+    ev["y"] = np.clip(rng.normal(17, 7, n), 0, 33).astype(np.uint16)
+    ev["p"] = rng.integers(0, 2, n)
+    return ev
+
+
+def timed(fn, repeats: int) -> float:
+    """Median seconds of ``fn()`` over ``repeats`` calls (after one warm call)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def row(name, seconds, raw_events, syn_ops, duration_us=DURATION_US, **extra) -> dict:
+    return {"impl": name, "ms_per_sample": seconds * 1e3, "samples_per_s": 1 / seconds,
+            "raw_events_per_s": raw_events / seconds, "synaptic_ops_per_s": syn_ops / seconds,
+            "real_time_factor": duration_us * 1e-6 / seconds, **extra}
+
+
+def kernel_rows(ev: np.ndarray, repeats: int) -> list[dict]:
+    cfg = get_preset("nmnist")
+    t, a, n = event_addresses(ev, SENSOR, cfg.polarity, cfg.crop)
+    bp, ix = bin_events(t, a, n, mode="fixed_count", n_bins=cfg.n_bins)
+    rows = []
+    for device in ("ideal", "rram"):
+        r = LifReservoir(cfg, device)
+        r.warmup()
+        syn = r.run(bp, ix).ops["synaptic_ops"]
+
+        def full(r=r):
+            tt, aa, nn = event_addresses(ev, SENSOR, cfg.polarity, cfg.crop)
+            r.run(*bin_events(tt, aa, nn, mode="fixed_count", n_bins=cfg.n_bins))
+        rows.append(row(f"numba {device}, nmnist 256->200, 50 bins", timed(full, repeats), ev.size, syn,
+                        kernel_only_ms=timed(lambda r=r: r.run(bp, ix), repeats) * 1e3))
+    ideal = LifReservoir(cfg)
+    syn = ideal.run(bp, ix).ops["synaptic_ops"]
+
+    import torch
+    from nodes.lsm.reference import reference_run
+    torch.set_num_threads(1)
+
+    def dense():
+        tt, aa, nn = event_addresses(ev, SENSOR, cfg.polarity, cfg.crop)
+        frames = to_dense(*bin_events(tt, aa, nn, mode="fixed_count", n_bins=cfg.n_bins), nn)
+        reference_run(frames[None], ideal.w_in, ideal.w_rec, cfg.decay, cfg.vth)
+    frames = to_dense(bp, ix, n)[None]
+    rows.append(row("torch dense reference (CPU, 1 thread), nmnist", timed(dense, max(3, repeats // 4)),
+                    ev.size, syn, kernel_only_ms=timed(
+                        lambda: reference_run(frames, ideal.w_in, ideal.w_rec, cfg.decay, cfg.vth),
+                        max(3, repeats // 4)) * 1e3))
+    try:
+        import snntorch as snn
+    except ImportError:
+        print("snnTorch not installed: skipped (pip install --no-deps snntorch)")
+        return rows
+    fc = torch.nn.Linear(cfg.n_inputs, cfg.n_neurons, bias=False)
+    fc.weight.data = torch.from_numpy(ideal.w_in.T.copy())
+    lif = snn.RLeaky(beta=cfg.decay, threshold=cfg.vth, linear_features=cfg.n_neurons,
+                     reset_mechanism="zero")
+    lif.recurrent.weight.data = torch.from_numpy(ideal.w_rec.T.copy())
+
+    def snntorch_run():
+        tt, aa, nn = event_addresses(ev, SENSOR, cfg.polarity, cfg.crop)
+        x = torch.from_numpy(to_dense(*bin_events(tt, aa, nn, mode="fixed_count", n_bins=cfg.n_bins),
+                                      nn).astype(np.float32))
+        with torch.no_grad():
+            spk, mem = lif.init_rleaky()
+            for step in range(x.shape[0]):
+                spk, mem = lif(fc(x[step:step + 1]), spk, mem)
+    rows.append(row(f"snnTorch {snn.__version__} RLeaky (CPU, 1 thread), nmnist",
+                    timed(snntorch_run, max(3, repeats // 4)), ev.size, syn))
+    return rows
+
+
+def node_rows(ev: np.ndarray, repeats: int) -> list[dict]:
+    """The node end to end on wire frames: 1 ms fixed_width bins, 5 ms event packets."""
+    frames_per_packet = []
+    for k in range(0, DURATION_US, 5000):
+        part = ev[(ev["t"] >= k) & (ev["t"] < k + 5000)]
+        frames_per_packet.append(codec.encode(Packet(kind="events", body=part, geometry=SENSOR, sample=0)))
+    start = codec.encode(control("start", sample=0))
+    end = codec.encode(control("end_of_sample", sample=0))
+    packets = [codec.decode(f) for f in [start, *frames_per_packet, end]]
+    rows = []
+    for label, overrides, device in (("nmnist 256->200", {}, "ideal"),
+                                     ("nmnist 256->200", {}, "rram"),
+                                     ("1000-neuron reservoir", {"n_neurons": 1000}, "ideal")):
+        node = LsmNode("lsm", {"preset": "nmnist", "binning": "fixed_width", "bin_width_us": 1000,
+                               "overrides": overrides, "device": device})
+        node.setup()
+
+        def run_wire(node=node):
+            node.process(codec.decode(start))
+            for frames in frames_per_packet:
+                node.process(codec.decode(frames))
+            return node.process(codec.decode(end))
+
+        def run_packets(node=node):
+            for p in packets:
+                out = node.process(p)
+            return out
+        out = run_wire()
+        assert len(out) == 1 and out[0].meta["n_bins"] >= 299
+        node.ops.clear()
+        run_packets()
+        syn = node.ops["synaptic_ops"]
+        wire = timed(run_wire, repeats)
+        rows.append(row(f"lsm node {device}, {label}, 1 ms bins, 1 M ev/s", timed(run_packets, repeats),
+                        ev.size, syn, wire_ms_per_sample=wire * 1e3,
+                        wire_raw_events_per_s=ev.size / wire))
+    return rows
+
+
+def batch_encoding_rate(n_samples: int = 2000) -> dict:
+    """Offline batched encoding of N-MNIST-sized samples (~4,000 events in the 16x16 crop)."""
+    from nodes.lsm.encode import encode_samples
+    from nodes.lsm.reservoir import numba_threads
+    cfg = get_preset("nmnist")
+    rng = np.random.default_rng(3)
+    samples = [(np.sort(rng.integers(0, DURATION_US, 4000)), rng.integers(0, 256, 4000))
+               for _ in range(n_samples)]
+    r = LifReservoir(cfg)
+    encode_samples(samples[:50], r)
+    t0 = time.perf_counter()
+    encode_samples(samples, r)
+    dt = time.perf_counter() - t0
+    return {"samples_per_s": n_samples / dt, "threads": numba_threads(), "events": 4000}
+
+
+def node_rss_mb() -> float:
+    """Resident memory of a process that runs the node on one sample (no torch imported)."""
+    code = (
+        "import sys, json, numpy as np, psutil; sys.path.insert(0, %r);"
+        "from benchmarks.lsm import dvs_stream, SENSOR; from nodes.lsm.node import LsmNode;"
+        "from stream.packets import Packet, control;"
+        "n = LsmNode('lsm', {'preset': 'nmnist', 'binning': 'fixed_width', 'bin_width_us': 1000});"
+        "n.setup(); ev = dvs_stream(1); n.process(control('start', sample=0));"
+        "[n.process(Packet(kind='events', body=p, geometry=SENSOR)) for p in np.array_split(ev, 60)];"
+        "n.process(control('end_of_sample', sample=0));"
+        "print(json.dumps({'rss': psutil.Process().memory_info().rss, 'torch': 'torch' in sys.modules}))"
+    ) % str(Path(__file__).resolve().parents[1])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    info = json.loads(out.stdout.strip().splitlines()[-1])
+    assert not info["torch"], "the node imported torch"
+    return info["rss"] / 2 ** 20
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--out", type=Path, default=cache_dir("benchmarks") / "lsm.csv")
+    args = ap.parse_args(argv)
+    ev = dvs_stream(0)
+    rows = kernel_rows(ev, args.repeats) + node_rows(ev, max(3, args.repeats // 4))
+    rss = node_rss_mb()
+    base = next(r for r in rows if r["impl"].startswith("torch"))["ms_per_sample"]
+    ideal = rows[0]["ms_per_sample"]
+    for r in rows:
+        r["speedup_vs_torch"] = base / r["ms_per_sample"]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    keys = sorted({k for r in rows for k in r}, key=lambda k: (k != "impl", k))
+    with open(args.out, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+    print(f"input: one 300 ms DVS sample at 1 M ev/s ({ev.size} raw events, 34x34x2), batch 1\n")
+    print("| implementation | ms/sample | samples/s | raw events/s | synaptic ops/s | real-time factor "
+          "| x torch ref | with wire decode: raw events/s, RTF |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        wire = (f"{r['wire_raw_events_per_s'] / 1e6:.1f} M, {DURATION_US * 1e-3 / r['wire_ms_per_sample']:.0f}"
+                if "wire_ms_per_sample" in r else "")
+        print(f"| {r['impl']} | {r['ms_per_sample']:.3f} | {r['samples_per_s']:.0f} | "
+              f"{r['raw_events_per_s'] / 1e6:.1f} M | {r['synaptic_ops_per_s'] / 1e9:.2f} G | "
+              f"{r['real_time_factor']:.0f} | {r['speedup_vs_torch']:.1f} | {wire} |")
+    torch_k = next(r for r in rows if r["impl"].startswith("torch"))["kernel_only_ms"]
+    print(f"\nkernel only (binned input, nmnist 50 bins): numba ideal {rows[0]['kernel_only_ms']:.3f} ms, "
+          f"rram {rows[1]['kernel_only_ms']:.3f} ms, torch dense {torch_k:.3f} ms "
+          f"-> numba ideal is {torch_k / rows[0]['kernel_only_ms']:.0f}x the torch reference")
+    enc = batch_encoding_rate()
+    print(f"offline encode_samples (prange, {enc['threads']} threads): {enc['samples_per_s']:.0f} samples/s "
+          f"on N-MNIST-sized samples of {enc['events']} events")
+    rram = rows[1]["ms_per_sample"]
+    print(f"\nrram / ideal time (kernel + binning, nmnist): {rram / ideal:.2f}x; "
+          f"kernel only: {rows[1]['kernel_only_ms'] / rows[0]['kernel_only_ms']:.2f}x")
+    print(f"lsm node resident memory (no torch): {rss:.0f} MB")
+    print(f"CSV: {args.out}")
+
+
+if __name__ == "__main__":
+    main()

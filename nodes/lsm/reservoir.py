@@ -1,0 +1,482 @@
+"""Recurrent LIF reservoir (PAPER.md) with an event-driven Numba kernel.
+
+Per bin ``t``::
+
+    mem[t] = decay * mem[t-1] * (1 - s[t-1]) + x[t] @ W_in + s[t-1] @ W_rec
+    s[t]   = mem[t] >= vth
+    feature = mean over bins of s
+
+``W_in`` is ``(n_inputs, n_neurons)`` and ``W_rec`` ``(n_neurons, n_neurons)``: rows are the
+crossbar rows (pre-synaptic), so a bin only touches the rows of the inputs that fired and of the
+neurons that spiked in the previous bin — work proportional to activity.  Inputs arrive as CSR
+``(bin_ptr, idx)`` from :mod:`nodes.lsm.binning`.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+
+from stream.node import ConfigError
+
+from . import rram as _rram  # noqa: F401  (nodes.lsm.__init__ configured Numba's cache first)
+from .rram import DeviceConfig, RramCrossbar, make_device
+
+import numba  # noqa: E402
+from numba import njit, prange  # noqa: E402
+
+BINNING_MODES = ("fixed_count", "fixed_width", "chunk_pad")
+# Kernel counters: rows driven, (row tile, bin) pairs digitised, spikes, bins.
+_N_COUNTERS = 4
+# Pre-drawn standard normals for read noise (a run of n_neurons of them per read, random offset).
+NOISE_TABLE_SIZE = 1 << 20
+
+
+@dataclass(frozen=True)
+class LsmConfig:
+    """Everything that defines one reservoir; validated on construction (errors name the key).
+
+    ``mu_*``/``sigma_*`` are the differential-conductance law of formed cells in µS (PAPER.md);
+    weights are that conductance times ``const``.  ``binning``/``bin_width_us`` say how events
+    become frames (``bin_width_us`` is the live fixed_width bin, or the raster step of
+    ``chunk_pad``); ``crop``/``polarity`` map DVS sensors onto ``n_inputs`` (e.g. 16x16, one
+    polarity, for N-MNIST).
+    """
+
+    n_inputs: int
+    n_neurons: int = 200
+    n_bins: int = 50
+    decay: float = 0.9
+    vth: float = 5.0
+    const: float = 0.07
+    seed: int = 0
+    mu_in: float = 0.002
+    sigma_in: float = 6.6
+    mu_rec: float = 0.006
+    sigma_rec: float = 6.7
+    binning: str = "fixed_count"
+    bin_width_us: int | None = None
+    crop: tuple[int, int] | None = None
+    polarity: int | None = None
+
+    def __post_init__(self) -> None:
+        for key in ("n_inputs", "n_neurons", "n_bins"):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
+                raise ConfigError(f"LSM parameter {key!r} must be a positive integer, got {v!r}")
+        if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ConfigError(f"LSM parameter 'seed' must be a non-negative integer, got {self.seed!r}")
+        for key in ("decay", "vth", "const", "mu_in", "sigma_in", "mu_rec", "sigma_rec"):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ConfigError(f"LSM parameter {key!r} must be a finite number, got {v!r}")
+        if not 0.0 <= self.decay <= 1.0:
+            raise ConfigError(f"LSM parameter 'decay' must lie in [0, 1], got {self.decay!r}")
+        if self.vth <= 0:
+            raise ConfigError(f"LSM parameter 'vth' must be > 0, got {self.vth!r}")
+        if self.const <= 0:
+            raise ConfigError(f"LSM parameter 'const' must be > 0, got {self.const!r}")
+        for key in ("sigma_in", "sigma_rec"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"LSM parameter {key!r} must be >= 0, got {getattr(self, key)!r}")
+        if self.binning not in BINNING_MODES:
+            raise ConfigError(f"LSM parameter 'binning' must be one of {BINNING_MODES}, got {self.binning!r}")
+        if self.bin_width_us is not None and (not isinstance(self.bin_width_us, (int, np.integer)) or self.bin_width_us <= 0):
+            raise ConfigError(f"LSM parameter 'bin_width_us' must be a positive integer (µs), got {self.bin_width_us!r}")
+        if self.binning == "fixed_width" and self.bin_width_us is None:
+            raise ConfigError("LSM parameter 'bin_width_us' is required when binning is 'fixed_width'")
+        if self.polarity not in (None, 0, 1):
+            raise ConfigError(f"LSM parameter 'polarity' must be None, 0 or 1, got {self.polarity!r}")
+        if self.crop is not None:
+            if len(self.crop) != 2 or any(not isinstance(c, (int, np.integer)) or c <= 0 for c in self.crop):
+                raise ConfigError(f"LSM parameter 'crop' must be (width, height) positive ints, got {self.crop!r}")
+            object.__setattr__(self, "crop", (int(self.crop[0]), int(self.crop[1])))
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def field_names(cls) -> set[str]:
+        return {f.name for f in fields(cls)}
+
+
+@dataclass
+class RunResult:
+    """Output of one reservoir run. ``features`` is the mean rate per neuron (float32)."""
+
+    features: np.ndarray
+    n_bins: int
+    spike_counts: np.ndarray
+    final_mem: np.ndarray
+    spikes: np.ndarray | None = None          # (T, n_neurons) uint8 when recorded
+    window_rates: np.ndarray | None = None    # (n_windows, n_neurons) float32 when asked
+    ops: dict[str, int] | None = None
+
+
+# ---------------------------------------------------------------------------- kernels
+
+@njit(cache=True, nogil=True)
+def _lif_ideal(bin_ptr, idx, w_in, w_rec, decay, vth, mem, spk, counts, raster, record,
+               tile_rows, touched, cnt):
+    """Event-driven LIF over ``len(bin_ptr) - 1`` bins; mutates mem/spk/counts/raster/cnt."""
+    n = mem.shape[0]
+    n_in = w_in.shape[0]
+    n_bins = bin_ptr.shape[0] - 1
+    cur = np.zeros(n, dtype=mem.dtype)
+    prev = np.empty(n, dtype=np.int64)
+    n_prev = 0
+    for j in range(n):
+        if spk[j]:
+            prev[n_prev] = j
+            n_prev += 1
+    for t in range(n_bins):
+        for j in range(n):
+            cur[j] = 0.0
+        touched[:] = 0
+        a0 = bin_ptr[t]
+        a1 = bin_ptr[t + 1]
+        for k in range(a0, a1):
+            i = idx[k]
+            for j in range(n):
+                cur[j] += w_in[i, j]
+            touched[i // tile_rows] = 1
+        for q in range(n_prev):
+            p = prev[q]
+            for j in range(n):
+                cur[j] += w_rec[p, j]
+            touched[(n_in + p) // tile_rows] = 1
+        cnt[0] += (a1 - a0) + n_prev
+        for r in range(touched.shape[0]):
+            cnt[1] += touched[r]
+        n_new = 0
+        for j in range(n):
+            if spk[j]:
+                m = cur[j]
+            else:
+                m = decay * mem[j] + cur[j]
+            mem[j] = m
+            if m >= vth:
+                spk[j] = 1
+                prev[n_new] = j
+                n_new += 1
+                counts[j] += 1
+            else:
+                spk[j] = 0
+            if record:
+                raster[t, j] = spk[j]
+        n_prev = n_new
+        cnt[2] += n_new
+    cnt[3] += n_bins
+
+
+@njit(cache=True, nogil=True)
+def _read_tile(acc, sq, cur, read_noise, table, off, adc_bits, inv_lsb, lsb, top):
+    """One row tile's partial column currents -> read noise -> ADC -> added to ``cur``."""
+    n = acc.shape[0]
+    if read_noise > 0.0:
+        sd = read_noise * math.sqrt(sq)
+        for j in range(n):
+            acc[j] += sd * table[off + j]
+    if adc_bits > 0:
+        for j in range(n):
+            c = math.floor(acc[j] * inv_lsb + 0.5)
+            if c > top:
+                c = top
+            elif c < -top:
+                c = -top
+            cur[j] += c * lsb
+    else:
+        for j in range(n):
+            cur[j] += acc[j]
+
+
+@njit(cache=True, nogil=True)
+def _lif_rram(bin_ptr, idx, g_diff, g_sq_row, n_in, const, read_noise, adc_bits, adc_fs,
+              decay, vth, mem, spk, counts, raster, record, tile_rows, touched, cnt, seed, table):
+    """As ``_lif_ideal`` but reads the stacked conductances (µS) with per-read noise and an ADC.
+
+    Each row tile gives a partial column current; read noise is added to it in closed form
+    (std ``read_noise * sqrt(sum over driven rows of mean_j(G+^2 + G-^2))``, one draw per
+    column per read; ``g_sq_row`` holds each row's column mean, which makes the variance exact
+    in expectation and off by ~spread/sqrt(rows) per column, at a fraction of the cost), then the
+    signed ADC quantises it; the membrane receives ``const * sum of tiles``.  Driven rows are
+    visited in order (inputs ascending, then recurrent rows ascending, as binning emits them),
+    so each tile's rows form one run and one read.  The normal draws of one read are a run of
+    ``table`` (pre-drawn i.i.d. normals) at an offset from a xorshift64* generator seeded with
+    ``seed``: vectorised per column, ~1 ns per draw instead of ~100 ns for Numba's
+    ``np.random.standard_normal``.
+    """
+    state = np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(0x2545F4914F6CDD1D)
+    if state == np.uint64(0):
+        state = np.uint64(1)
+    n = mem.shape[0]
+    n_bins = bin_ptr.shape[0] - 1
+    span = np.uint64(table.shape[0] - n)
+    acc = np.zeros(n, dtype=mem.dtype)
+    sq = 0.0
+    cur = np.zeros(n, dtype=mem.dtype)
+    prev = np.empty(n, dtype=np.int64)
+    top = 0.0
+    lsb = 0.0
+    inv_lsb = 0.0
+    if adc_bits > 0:
+        top = 2.0 ** (adc_bits - 1) - 1.0
+        lsb = adc_fs / top
+        inv_lsb = 1.0 / lsb
+    n_prev = 0
+    for j in range(n):
+        if spk[j]:
+            prev[n_prev] = j
+            n_prev += 1
+    for t in range(n_bins):
+        a0 = bin_ptr[t]
+        a1 = bin_ptr[t + 1]
+        n_rows = (a1 - a0) + n_prev
+        for j in range(n):
+            cur[j] = 0.0
+        tile = -1
+        for q in range(n_rows + 1):
+            r = -1
+            if q < a1 - a0:
+                r = idx[a0 + q]
+            elif q < n_rows:
+                r = n_in + prev[q - (a1 - a0)]
+            tl = r // tile_rows if r >= 0 else -2
+            if tl != tile:
+                if tile >= 0:  # the previous tile's run ended: one read of it
+                    cnt[1] += 1
+                    state ^= state >> np.uint64(12)
+                    state ^= state << np.uint64(25)
+                    state ^= state >> np.uint64(27)
+                    off = np.int64(((state * np.uint64(0x2545F4914F6CDD1D)) >> np.uint64(11)) % span)
+                    _read_tile(acc, sq, cur, read_noise, table, off, adc_bits, inv_lsb, lsb, top)
+                if r < 0:
+                    break
+                tile = tl
+                for j in range(n):
+                    acc[j] = 0.0
+                sq = 0.0
+            for j in range(n):
+                acc[j] += g_diff[r, j]
+            sq += g_sq_row[r]
+        cnt[0] += n_rows
+        n_new = 0
+        for j in range(n):
+            inp = const * cur[j]
+            if spk[j]:
+                m = inp
+            else:
+                m = decay * mem[j] + inp
+            mem[j] = m
+            if m >= vth:
+                spk[j] = 1
+                prev[n_new] = j
+                n_new += 1
+                counts[j] += 1
+            else:
+                spk[j] = 0
+            if record:
+                raster[t, j] = spk[j]
+        n_prev = n_new
+        cnt[2] += n_new
+    cnt[3] += n_bins
+
+
+@njit(cache=True, parallel=True)
+def _batch_ideal(sample_bins, bin_ptrs, idx, w_in, w_rec, decay, vth, tile_rows, n_tiles, out, cnts):
+    """Samples in parallel: sample s uses ``bin_ptrs[sample_bins[s]:sample_bins[s+1]+1]``."""
+    n = w_in.shape[1]
+    for s in prange(out.shape[0]):
+        bp = bin_ptrs[sample_bins[s]:sample_bins[s + 1] + 1]
+        mem = np.zeros(n, dtype=w_in.dtype)
+        spk = np.zeros(n, dtype=np.uint8)
+        counts = np.zeros(n, dtype=np.int64)
+        raster = np.zeros((0, n), dtype=np.uint8)
+        touched = np.zeros(n_tiles, dtype=np.uint8)
+        cnt = np.zeros(_N_COUNTERS, dtype=np.int64)
+        _lif_ideal(bp, idx, w_in, w_rec, decay, vth, mem, spk, counts, raster, False,
+                   tile_rows, touched, cnt)
+        t = bp.shape[0] - 1
+        for j in range(n):
+            out[s, j] = counts[j] / t if t > 0 else 0.0
+        cnts[s, :] = cnt
+
+
+@njit(cache=True, parallel=True)
+def _batch_rram(sample_bins, bin_ptrs, idx, g_diff, g_sq_row, n_in, const, read_noise, adc_bits,
+                adc_fs, decay, vth, tile_rows, n_tiles, seeds, table, out, cnts):
+    n = g_diff.shape[1]
+    for s in prange(out.shape[0]):
+        bp = bin_ptrs[sample_bins[s]:sample_bins[s + 1] + 1]
+        mem = np.zeros(n, dtype=g_diff.dtype)
+        spk = np.zeros(n, dtype=np.uint8)
+        counts = np.zeros(n, dtype=np.int64)
+        raster = np.zeros((0, n), dtype=np.uint8)
+        touched = np.zeros(n_tiles, dtype=np.uint8)
+        cnt = np.zeros(_N_COUNTERS, dtype=np.int64)
+        _lif_rram(bp, idx, g_diff, g_sq_row, n_in, const, read_noise, adc_bits, adc_fs, decay, vth,
+                  mem, spk, counts, raster, False, tile_rows, touched, cnt, seeds[s], table)
+        t = bp.shape[0] - 1
+        for j in range(n):
+            out[s, j] = counts[j] / t if t > 0 else 0.0
+        cnts[s, :] = cnt
+
+
+# ---------------------------------------------------------------------------- reservoir
+
+class LifReservoir:
+    """A fixed random LIF reservoir whose weights are read from an :class:`RramCrossbar`.
+
+    ``w_in``/``w_rec`` are the explicit weight arrays (``const * (G+ - G-)`` at
+    ``t_inference``); with a device that has read noise or an ADC, runs use the conductances
+    and draw the noise per read.  ``dtype`` float32 is the production path, float64 the
+    exact path used by tests.  State (``mem``, ``spk``) is explicit and only carried by
+    :meth:`step_bins`; :meth:`run` always starts from rest.
+    """
+
+    def __init__(self, config: LsmConfig, device: DeviceConfig | str | dict = "ideal",
+                 dtype=np.float32):
+        if not isinstance(config, LsmConfig):
+            raise ConfigError(f"config must be an LsmConfig, got {type(config).__name__}")
+        self.config = config
+        self.device = make_device(device)
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise ConfigError(f"dtype must be float32 or float64, got {self.dtype}")
+        c = config
+        self.crossbar = RramCrossbar(c.n_inputs, c.n_neurons, mu_in=c.mu_in, sigma_in=c.sigma_in,
+                                     mu_rec=c.mu_rec, sigma_rec=c.sigma_rec, device=self.device,
+                                     seed=c.seed)
+        self.w_in, self.w_rec = self.crossbar.weights(c.const, self.dtype)
+        self.noisy = self.device.runtime_noisy
+        if self.noisy:
+            self.g_diff = np.ascontiguousarray(self.crossbar.g_diff, dtype=self.dtype)
+            self.g_sq_row = np.ascontiguousarray(self.crossbar.g_sq.mean(axis=1), dtype=np.float64)
+            self.noise_table = np.random.default_rng(self.crossbar.read_seed).standard_normal(
+                NOISE_TABLE_SIZE + c.n_neurons).astype(self.dtype)
+        self.tile_rows = self.device.macro_rows
+        self.n_row_tiles, self.n_col_tiles = self.crossbar.tiles
+        self.ops: Counter[str] = Counter()
+        self._reads = 0  # advances the read-noise stream from call to call
+        self.mem = np.zeros(c.n_neurons, dtype=self.dtype)
+        self.spk = np.zeros(c.n_neurons, dtype=np.uint8)
+
+    @property
+    def n_neurons(self) -> int:
+        return self.config.n_neurons
+
+    @property
+    def n_inputs(self) -> int:
+        return self.config.n_inputs
+
+    def reset(self) -> None:
+        """Back to rest: zero membrane, no spikes from the previous bin."""
+        self.mem[:] = 0
+        self.spk[:] = 0
+
+    def _check(self, bin_ptr: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        bin_ptr = np.ascontiguousarray(bin_ptr, dtype=np.int64)
+        idx = np.ascontiguousarray(idx, dtype=np.int32)
+        if bin_ptr.ndim != 1 or bin_ptr.size < 1 or bin_ptr[0] != 0 or bin_ptr[-1] != idx.size \
+                or np.any(np.diff(bin_ptr) < 0):
+            raise ValueError("bin_ptr must be a non-decreasing CSR pointer from 0 to len(idx)")
+        if idx.size and (idx.min() < 0 or idx.max() >= self.n_inputs):
+            bad = int(idx.min() if idx.min() < 0 else idx.max())
+            raise ValueError(f"input index {bad} out of range [0, {self.n_inputs})")
+        return bin_ptr, idx
+
+    def _kernel(self, bin_ptr, idx, counts, raster, record) -> np.ndarray:
+        cnt = np.zeros(_N_COUNTERS, dtype=np.int64)
+        touched = np.zeros(self.n_row_tiles, dtype=np.uint8)
+        c = self.config
+        if self.noisy:
+            d = self.device
+            seed = (self.crossbar.read_seed + 1_000_003 * self._reads) % (2 ** 32)
+            self._reads += 1
+            _lif_rram(bin_ptr, idx, self.g_diff, self.g_sq_row, c.n_inputs, c.const,
+                      d.read_noise_scale, d.adc_bits, d.adc_full_scale_us, c.decay, c.vth,
+                      self.mem, self.spk, counts, raster, record, self.tile_rows, touched, cnt, seed,
+                      self.noise_table)
+        else:
+            _lif_ideal(bin_ptr, idx, self.w_in, self.w_rec, c.decay, c.vth, self.mem, self.spk,
+                       counts, raster, record, self.tile_rows, touched, cnt)
+        return cnt
+
+    def op_counts(self, cnt: np.ndarray) -> dict[str, int]:
+        """DESIGN.md's vocabulary from the kernel counters (rows, digitised tiles, spikes, bins)."""
+        n, n_in = self.n_neurons, self.n_inputs
+        rows, tiles, spikes, bins = (int(v) for v in cnt[:4])
+        return {
+            "dac_row_activations": rows * self.n_col_tiles,
+            "cell_reads": rows * n * 2,
+            "adc_conversions": tiles * n,
+            "synaptic_ops": rows * n,
+            "neuron_updates": bins * n,
+            "spikes": spikes,
+            "macs": bins * (n_in + n) * n,
+        }
+
+    def run(self, bin_ptr: np.ndarray, idx: np.ndarray, *, record: bool = False,
+            n_windows: int = 0) -> RunResult:
+        """One sample from rest. ``record`` keeps the raster; ``n_windows`` adds windowed rates."""
+        bin_ptr, idx = self._check(bin_ptr, idx)
+        self.reset()
+        n_bins = bin_ptr.size - 1
+        keep = record or n_windows > 0
+        counts = np.zeros(self.n_neurons, dtype=np.int64)
+        raster = np.zeros((n_bins if keep else 0, self.n_neurons), dtype=np.uint8)
+        cnt = self._kernel(bin_ptr, idx, counts, raster, keep)
+        ops = self.op_counts(cnt)
+        self.ops.update(ops)
+        feats = (counts / max(n_bins, 1)).astype(np.float32)
+        win = None
+        if n_windows > 0:
+            edges = np.linspace(0, n_bins, n_windows + 1).round().astype(int)
+            win = np.stack([raster[a:b].mean(axis=0) if b > a else np.zeros(self.n_neurons)
+                            for a, b in zip(edges[:-1], edges[1:])]).astype(np.float32)
+        return RunResult(features=feats, n_bins=n_bins, spike_counts=counts,
+                         final_mem=self.mem.copy(), spikes=raster if record else None,
+                         window_rates=win, ops=ops)
+
+    def step_bins(self, bin_ptr: np.ndarray, idx: np.ndarray, *, trusted: bool = False) -> RunResult:
+        """Continue from the carried state over more bins (continuous mode); raster recorded.
+
+        ``trusted=True`` skips the CSR checks for arrays that ``bin_events`` just built.
+        """
+        if not trusted:
+            bin_ptr, idx = self._check(bin_ptr, idx)
+        n_bins = bin_ptr.size - 1
+        counts = np.zeros(self.n_neurons, dtype=np.int64)
+        raster = np.zeros((n_bins, self.n_neurons), dtype=np.uint8)
+        cnt = self._kernel(bin_ptr, idx, counts, raster, True)
+        ops = self.op_counts(cnt)
+        self.ops.update(ops)
+        feats = (counts / max(n_bins, 1)).astype(np.float32)
+        return RunResult(features=feats, n_bins=n_bins, spike_counts=counts,
+                         final_mem=self.mem.copy(), spikes=raster, ops=ops)
+
+    @staticmethod
+    def health(features: np.ndarray, saturated_rate: float = 0.9) -> dict[str, float]:
+        """Fractions of silent neurons (rate 0) and saturated ones (rate >= ``saturated_rate``).
+
+        Works on one feature vector or a batch (fractions over all rows).
+        """
+        f = np.asarray(features)
+        return {"silent_frac": float(np.mean(f <= 0.0)),
+                "saturated_frac": float(np.mean(f >= saturated_rate)),
+                "mean_rate": float(np.mean(f)) if f.size else 0.0}
+
+    def warmup(self) -> None:
+        """Compile (or load from cache) the kernels this reservoir uses; state is left at rest."""
+        bp = np.array([0, 1, 1], dtype=np.int64)
+        self.run(bp, np.zeros(1, dtype=np.int32))
+        self.step_bins(bp, np.zeros(1, dtype=np.int32))
+        self.reset()
+        self.ops.clear()
+
+
+def numba_threads() -> int:
+    """Threads the batched kernels use."""
+    return numba.get_num_threads()

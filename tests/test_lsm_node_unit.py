@@ -1,0 +1,157 @@
+"""LsmNode.process() with real packets: trial (both binning modes) and continuous mode."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nodes.lsm.binning import bin_events, event_addresses
+from nodes.lsm.node import LsmNode
+from nodes.lsm.reservoir import LifReservoir
+from nodes.lsm.presets import get_preset
+from stream.node import ConfigError
+from stream.packets import DVS_DTYPE, NEURAL_DTYPE, Origin, Packet, control
+
+
+def dvs_sample(seed: int, n: int = 3000, duration_us: int = 300_000) -> np.ndarray:
+    """A synthetic N-MNIST-like sample: events concentrated in the sensor's centre."""
+    rng = np.random.default_rng(seed)
+    ev = np.zeros(n, DVS_DTYPE)
+    ev["t"] = np.sort(rng.integers(1_000_000, 1_000_000 + duration_us, n))
+    ev["x"] = np.clip(rng.normal(17, 6, n), 0, 33).astype(np.uint16)
+    ev["y"] = np.clip(rng.normal(17, 6, n), 0, 33).astype(np.uint16)
+    ev["p"] = rng.integers(0, 2, n)
+    return ev
+
+
+def feed(node: LsmNode, events: np.ndarray, sample: int, n_packets: int = 7, label: int = 3):
+    origin = Origin("dvs", 42, sample)
+    out = list(node.process(control("start", sample=sample, label=label, origin=origin)))
+    for part in np.array_split(events, n_packets):
+        pkt = Packet(kind="events", body=part, geometry=(34, 34), sample=sample, label=label,
+                     origin=origin, t0=int(part["t"][0]), t1=int(part["t"][-1]))
+        out += list(node.process(pkt))
+    out += list(node.process(control("end_of_sample", sample=sample, label=label, origin=origin)))
+    return out
+
+
+def offline(events, cfg, mode, **kw):
+    t, a, n = event_addresses(events, (34, 34), cfg.polarity, cfg.crop)
+    bp, ix = bin_events(t, a, n, mode=mode, **kw)
+    return LifReservoir(cfg).run(bp, ix).features
+
+
+@pytest.mark.parametrize("binning", ["fixed_count", "fixed_width"])
+def test_trial_mode_one_feature_per_sample_equal_to_offline(binning):
+    params = {"preset": "zs_image", "binning": binning}
+    node = LsmNode("lsm", params)
+    node.setup()
+    assert sum(node.ops.values()) == 0                 # warm-up is not counted
+    cfg = get_preset("zs_image", binning=binning)
+    total_bins = 0
+    for sample in range(3):
+        ev = dvs_sample(sample)
+        out = feed(node, ev, sample)
+        assert len(out) == 1
+        f = out[0]
+        assert f.kind == "features" and f.sample == sample and f.label == 3
+        assert f.origin == Origin("dvs", 42, sample)
+        assert f.body.shape == (1, 200) and f.body.dtype == np.float32
+        assert f.t0 == int(ev["t"][0]) and f.t1 == int(ev["t"][-1])
+        if binning == "fixed_count":
+            want = offline(ev, cfg, "fixed_count", n_bins=50)
+            n_bins = 50
+        else:
+            want = offline(ev, cfg, "fixed_width", width_us=6000)
+            t, _, _ = event_addresses(ev, (34, 34), cfg.polarity, cfg.crop)
+            n_bins = (t[-1] - t[0]) // 6000 + 1
+        np.testing.assert_array_equal(f.body[0], want)
+        assert f.meta["n_bins"] == n_bins
+        total_bins += n_bins
+        assert 0 < f.body.mean() < 1
+    assert {"silent_frac", "saturated_frac"} <= set(node.gauges)
+    assert node.ops["neuron_updates"] == total_bins * 200 and node.ops["spikes"] > 0
+    assert node.ops["synaptic_ops"] == node.ops["dac_row_activations"] * 200
+
+
+def test_trial_resets_state_between_samples():
+    node = LsmNode("lsm", {"preset": "zs_image"})
+    node.setup()
+    a = feed(node, dvs_sample(0), 0)[0].body
+    feed(node, dvs_sample(1), 1)
+    again = feed(node, dvs_sample(0), 2)[0].body
+    np.testing.assert_array_equal(a, again)
+
+
+def test_rram_device_node_runs_and_differs_from_ideal():
+    ev = dvs_sample(4)
+    ideal = LsmNode("lsm", {"preset": "zs_image"})
+    noisy = LsmNode("lsm", {"preset": "zs_image", "device": {"base": "rram", "adc_bits": 6}})
+    for n in (ideal, noisy):
+        n.setup()
+    fi, fr = feed(ideal, ev, 0)[0].body, feed(noisy, ev, 0)[0].body
+    assert fr.shape == (1, 200) and not np.array_equal(fi, fr)
+    assert np.corrcoef(fi[0], fr[0])[0, 1] > 0.5        # the same reservoir, perturbed
+
+
+def test_continuous_mode_emits_every_hop_and_matches_offline():
+    w = 6000
+    node = LsmNode("lsm", {"preset": "zs_image", "binning": "fixed_width", "mode": "continuous",
+                           "window_us": 10 * w, "hop_us": 5 * w})
+    node.setup()
+    ev = dvs_sample(7, n=6000, duration_us=600_000)
+    outs = []
+    for part in np.array_split(ev, 23):
+        outs += list(node.process(Packet(kind="events", body=part, geometry=(34, 34), sample=-1)))
+    t_origin = (int(ev["t"][0]) // w) * w
+    done = (int(ev["t"][-1]) - t_origin) // w
+    assert len(outs) == done // 5
+    assert all(o.kind == "features" and o.body.shape == (1, 200) and o.sample == -1 for o in outs)
+    cfg = get_preset("zs_image", binning="fixed_width")
+    t, a, n = event_addresses(ev, (34, 34), cfg.polarity, cfg.crop)
+    bp, ix = bin_events(t, a, n, mode="fixed_width", width_us=w, t_start=t_origin, n_bins=done)
+    raster = LifReservoir(cfg).run(bp, ix, record=True).spikes
+    for k, o in enumerate(outs):
+        end = 5 * (k + 1)
+        want = raster[max(0, end - 10):end].mean(axis=0)
+        np.testing.assert_allclose(o.body[0], want, rtol=1e-6)
+        assert o.t1 == t_origin + end * w and o.t0 == o.t1 - min(end, 10) * w
+    assert node.ops["neuron_updates"] == done * 200
+
+
+def test_continuous_gap_longer_than_window_restarts_from_rest():
+    node = LsmNode("lsm", {"preset": "bmi_neural", "overrides": {"n_neurons": 50}, "mode": "continuous",
+                           "window_us": 100_000, "hop_us": 50_000})
+    node.setup()
+    ev = np.zeros(4, NEURAL_DTYPE)
+    ev["t"] = [0, 5_000, 10_000_000, 10_200_000]
+    ev["x"] = [1, 2, 3, 4]
+    out = list(node.process(Packet(kind="events", body=ev, geometry=(192,))))
+    # the 1000-bin gap is skipped: bins of the last window + the final 20 bins at most
+    assert node.ops["neuron_updates"] <= (10 + 20) * 50
+    assert 1 <= len(out) <= 4 and all(o.body.shape == (1, 50) for o in out)
+
+
+def test_bad_params():
+    with pytest.raises(ConfigError, match="mode"):
+        LsmNode("lsm", {"mode": "batchy"})
+    with pytest.raises(ConfigError, match="fixed_width"):
+        LsmNode("lsm", {"mode": "continuous", "binning": "fixed_count"})
+    with pytest.raises(ConfigError, match="preset"):
+        LsmNode("lsm", {"preset": "imagenet"})
+    with pytest.raises(ConfigError, match="hop_us"):
+        LsmNode("lsm", {"preset": "bmi_neural", "mode": "continuous", "hop_us": 15_000})
+    with pytest.raises(ConfigError, match="device"):
+        LsmNode("lsm", {"device": "pcm"})
+    node = LsmNode("lsm", {"preset": "zs_image", "overrides": {"crop": None}})
+    with pytest.raises(ConfigError, match="n_inputs"):
+        feed(node, dvs_sample(0), 0)
+
+
+def test_node_does_not_import_torch():
+    import subprocess
+    import sys
+    code = ("import sys, numpy as np; from nodes.lsm.node import LsmNode; "
+            "n = LsmNode('lsm', {'preset': 'nmnist'}); n.setup(); "
+            "print('torch' in sys.modules, 'tonic' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
