@@ -37,7 +37,7 @@ _ARG = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 GRAPH_KEYS = {"name", "transport", "host", "allow_remote", "telemetry_interval_s", "restart",
               "energy_profiles", "description", "curve", "recovery"}
 RECOVERY_KEYS = {"enabled", "max_unacked", "max_sample_bytes", "resend_after_s", "final_wait_s"}
-NODE_KEYS = {"kind", "params", "bind", "restart", "description"}
+NODE_KEYS = {"kind", "params", "bind", "restart", "description", "host"}
 EDGE_KEYS = {"from", "to", "policy", "window", "queue_msgs", "queue_bytes"}
 RESTART_KEYS = {"policy", "max_restarts", "backoff_s", "backoff_max_s"}
 RESTART_POLICIES = ("on-failure", "never")
@@ -65,6 +65,14 @@ class Graph:
     telemetry_interval_s: float = 1.0
     transport: str = "ipc"
     sources: list[str] = field(default_factory=list)
+    hosts: dict[str, str | None] = field(default_factory=dict)  # node -> host name (None: any)
+    curve_keys: Path | None = None  # folder of key pairs when the graph uses CurveZMQ
+
+    def local_nodes(self, host: str | None) -> list[str]:
+        """Nodes this launcher runs: those on ``host`` (all nodes when no host is given)."""
+        if host is None:
+            return list(self.nodes)
+        return [n for n, h in self.hosts.items() if h == host]
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
@@ -206,6 +214,7 @@ def load_graph(path: str | Path, overrides: dict[str, Any] | None = None,
         raise GraphError(f"{f}: nodes: the graph has no nodes")
     specs: dict[str, NodeSpec] = {}
     restarts: dict[str, RestartPolicy] = {}
+    hosts: dict[str, str | None] = {}
     for name, raw in nodes_raw.items():
         where = f"{f}: nodes.{name}"
         raw = _check_keys(_substitute(raw, args, where), NODE_KEYS, where)
@@ -218,6 +227,9 @@ def load_graph(path: str | Path, overrides: dict[str, Any] | None = None,
         specs[name] = NodeSpec(name=name, kind=kind, params=params, bind=raw.get("bind"),
                                telemetry_interval_s=float(interval), energy_profiles=list(profiles))
         restarts[name] = _restart(raw.get("restart"), f"{where}.restart", default_restart)
+        hosts[name] = raw.get("host")
+        if hosts[name] is not None and not isinstance(hosts[name], str):
+            raise GraphError(f"{where}.host: must be a host name (string)")
 
     edges = data.get("edges", [])
     if not isinstance(edges, list):
@@ -253,9 +265,13 @@ def load_graph(path: str | Path, overrides: dict[str, Any] | None = None,
         if not specs[name].outputs:
             raise GraphError(f"{f}: nodes.{name}: connected to nothing")
     _wire_recovery(specs, sources, g.get("recovery", {}), edges, f, transport, host, socket_dir)
+    curve_keys = _wire_curve(specs, g.get("curve"), path, f) if "curve" in g else None
+    if allow_remote and curve_keys is None:
+        import warnings
+        warnings.warn(f"{f}: graph.allow_remote without [graph.curve]: traffic is unauthenticated")
     return Graph(name=g.get("name", path.stem), path=path, nodes=specs, restart=restarts,
                  args=args, telemetry_interval_s=float(interval), transport=transport,
-                 sources=sources)
+                 sources=sources, hosts=hosts, curve_keys=curve_keys)
 
 
 def _wire_recovery(specs: dict[str, NodeSpec], sources: list[str], table: Any, edges: list, f: str,
@@ -290,3 +306,28 @@ def _wire_recovery(specs: dict[str, NodeSpec], sources: list[str], table: Any, e
         spec.recovery, spec.n_ackers = opts, len(sinks)
         for sink in sinks:
             specs[sink].ack_to.append(spec.ack_bind)
+
+
+def _wire_curve(specs: dict[str, NodeSpec], table: Any, path: Path, f: str) -> Path:
+    """CurveZMQ on every socket: each node accepts only the keys of its upstream nodes (and,
+    on a source's acknowledgement socket, the sinks it waits for)."""
+    from stream.security import public_key
+
+    table = _check_keys(table, {"keys"}, f"{f}: graph.curve")
+    if not isinstance(table.get("keys"), str):
+        raise GraphError(f"{f}: graph.curve.keys: the folder of key pairs (made by `rram-lsm keys`) is required")
+    keys = (path.parent / table["keys"]).resolve()
+    try:
+        pub = {n: public_key(keys / f"{n}.key") for n in specs}
+    except (FileNotFoundError, ValueError) as exc:
+        raise GraphError(f"{f}: graph.curve.keys: {exc}") from None
+    owner = {s.bind: n for n, s in specs.items() if s.bind}
+    ack_owner = {s.ack_bind: n for n, s in specs.items() if s.ack_bind}
+    for name, spec in specs.items():
+        allow = {pub[m] for m, s in specs.items() if any(e.endpoint == spec.bind for e in s.outputs)}
+        allow |= {pub[m] for m, s in specs.items() if spec.ack_bind and spec.ack_bind in s.ack_to}
+        servers = {e.endpoint: pub[owner[e.endpoint]] for e in spec.outputs}
+        servers.update({ep: pub[ack_owner[ep]] for ep in spec.ack_to})
+        spec.curve = {"secret_file": str(keys / f"{name}.key_secret"), "allow": sorted(allow),
+                      "servers": servers}
+    return keys

@@ -67,7 +67,7 @@ class Launcher:
     def __init__(self, graph: Graph, run_dir: Path, socket_dir: Path, *,
                  log_nodes: bool = True, on_report: Callable[[dict], None] | None = None,
                  on_event: Callable[[dict], None] | None = None,
-                 start: Callable[..., subprocess.Popen] = start_process):
+                 start: Callable[..., subprocess.Popen] = start_process, host: str | None = None):
         self.graph, self.run_dir = graph, Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "specs").mkdir(exist_ok=True)
@@ -81,15 +81,27 @@ class Launcher:
         self.sub.setsockopt(zmq.SUBSCRIBE, b"")
         self.sub.setsockopt(zmq.LINGER, 0)
         self.telemetry_endpoint = f"ipc://{Path(socket_dir) / 'telemetry.sock'}"
+        self.curve = None
+        if graph.curve_keys is not None:  # telemetry is authenticated like every other socket
+            from stream.security import CurveConfig, CurveContext, public_key
+            allow = [public_key(graph.curve_keys / f"{n}.key") for n in graph.nodes]
+            self.curve = CurveContext(self.ctx, CurveConfig(str(graph.curve_keys / "launcher.key_secret"), allow), "launcher")
+            self.curve.server(self.sub)
+            launcher_key = public_key(graph.curve_keys / "launcher.key")
+            for spec in graph.nodes.values():
+                spec.curve["servers"][self.telemetry_endpoint] = launcher_key
         self.sub.bind(self.telemetry_endpoint)
         self.telemetry_file = open(self.run_dir / "telemetry.jsonl", "a", buffering=1)
         self.latest: dict[str, dict] = {}
-        self.states = {name: NodeState(spec) for name, spec in graph.nodes.items()}
+        self.states = {name: NodeState(graph.nodes[name]) for name in graph.local_nodes(host)}
+        if not self.states:
+            raise ValueError(f"graph {graph.name!r} has no node on host {host!r}")
         for st in self.states.values():
             st.spec.telemetry = self.telemetry_endpoint
-        self.upstreams = {n: [m for m, s in graph.nodes.items()
-                              if any(e.endpoint == graph.nodes[n].bind for e in s.outputs)]
-                          for n in graph.nodes}
+        self.upstreams = {n: [m for m, s in graph.nodes.items() if m in self.states
+                              and any(e.endpoint == graph.nodes[n].bind for e in s.outputs)]
+                          for n in self.states}
+        self.local_sources = [n for n in graph.sources if n in self.states]
         self.upstreams_ended_at: dict[str, float] = {}
         self.stop_requested = False
         self.stopping_since: float | None = None
@@ -115,7 +127,7 @@ class Launcher:
                 if st.restart_at is not None and now >= st.restart_at and not self.stop_requested:
                     self._start(name)
                     self.event("restarted", node=name, attempt=st.restarts, pid=st.proc.pid)
-                    for src in self.graph.sources:  # re-send every unacknowledged sample
+                    for src in self.local_sources:  # re-send every unacknowledged sample
                         if src != name:
                             self._signal(src, signal.SIGUSR1)
                 continue
@@ -180,7 +192,7 @@ class Launcher:
             self.stop_requested = True
             self.stopping_since = time.monotonic()
             self.event("stopping")
-            for name in self.graph.sources:
+            for name in self.local_sources:
                 self._signal(name, signal.SIGTERM)
 
     def _signal(self, name: str, sig: int) -> None:
@@ -209,7 +221,7 @@ class Launcher:
         started = time.monotonic()
         self.event("started", graph=self.graph.name, run_dir=str(self.run_dir))
         try:
-            order = sorted(self.states, key=lambda n: (n in self.graph.sources, -len(self.states[n].spec.outputs)))
+            order = sorted(self.states, key=lambda n: (n in self.local_sources, -len(self.states[n].spec.outputs)))
             for name in order:  # downstream first, so binds exist before senders connect
                 self._start(name)
             while self.running():
@@ -244,6 +256,8 @@ class Launcher:
                 st.proc.kill()
                 st.proc.wait()
         self.sub.close()
+        if self.curve is not None:
+            self.curve.stop()
 
     def pids(self) -> dict[str, int]:
         return {n: st.proc.pid for n, st in self.states.items() if st.proc is not None}

@@ -17,6 +17,7 @@ import zmq
 from . import codec
 from .node import Node, SourceNode
 from .packets import Origin, Packet, control, new_epoch
+from .security import CurveConfig, CurveContext
 from .recovery import RecoveryConfig, SampleLedger, StartFilter, decode_ack, encode_ack
 from .telemetry import NodeStats, TelemetryPublisher
 from .transport import EdgeConfig, EdgeReceiver, EdgeSender
@@ -41,8 +42,7 @@ class NodeSpec:
     telemetry: str | None = None
     telemetry_interval_s: float = 1.0
     energy_profiles: list[str] = field(default_factory=list)
-    curve_server: dict | None = None  # {"secret_key", "public_key"} for the bound input
-    curve_clients: dict[str, dict] = field(default_factory=dict)  # edge name -> client keys
+    curve: dict | None = None  # security.CurveConfig fields; None = no encryption (loopback)
     limits: codec.Limits = field(default_factory=codec.Limits)
     # end-to-end recovery (sources keep samples until every sink acknowledges them)
     recovery: dict | None = None  # RecoveryConfig fields; None = off (live graphs, drop edges)
@@ -63,13 +63,12 @@ class NodeRuntime:
         self.ended_upstreams: set[str] = set()
         self.error_logs = 0
         self._energy = None
+        self.curve = CurveContext(self.ctx, CurveConfig(**spec.curve), spec.name) if spec.curve else None
+        client = self.curve.client if self.curve else None
+        server = self.curve.server if self.curve else None
         ident = f"{spec.name}:{self.epoch}".encode()
-        self.senders = [
-            EdgeSender(self.ctx, cfg, ident, spec.curve_clients.get(cfg.name)) for cfg in spec.outputs
-        ]
-        self.receiver = (
-            EdgeReceiver(self.ctx, spec.bind, spec.window, spec.curve_server) if spec.bind else None
-        )
+        self.senders = [EdgeSender(self.ctx, cfg, ident, client) for cfg in spec.outputs]
+        self.receiver = EdgeReceiver(self.ctx, spec.bind, spec.window, server) if spec.bind else None
         if self.receiver is not None:
             from . import validate
             validate.warm_up()
@@ -81,16 +80,20 @@ class NodeRuntime:
             self.ledger = SampleLedger(RecoveryConfig(**spec.recovery), spec.n_ackers)
             self.ack_sock = self.ctx.socket(zmq.PULL)
             self.ack_sock.setsockopt(zmq.LINGER, 0)
+            if server:
+                server(self.ack_sock)
             self.ack_sock.bind(spec.ack_bind)
         self.ack_push = []
         for ep in spec.ack_to:
             sock = self.ctx.socket(zmq.PUSH)
             sock.setsockopt(zmq.LINGER, 2000)
+            if client:
+                client(sock, ep)
             sock.connect(ep)
             self.ack_push.append(sock)
         self.acks_sent = 0
         node.on_ack = self.send_ack if self.ack_push else None
-        self.telemetry = TelemetryPublisher(self.ctx, spec.telemetry, spec.name, self.epoch)
+        self.telemetry = TelemetryPublisher(self.ctx, spec.telemetry, spec.name, self.epoch, client)
         self._last_report = time.monotonic()
 
     # -- signals ----------------------------------------------------------------------------
@@ -163,6 +166,8 @@ class NodeRuntime:
             snap["recovery"] = self.ledger.stats()
         if self.ack_push:
             snap["acks_sent"] = self.acks_sent
+        if self.curve is not None:
+            snap["auth_refused"] = sum(self.curve.refused.values())
         snap["energy_pj"] = self._energy_report()
         self.telemetry.publish(snap)
         return snap
@@ -332,6 +337,8 @@ class NodeRuntime:
         for sock in self.ack_push + ([self.ack_sock] if self.ack_sock is not None else []):
             sock.close()
         self.telemetry.close()
+        if self.curve is not None:
+            self.curve.stop()
         if self._owns_ctx:
             # Waits (up to each socket's linger) until zero-copy bodies are on the wire, so no
             # buffer is freed under ZeroMQ's I/O thread at interpreter exit.

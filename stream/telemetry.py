@@ -84,16 +84,15 @@ class TelemetryPublisher:
     """
 
     def __init__(self, ctx: zmq.Context, endpoint: str | None, stream: str, epoch: int,
-                 curve: dict | None = None):
+                 secure=None):
         self.stream, self.epoch, self.seq = stream, epoch, 0
         self.sock = None
         self.subscribed = False
         if endpoint:
             self.sock = ctx.socket(zmq.XPUB)
             self.sock.setsockopt(zmq.LINGER, 2000)
-            if curve:
-                from .transport import apply_curve_client
-                apply_curve_client(self.sock, curve)
+            if secure:
+                secure(self.sock, endpoint)
             self.sock.connect(endpoint)
 
     def wait_subscribed(self, timeout_s: float) -> bool:

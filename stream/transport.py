@@ -19,6 +19,7 @@ import collections
 import struct
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import zmq
 
@@ -77,7 +78,8 @@ def _nbytes(frames: list) -> int:
 class EdgeSender:
     """The sending end of one edge."""
 
-    def __init__(self, ctx: zmq.Context, cfg: EdgeConfig, identity: bytes, curve: dict | None = None):
+    def __init__(self, ctx: zmq.Context, cfg: EdgeConfig, identity: bytes,
+                 secure: Callable[[zmq.Socket, str], None] | None = None):
         self.cfg = cfg
         self.sock = ctx.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.IDENTITY, identity)
@@ -85,8 +87,8 @@ class EdgeSender:
         # Credits bound what is in flight; ZeroMQ's own HWM must never be the limit.
         self.sock.setsockopt(zmq.SNDHWM, 0)
         self.sock.setsockopt(zmq.IMMEDIATE, 1)
-        if curve:
-            apply_curve_client(self.sock, curve)
+        if secure:
+            secure(self.sock, cfg.endpoint)  # CurveZMQ client keys, before connecting
         self.sock.connect(cfg.endpoint)
         self.count = 0  # messages put on the wire by this sender on this edge
         self.limit = 0  # absolute credit limit granted by the receiver
@@ -166,13 +168,14 @@ class EdgeSender:
 class EdgeReceiver:
     """The receiving end: a bound ROUTER that grants credit to every connected sender."""
 
-    def __init__(self, ctx: zmq.Context, endpoint: str, window: int = 32, curve: dict | None = None):
+    def __init__(self, ctx: zmq.Context, endpoint: str, window: int = 32,
+                 secure: Callable[[zmq.Socket], None] | None = None):
         self.sock = ctx.socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.LINGER, 500)
         self.sock.setsockopt(zmq.RCVHWM, 0)
         self.sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        if curve:
-            apply_curve_server(self.sock, curve)
+        if secure:
+            secure(self.sock)  # CurveZMQ server keys, before binding
         self.sock.bind(endpoint)
         self.endpoint = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self.window = window
@@ -222,16 +225,3 @@ class EdgeReceiver:
     def close(self) -> None:
         self.sock.close()
 
-
-def apply_curve_server(sock: zmq.Socket, curve: dict) -> None:
-    """Make ``sock`` a CurveZMQ server with its secret key (authentication via ZAP)."""
-    sock.curve_secretkey = curve["secret_key"]
-    sock.curve_publickey = curve["public_key"]
-    sock.curve_server = True
-
-
-def apply_curve_client(sock: zmq.Socket, curve: dict) -> None:
-    """Make ``sock`` a CurveZMQ client of a server whose public key is ``server_key``."""
-    sock.curve_secretkey = curve["secret_key"]
-    sock.curve_publickey = curve["public_key"]
-    sock.curve_serverkey = curve["server_key"]

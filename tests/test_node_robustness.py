@@ -56,8 +56,11 @@ def test_node_survives_malformed_messages(tmp_path, sockdir):
         for i, (reason, frames) in enumerate(bad):
             send(frames)
             expected[reason] += 1
-            if i % 4 == 0:
-                send([bytes(f) for f in encode(good(i))])
+            if i % 4 == 0:  # a whole good sample between the bad messages
+                origin = Origin("test", 1, i)
+                for p in (control("start", origin=origin, sample=i, stream="test"), good(i),
+                          control("end_of_sample", origin=origin, sample=i, stream="test")):
+                    send([bytes(f) for f in encode(p)])
         dealer.send_multipart([b"X", b"not our envelope", b""])
         expected["envelope"] += 1
         send([bytes(f) for f in encode(control("end_of_stream", stream="test", origin=Origin("test", 1, -1)))])
@@ -73,7 +76,7 @@ def test_node_survives_malformed_messages(tmp_path, sockdir):
     assert mid["final"]
     assert mid["rejected"] == dict(expected)
     n_good = len(range(0, len(bad), 4))
-    assert mid["consumed"] == n_good + 1  # good events + end_of_stream
+    assert mid["consumed"] == 3 * n_good + 1  # good samples (start, events, end) + end_of_stream
     assert mid["msgs_in"] == mid["consumed"] + mid["rejected_total"]
     recs = [json.loads(l) for l in open(out)]
     assert sorted(r["sample"] for r in recs if r["kind"] == "events") == list(range(0, len(bad), 4))

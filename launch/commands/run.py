@@ -17,6 +17,7 @@ def register(sub) -> None:
     p.add_argument("--run-dir", help="folder for telemetry, logs and outputs (default runs/NAME-TIME)")
     p.add_argument("--timeout", type=float, help="stop the graph after this many seconds")
     p.add_argument("--no-dashboard", action="store_true", help="no live table (plain log lines)")
+    p.add_argument("--host", help="run only the nodes with this `host` (one half of a multi-host graph)")
     p.set_defaults(func=run)
 
 
@@ -43,7 +44,7 @@ def run(args) -> int:
             console.print(f"launcher: {dash.events[-1] if dash.events else ev}", markup=False)
 
     launcher = Launcher(graph, run_dir, socket_dir, log_nodes=live_table,
-                        on_report=dash.update, on_event=on_event)
+                        on_report=dash.update, on_event=on_event, host=args.host)
     console.print(f"launcher: graph {graph.name!r}, {len(graph.nodes)} nodes, run folder {run_dir}", markup=False)
     if live_table:
         with Live(dash.table(graph.name), console=console, refresh_per_second=2) as live:
