@@ -37,7 +37,7 @@ _ARG = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 GRAPH_KEYS = {"name", "transport", "host", "allow_remote", "telemetry_interval_s", "restart",
               "energy_profiles", "description", "curve", "recovery"}
 RECOVERY_KEYS = {"enabled", "max_unacked", "max_sample_bytes", "resend_after_s", "final_wait_s"}
-NODE_KEYS = {"kind", "params", "bind", "restart", "description", "host"}
+NODE_KEYS = {"kind", "params", "bind", "address", "restart", "description", "host"}
 EDGE_KEYS = {"from", "to", "policy", "window", "queue_msgs", "queue_bytes"}
 RESTART_KEYS = {"policy", "max_restarts", "backoff_s", "backoff_max_s"}
 RESTART_POLICIES = ("on-failure", "never")
@@ -225,6 +225,7 @@ def load_graph(path: str | Path, overrides: dict[str, Any] | None = None,
         if not isinstance(params, dict):
             raise GraphError(f"{where}.params: must be a table")
         specs[name] = NodeSpec(name=name, kind=kind, params=params, bind=raw.get("bind"),
+                               address=raw.get("address"),
                                telemetry_interval_s=float(interval), energy_profiles=list(profiles))
         restarts[name] = _restart(raw.get("restart"), f"{where}.restart", default_restart)
         hosts[name] = raw.get("host")
@@ -250,7 +251,7 @@ def load_graph(path: str | Path, overrides: dict[str, Any] | None = None,
             specs[dst].bind = (f"ipc://{Path(socket_dir) / (dst + '.sock')}" if transport == "ipc"
                                else f"tcp://{host}:{free_tcp_port(host)}")
         try:
-            cfg = EdgeConfig(name=f"{src}->{dst}", endpoint=specs[dst].bind, policy=policy,
+            cfg = EdgeConfig(name=f"{src}->{dst}", endpoint=specs[dst].address or specs[dst].bind, policy=policy,
                              **{k: raw[k] for k in ("window", "queue_msgs", "queue_bytes") if k in raw})
         except (TypeError, ValueError) as exc:
             raise GraphError(f"{where}: {exc}") from None
@@ -290,7 +291,7 @@ def _wire_recovery(specs: dict[str, NodeSpec], sources: list[str], table: Any, e
         RecoveryConfig(**{k: v for k, v in opts.items() if k != "final_wait_s"})
     except (TypeError, ValueError) as exc:
         raise GraphError(f"{f}: graph.recovery: {exc}") from None
-    by_endpoint = {s.bind: n for n, s in specs.items() if s.bind}
+    by_endpoint = {s.address or s.bind: n for n, s in specs.items() if s.bind}
     for src in sources:
         reached, todo = set(), [src]
         while todo:
@@ -321,10 +322,11 @@ def _wire_curve(specs: dict[str, NodeSpec], table: Any, path: Path, f: str) -> P
         pub = {n: public_key(keys / f"{n}.key") for n in specs}
     except (FileNotFoundError, ValueError) as exc:
         raise GraphError(f"{f}: graph.curve.keys: {exc}") from None
-    owner = {s.bind: n for n, s in specs.items() if s.bind}
+    owner = {s.address or s.bind: n for n, s in specs.items() if s.bind}
     ack_owner = {s.ack_bind: n for n, s in specs.items() if s.ack_bind}
     for name, spec in specs.items():
-        allow = {pub[m] for m, s in specs.items() if any(e.endpoint == spec.bind for e in s.outputs)}
+        mine = spec.address or spec.bind
+        allow = {pub[m] for m, s in specs.items() if any(e.endpoint == mine for e in s.outputs)}
         allow |= {pub[m] for m, s in specs.items() if spec.ack_bind and spec.ack_bind in s.ack_to}
         servers = {e.endpoint: pub[owner[e.endpoint]] for e in spec.outputs}
         servers.update({ep: pub[ack_owner[ep]] for ep in spec.ack_to})

@@ -99,7 +99,8 @@ class Launcher:
         for st in self.states.values():
             st.spec.telemetry = self.telemetry_endpoint
         self.upstreams = {n: [m for m, s in graph.nodes.items() if m in self.states
-                              and any(e.endpoint == graph.nodes[n].bind for e in s.outputs)]
+                              and any(e.endpoint == (graph.nodes[n].address or graph.nodes[n].bind)
+                                      for e in s.outputs)]
                           for n in self.states}
         self.local_sources = [n for n in graph.sources if n in self.states]
         self.upstreams_ended_at: dict[str, float] = {}

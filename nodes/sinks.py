@@ -9,9 +9,9 @@ from __future__ import annotations
 import csv
 import json
 import sys
-import time
 from pathlib import Path
 
+from stream.clock import now_ns
 from stream.node import Node
 from stream.packets import Packet
 
@@ -22,7 +22,7 @@ def packet_record(p: Packet) -> dict:
         "kind": p.kind, "stream": p.stream, "seq": p.seq, "sample": p.sample, "n": p.n,
         "label": p.label, "t0": p.t0, "t1": p.t1,
         "origin": p.origin.as_list() if p.origin else None,
-        "latency_ms": round((time.time_ns() - p.origin_ns) / 1e6, 3) if p.origin_ns else None,
+        "latency_ms": round((now_ns() - p.origin_ns) / 1e6, 3) if p.origin_ns else None,
     }
     if p.is_control:
         rec["control"] = p.control

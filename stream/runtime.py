@@ -15,6 +15,7 @@ from typing import Iterable
 import zmq
 
 from . import codec
+from .clock import now_ns
 from .node import Node, SourceNode
 from .packets import Origin, Packet, control, new_epoch
 from .security import CurveConfig, CurveContext
@@ -36,6 +37,7 @@ class NodeSpec:
     kind: str
     params: dict = field(default_factory=dict)
     bind: str | None = None  # input endpoint (ROUTER), None for sources
+    address: str | None = None  # where peers connect to reach ``bind`` (default: ``bind``)
     outputs: list[EdgeConfig] = field(default_factory=list)
     upstream: int = 0  # number of upstream nodes whose end_of_stream ends this node
     window: int = 32  # credits granted to each upstream sender
@@ -113,7 +115,7 @@ class NodeRuntime:
             return  # a sink: nothing to send
         self.seq += 1
         pkt.stream, pkt.epoch, pkt.seq = self.spec.name, self.epoch, self.seq
-        pkt.sent_ns = time.time_ns()
+        pkt.sent_ns = now_ns()
         frames = codec.encode(pkt)
         for s in self.senders:
             s.offer(pkt, frames)
@@ -162,6 +164,8 @@ class NodeRuntime:
         if self.receiver is not None:
             snap["received"] = self.receiver.received
             snap["lost_upstream"] = self.receiver.lost
+            snap["clock"] = {k.decode(errors="replace").rsplit(":", 1)[0]: v.as_dict()
+                             for k, v in self.receiver.clocks.items()}
         if self.ledger is not None:
             snap["recovery"] = self.ledger.stats()
         if self.ack_push:
@@ -195,6 +199,11 @@ class NodeRuntime:
             self.stats.rejected[exc.reason] += 1
             return
         self.stats.msgs_in += 1
+        offset = self.receiver.offset_ns(self.receiver.last_peer) if self.receiver else 0.0
+        if offset:  # bring the sender's timestamps onto our clock (it may be another host)
+            pkt.sent_ns -= int(offset)
+            if pkt.origin_ns:
+                pkt.origin_ns -= int(offset)
         if not self.start_filter.admit(pkt):
             self.stats.dropped_in["no_start"] += 1  # tail of a sample begun before a restart
             return
@@ -204,7 +213,7 @@ class NodeRuntime:
         else:
             self.stats.events_in += pkt.n
             if pkt.origin_ns:
-                self.stats.age_ms.add((time.time_ns() - pkt.origin_ns) / 1e6)
+                self.stats.age_ms.add((now_ns() - pkt.origin_ns) / 1e6)
         try:
             outputs = list(self.node.process(pkt) or ())
         except Exception as exc:  # a node error rejects this message, never the node

@@ -11,6 +11,7 @@ import numpy as np
 import zmq
 
 from . import codec
+from .clock import now_ns
 from .packets import Packet
 
 PERCENTILES = (50, 90, 95, 99)
@@ -110,7 +111,7 @@ class TelemetryPublisher:
             return
         self.seq += 1
         pkt = Packet(kind="telemetry", stream=self.stream, epoch=self.epoch, seq=self.seq,
-                     sent_ns=time.time_ns(), meta=report)
+                     sent_ns=now_ns(), meta=report)
         try:
             self.sock.send_multipart(codec.encode(pkt), zmq.NOBLOCK)
         except zmq.Again:

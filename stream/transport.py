@@ -24,10 +24,13 @@ from typing import Callable
 import zmq
 
 from . import codec
+from .clock import OffsetEstimate, now_ns
 from .packets import Packet
 
 _TAGGED = struct.Struct("<cQ")  # one-byte tag + 8-byte count: one frame, not two
-DATA, HELLO, CREDIT = b"D", b"H", b"C"
+_TIMES = struct.Struct("<cqqq")  # clock exchange: tag + three timestamps
+DATA, HELLO, CREDIT, PING, PONG = b"D", b"H", b"C", b"P", b"Q"
+PING_INTERVAL_S = 1.0
 # Plain ints: pyzmq's enum flags cost microseconds per operation on the hot path.
 _NOBLOCK, _EVENTS, _POLLIN = int(zmq.NOBLOCK), int(zmq.EVENTS), int(zmq.POLLIN)
 HELLO_INTERVAL_S = 0.25
@@ -107,6 +110,12 @@ class EdgeSender:
                 return
             if len(msg) == 1 and len(msg[0]) == _TAGGED.size and msg[0][:1] == CREDIT:
                 self.limit = max(self.limit, _TAGGED.unpack(msg[0])[1])
+            elif len(msg) == 1 and len(msg[0]) == _TAGGED.size and msg[0][:1] == PING:
+                t2 = now_ns()  # answer the receiver's clock probe at once
+                try:
+                    self.sock.send(_TIMES.pack(PONG, _TAGGED.unpack(msg[0])[1], t2, now_ns()), _NOBLOCK)
+                except zmq.Again:
+                    pass
             # anything else from a receiver is ignored: senders trust nothing either
 
     def hello(self, force: bool = False) -> None:
@@ -180,6 +189,9 @@ class EdgeReceiver:
         self.endpoint = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self.window = window
         self.peers: dict[bytes, int] = {}  # identity -> last count seen
+        self.clocks: dict[bytes, OffsetEstimate] = {}  # identity -> its clock minus ours
+        self._last_ping: dict[bytes, float] = {}
+        self.last_peer: bytes = b""
         self.received = 0
         self.lost = 0  # gaps in a sender's count (e.g. after this receiver restarted)
         self.per_peer_received: collections.Counter = collections.Counter()
@@ -190,15 +202,22 @@ class EdgeReceiver:
         Raises ``codec.DecodeError("envelope")`` for a message without our envelope.
         """
         msg = self.sock.recv_multipart(copy=False)
-        if len(msg) < 2 or len(msg[1]) != _TAGGED.size:
+        if len(msg) < 2:
             raise codec.DecodeError("envelope", f"{len(msg)} frames")
         ident = msg[0].bytes
+        if len(msg) == 2 and len(msg[1]) == _TIMES.size and msg[1].bytes[:1] == PONG:
+            _, t1, t2, t3 = _TIMES.unpack(msg[1].bytes)
+            self.clocks.setdefault(ident, OffsetEstimate()).add(t1, t2, t3, now_ns())
+            return None
+        if len(msg[1]) != _TAGGED.size:
+            raise codec.DecodeError("envelope", "bad envelope frame")
         tag, count = _TAGGED.unpack(msg[1].bytes)
         if tag == HELLO:
             if len(msg) != 2:
                 raise codec.DecodeError("envelope", "hello with body")
             self.peers[ident] = max(self.peers.get(ident, count), count)
             self._grant(ident)
+            self._maybe_ping(ident)
             return None
         if tag != DATA or len(msg) < 3:
             raise codec.DecodeError("envelope", "bad tag or no packet")
@@ -208,9 +227,25 @@ class EdgeReceiver:
         self.peers[ident] = count if last is None else max(last, count)
         self.received += 1
         self.per_peer_received[ident] += 1
+        self.last_peer = ident
         if count % max(1, self.window // 4) == 0:
             self._grant(ident)
+        self._maybe_ping(ident)
         return msg[2:]
+
+    def _maybe_ping(self, ident: bytes) -> None:
+        now = time.monotonic()
+        if now - self._last_ping.get(ident, 0.0) >= PING_INTERVAL_S:
+            self._last_ping[ident] = now
+            try:
+                self.sock.send_multipart([ident, _TAGGED.pack(PING, now_ns())], _NOBLOCK)
+            except (zmq.Again, zmq.ZMQError):
+                pass
+
+    def offset_ns(self, ident: bytes) -> float:
+        """Best estimate of the peer's clock minus ours (0 until measured)."""
+        est = self.clocks.get(ident)
+        return est.offset_ns if est is not None and est.samples else 0.0
 
     def _grant(self, ident: bytes) -> None:
         try:
