@@ -126,7 +126,8 @@ def decode(frames: Sequence, limits: Limits = DEFAULT_LIMITS) -> Packet:
             raise DecodeError("field_type", "origin")
         origin = Origin(origin[0], origin[1], origin[2])
     geometry = h.get("geometry")
-    if geometry is not None and not all(isinstance(g, int) and g > 0 for g in geometry):
+    if geometry is not None and not (0 < len(geometry) <= 3 and all(
+            isinstance(g, int) and not isinstance(g, bool) and 0 < g < 2**31 for g in geometry)):
         raise DecodeError("field_type", "geometry")
     body = None
     if len(frames) == 2:

@@ -11,7 +11,8 @@ import numpy as np
 SCHEMA_VERSION = 1
 
 KINDS = ("events", "features", "embedding", "prediction", "control", "telemetry")
-CONTROLS = ("start", "end_of_sample", "end_of_stream", "heartbeat")
+# `bank` edits a classifier's reference bank at run time (meta: op, label, embeddings).
+CONTROLS = ("start", "end_of_sample", "end_of_stream", "heartbeat", "bank")
 
 # Event dtypes on the wire: packed, little-endian, time in integer microseconds (as in tonic).
 DVS_DTYPE = np.dtype([("t", "<i8"), ("x", "<u2"), ("y", "<u2"), ("p", "u1")])

@@ -1,0 +1,166 @@
+"""Split-sweep statistics: zero-shot accuracy over many choices of unseen classes × seeds.
+
+With only two unseen classes a single split is close to a coin flip, so the honest
+zero-shot number is a mean over all C(9, 2) = 36 choices of two unseen digits from 1-9 and
+several seeds, with a 95 % interval and the chance level beside it.
+
+Intervals (``method``):
+
+* ``class_jackknife`` (default): delete-one-class jackknife.  The 36 splits are not
+  independent: every digit appears in 8 of them, so a digit that is easy (or hard) to
+  recognise zero-shot moves 8 split means together.  Dropping, in turn, every split that
+  contains class d gives leave-one-class-out means; their spread, (n-1)/n·Σ(θ₋d − θ̄)²,
+  estimates the variance of the sweep mean treating classes (the real random units) and the
+  seed/test-sample noise within splits correctly; the interval uses Student's t with
+  n_classes - 1 degrees of freedom.
+* ``split_t``: a t-interval over per-split means (seeds averaged within a split).  Valid
+  only when split effects are independent; with shared classes it is too narrow
+  (tests/test_sweep_stats.py shows its coverage collapsing), so it is offered for
+  comparison only.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+from scipy import stats
+
+METHODS = ("class_jackknife", "split_t")
+
+
+def unseen_splits(classes: Sequence[int] = tuple(range(1, 10)),
+                  n_unseen: int = 2) -> list[tuple[int, ...]]:
+    """Every choice of ``n_unseen`` held-out classes (36 for two of the digits 1-9)."""
+    if not 0 < n_unseen < len(classes):
+        raise ValueError(f"n_unseen must be between 1 and {len(classes) - 1}, got {n_unseen}")
+    return [tuple(int(c) for c in s) for s in itertools.combinations(sorted(classes), n_unseen)]
+
+
+def seen_for(unseen: Sequence[int], classes: Sequence[int] = tuple(range(1, 10))) -> tuple[int, ...]:
+    return tuple(int(c) for c in classes if c not in set(unseen))
+
+
+@dataclass
+class SweepSummary:
+    """Mean, spread and interval of a sweep, with chance."""
+
+    mean: float
+    std_runs: float          # spread of single runs (splits × seeds)
+    std_splits: float        # spread of per-split means
+    ci_low: float
+    ci_high: float
+    confidence: float
+    method: str
+    n_splits: int
+    n_seeds: int
+    chance: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def line(self, name: str = "") -> str:
+        return (f"{name}{self.mean:.1%} ± {self.std_runs:.1%} (runs), "
+                f"{self.confidence:.0%} CI [{self.ci_low:.1%}, {self.ci_high:.1%}] "
+                f"({self.method}, {self.n_splits} splits × {self.n_seeds} seeds), "
+                f"chance {self.chance:.1%}")
+
+
+def summarise(acc: np.ndarray, splits: Sequence[Sequence[int]], chance: float | np.ndarray,
+              method: str = "class_jackknife", confidence: float = 0.95) -> SweepSummary:
+    """Summary of accuracies ``acc[split, seed]`` for the given unseen-class ``splits``."""
+    acc = np.asarray(acc, dtype=np.float64)
+    if acc.ndim == 1:
+        acc = acc[:, None]
+    if acc.ndim != 2 or len(acc) != len(splits):
+        raise ValueError(f"acc must be (n_splits, n_seeds) with {len(splits)} splits, "
+                         f"got shape {acc.shape}")
+    if method not in METHODS:
+        raise ValueError(f"interval method {method!r} is not one of {METHODS}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if np.isnan(acc).any():
+        raise ValueError("acc contains NaN: every split × seed needs a result")
+    split_means = acc.mean(axis=1)
+    mean = float(split_means.mean())
+    q = 0.5 + confidence / 2
+    if method == "split_t":
+        n = len(split_means)
+        if n < 2:
+            raise ValueError("split_t needs at least 2 splits")
+        half = stats.t.ppf(q, n - 1) * split_means.std(ddof=1) / np.sqrt(n)
+    else:
+        half = _class_jackknife_halfwidth(split_means, splits, q)
+    chance_value = float(np.mean(chance))
+    return SweepSummary(
+        mean=mean, std_runs=float(acc.std(ddof=1)) if acc.size > 1 else 0.0,
+        std_splits=float(split_means.std(ddof=1)) if len(split_means) > 1 else 0.0,
+        ci_low=mean - half, ci_high=mean + half, confidence=confidence, method=method,
+        n_splits=int(acc.shape[0]), n_seeds=int(acc.shape[1]), chance=chance_value,
+    )
+
+
+def _class_jackknife_halfwidth(split_means: np.ndarray, splits: Sequence[Sequence[int]],
+                               q: float) -> float:
+    members = [set(int(c) for c in s) for s in splits]
+    classes = sorted(set().union(*members))
+    leave_out = []
+    for d in classes:
+        keep = np.array([d not in m for m in members])
+        if not keep.any():
+            raise ValueError(f"class {d} is in every split; the class jackknife needs splits "
+                             f"without it")
+        leave_out.append(split_means[keep].mean())
+    theta = np.asarray(leave_out)
+    n = len(classes)
+    if n < 3:
+        raise ValueError(f"the class jackknife needs splits over at least 3 classes, got {n}")
+    var = (n - 1) / n * np.sum((theta - theta.mean()) ** 2)
+    return float(stats.t.ppf(q, n - 1) * np.sqrt(var))
+
+
+def run_sweep(train_eval: Callable[[tuple[int, ...], tuple[int, ...], int], float],
+              splits: Sequence[tuple[int, ...]], seeds: Sequence[int],
+              classes: Sequence[int] = tuple(range(1, 10))) -> np.ndarray:
+    """Call ``train_eval(seen, unseen, seed) -> accuracy`` for every split × seed.
+
+    Returns ``acc[split, seed]``; for head training prefer ``train_heads_many``, which
+    trains all runs of a sweep at once.
+    """
+    acc = np.empty((len(splits), len(seeds)))
+    for i, unseen in enumerate(splits):
+        for j, seed in enumerate(seeds):
+            acc[i, j] = float(train_eval(seen_for(unseen, classes), tuple(unseen), int(seed)))
+    return acc
+
+
+def plot_sweep(acc: np.ndarray, splits: Sequence[Sequence[int]], summary: SweepSummary,
+               path: str | Path, title: str = "zero-shot accuracy over unseen-class splits") -> Path:
+    """Per-split means (dots, seeds as whiskers), the sweep mean with its interval, chance."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    acc = np.asarray(acc)
+    x = np.arange(len(splits))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.25 * len(splits)), 3.5))
+    ax.vlines(x, acc.min(axis=1), acc.max(axis=1), color="0.6", lw=1)
+    ax.plot(x, acc.mean(axis=1), "o", ms=4, label="split mean (bars: seeds)")
+    ax.axhspan(summary.ci_low, summary.ci_high, color="C1", alpha=0.25,
+               label=f"{summary.confidence:.0%} CI ({summary.method})")
+    ax.axhline(summary.mean, color="C1", label=f"mean {summary.mean:.1%}")
+    ax.axhline(summary.chance, color="k", ls="--", label=f"chance {summary.chance:.0%}")
+    ax.set_xticks(x, ["".join(map(str, s)) for s in splits], rotation=90, fontsize=7)
+    ax.set_xlabel("unseen classes")
+    ax.set_ylabel("top-1 accuracy")
+    ax.set_ylim(0, 1)
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

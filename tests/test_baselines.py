@@ -1,0 +1,73 @@
+"""Baselines: prototypical network, SRNN with box surrogate (BPTT), RNN readout; MAC counts."""
+import numpy as np
+import pytest
+import torch
+
+from nodes.projection.baselines import (BoxSpike, ProtoConfig, RnnReadout, SrnnEncoder,
+                                        srnn_clip_epoch_macs, train_protonet,
+                                        train_srnn_clip_epoch)
+from nodes.projection.heads import HeadConfig
+from nodes.projection.train import HeadModule, ModalityData, head_train_macs
+
+
+def _modality(name, seed, sep=0.7, d=100, n=(24, 10, 12)):
+    rng = np.random.default_rng(seed)
+    means = rng.normal(size=(10, d))
+    labels = np.repeat(np.arange(1, 10), sum(n))
+    split = np.tile(np.repeat([0, 1, 2], n), 9)
+    feats = sep * means[labels] + rng.normal(size=(len(labels), d))
+    return ModalityData(name, "p", feats, labels, split)
+
+
+def test_protonet_learns_seen_classes():
+    res = train_protonet(_modality("audio", 1), _modality("visual", 2),
+                         ProtoConfig(epochs=15, pd=16, batch_size=28))
+    assert res.seen_chance == pytest.approx(1 / 7) and res.unseen_chance == pytest.approx(0.5)
+    assert res.seen_acc > res.seen_chance + 0.4
+    assert 0.0 <= res.unseen_acc <= 1.0 and res.macs_per_epoch > 0
+
+
+def test_box_surrogate_gradient():
+    v = torch.tensor([-0.3, -0.2, 0.0, 0.2, 0.3], requires_grad=True)
+    s = BoxSpike.apply(v, 0.25)
+    assert s.tolist() == [0, 0, 1, 1, 1]
+    s.sum().backward()
+    assert v.grad.tolist() == [0.0, 2.0, 2.0, 2.0, 0.0]
+
+
+def test_srnn_trains_by_bptt_and_counts_macs():
+    rng = np.random.default_rng(0)
+    frames_a = torch.as_tensor(rng.random((16, 10, 12)) < 0.3, dtype=torch.float32)
+    frames_b = torch.as_tensor(rng.random((16, 8, 9)) < 0.3, dtype=torch.float32)
+    enc_a = SrnnEncoder(12, 20, vth=1.0, gain=0.05, seed=1)
+    enc_b = SrnnEncoder(9, 20, vth=1.0, gain=0.05, seed=2)
+    rates = enc_a(frames_a)
+    assert rates.shape == (16, 20) and 0 < rates.mean() < 1
+    rates.sum().backward()
+    assert enc_a.w_in.grad.abs().sum() > 0 and enc_a.w_rec.grad.abs().sum() > 0
+    enc_a.zero_grad()
+    heads = [HeadModule(HeadConfig("p", m, 20, [8])) for m in ("a", "b")]
+    params = [*enc_a.parameters(), *enc_b.parameters(), *heads[0].parameters(),
+              *heads[1].parameters()]
+    before = enc_b.w_in.detach().clone()
+    opt = torch.optim.Adam(params, lr=1e-2)
+    loss = train_srnn_clip_epoch(enc_a, enc_b, heads[0], heads[1], frames_a, frames_b, opt)
+    assert np.isfinite(loss) and not torch.equal(before, enc_b.w_in)
+    assert enc_a.macs_per_sample(10) == 10 * (12 * 20 + 20 * 20)
+
+
+def test_training_cost_ratio_at_paper_sizes():
+    # Paper sizes: image encoder 256 -> 200 over 50 bins, audio 64 -> 200 over 129 bins,
+    # heads 200 -> 64, 1,568 pairs, batch 8.  Head-only training must be >100x cheaper.
+    img, aud = SrnnEncoder(256, 200), SrnnEncoder(64, 200)
+    head = HeadConfig("p", "m", 200, [64])
+    heads_epoch = head_train_macs(head, head, 1568, 1, 8)
+    srnn_epoch = srnn_clip_epoch_macs(aud, 129, img, 50, 1568, 2 * 200 * 64)
+    assert srnn_epoch / heads_epoch > 100
+
+
+def test_rnn_readout_shapes_and_macs():
+    model = RnnReadout(n_in=12, n_classes=10, n_hidden=16)
+    out = model(torch.zeros(3, 7, 12))
+    assert out.shape == (3, 10)
+    assert model.macs_per_sample(7) == 7 * (12 * 16 + 16 * 16) + 16 * 10
