@@ -35,7 +35,7 @@ from .registry import NODE_KINDS, is_known
 
 _ARG = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 GRAPH_KEYS = {"name", "transport", "host", "allow_remote", "telemetry_interval_s", "restart",
-              "energy_profiles", "description", "curve", "recovery"}
+              "energy_profiles", "description", "curve", "recovery", "hang_timeout_s"}
 RECOVERY_KEYS = {"enabled", "max_unacked", "max_sample_bytes", "resend_after_s", "final_wait_s"}
 NODE_KEYS = {"kind", "params", "bind", "address", "restart", "description", "host"}
 EDGE_KEYS = {"from", "to", "policy", "window", "queue_msgs", "queue_bytes"}
@@ -63,6 +63,7 @@ class Graph:
     restart: dict[str, RestartPolicy]
     args: dict[str, Any]
     telemetry_interval_s: float = 1.0
+    hang_timeout_s: float = 15.0  # a node silent this long (after its first report) is killed
     transport: str = "ipc"
     sources: list[str] = field(default_factory=list)
     hosts: dict[str, str | None] = field(default_factory=dict)  # node -> host name (None: any)
@@ -205,6 +206,9 @@ def load_graph(path: str | Path, overrides: dict[str, Any] | None = None,
     interval = g.get("telemetry_interval_s", 1.0)
     if not isinstance(interval, (int, float)) or interval <= 0:
         raise GraphError(f"{f}: graph.telemetry_interval_s: must be a number > 0")
+    hang = g.get("hang_timeout_s", max(15.0, 10 * float(interval)))
+    if not isinstance(hang, (int, float)) or hang <= interval:
+        raise GraphError(f"{f}: graph.hang_timeout_s: must be a number > telemetry_interval_s")
     profiles = g.get("energy_profiles", [])
     if not isinstance(profiles, list):
         raise GraphError(f"{f}: graph.energy_profiles: must be a list of profile names")
@@ -271,7 +275,8 @@ def load_graph(path: str | Path, overrides: dict[str, Any] | None = None,
         import warnings
         warnings.warn(f"{f}: graph.allow_remote without [graph.curve]: traffic is unauthenticated")
     return Graph(name=g.get("name", path.stem), path=path, nodes=specs, restart=restarts,
-                 args=args, telemetry_interval_s=float(interval), transport=transport,
+                 args=args, telemetry_interval_s=float(interval), hang_timeout_s=float(hang),
+                 transport=transport,
                  sources=sources, hosts=hosts, curve_keys=curve_keys)
 
 

@@ -61,6 +61,7 @@ class NodeState:
     failed: bool = False
     returncodes: list = field(default_factory=list)
     asked_to_stop: float | None = None
+    last_report: float | None = None  # monotonic time of its latest telemetry (this process)
 
 
 class Launcher:
@@ -113,6 +114,7 @@ class Launcher:
         log = self.run_dir / "logs" / f"{name}.log" if self.log_nodes else None
         st.proc = self.start(st.spec, self.run_dir / "specs" / f"{name}.json", log)
         st.restart_at = None
+        st.last_report = None
 
     def event(self, kind: str, **fields) -> None:
         rec = {"event": kind, "time": time.time(), **fields}
@@ -135,6 +137,7 @@ class Launcher:
             rc = st.proc.poll()
             if rc is None:
                 self._nudge_if_orphaned(name, st, now)
+                self._kill_if_hung(name, st, now)
                 continue
             st.returncodes.append(rc)
             st.proc = None
@@ -154,6 +157,13 @@ class Launcher:
             st.restarts += 1
             st.restart_at = now + delay
             self.event("crashed", node=name, returncode=rc, restart_in_s=delay, attempt=st.restarts)
+
+    def _kill_if_hung(self, name: str, st: NodeState, now: float) -> None:
+        """A node that reported once and then fell silent is stuck: kill it (then restart)."""
+        if st.last_report is not None and now - st.last_report > self.graph.hang_timeout_s:
+            self.event("hung", node=name, silent_s=round(now - st.last_report, 1), pid=st.proc.pid)
+            st.last_report = None
+            st.proc.kill()
 
     def _nudge_if_orphaned(self, name: str, st: NodeState, now: float) -> None:
         """All upstreams ended but this node did not (its end-of-stream died with a restart):
@@ -183,7 +193,11 @@ class Launcher:
             if pkt.kind != "telemetry":
                 continue
             report = dict(pkt.meta, time=time.time())
-            self.latest[report.get("node", pkt.stream)] = report
+            name = report.get("node", pkt.stream)
+            self.latest[name] = report
+            st = self.states.get(name)
+            if st is not None and st.proc is not None and report.get("pid") == st.proc.pid:
+                st.last_report = time.monotonic()
             self.telemetry_file.write(json.dumps(report) + "\n")
             self.on_report(report)
 

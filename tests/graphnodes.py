@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 
+from nodes.passthrough import PassThroughNode
 from stream.node import SourceNode
 from stream.packets import DVS_DTYPE, Origin, Packet, control
 
@@ -38,3 +40,19 @@ class CountingSource(SourceNode):
                 if delay:
                     time.sleep(delay)
             yield control("end_of_sample", sample=s, label=s % 10, origin=origin)
+
+
+class HangsOnce(PassThroughNode):
+    """Forwards packets, but the first process to see message ``at`` hangs forever (a marker
+    file makes the restarted one behave): the launcher must notice and kill it."""
+
+    kind = "hangs_once"
+
+    def process(self, packet):
+        self.seen = getattr(self, "seen", 0) + 1
+        marker = Path(self.params["marker"])
+        if self.seen == int(self.params.get("at", 5)) and not marker.exists():
+            marker.write_text("hung")
+            while True:
+                time.sleep(1)
+        return super().process(packet)
