@@ -11,7 +11,7 @@ NODE_KINDS: dict[str, str] = {
     "console_sink": "nodes.sinks:ConsoleSink",
     "jsonl_sink": "nodes.sinks:JsonlSink",
     "csv_sink": "nodes.sinks:CsvSink",
-    "recorder": "nodes.sinks:RecorderSink",
+    "recorder": "nodes.recording:RecorderSink",
     "lsm": "nodes.lsm.node:LsmNode",
     "projection": "nodes.projection.node:ProjectionNode",
     "classifier": "nodes.classifier.node:ClassifierNode",
