@@ -56,3 +56,31 @@ class HangsOnce(PassThroughNode):
             while True:
                 time.sleep(1)
         return super().process(packet)
+
+
+class ScriptedDvsSource(SourceNode):
+    """Synthetic bar samples; after sample ``bank_after`` a `bank` control adds a class to the
+    classifier downstream; ends with one sample of uniform noise (label 99)."""
+
+    kind = "scripted_dvs"
+
+    def packets(self):
+        import json
+
+        from nodes.sources.synthetic import SyntheticDvsSource, synthetic_sample
+
+        params = {k: v for k, v in self.params.items() if k not in ("bank_after", "bank_file")}
+        inner = SyntheticDvsSource(self.name, params)
+        edit = json.loads(Path(self.params["bank_file"]).read_text())
+        last = None
+        for pkt in inner.packets():
+            yield pkt
+            last = pkt
+            if pkt.is_control and pkt.control == "end_of_sample" and pkt.sample == self.params["bank_after"]:
+                yield control("bank", meta=edit)
+        noise = synthetic_sample(np.random.default_rng(123), "random", 0, (16, 16), 40000, 100_000)
+        origin = Origin(last.origin.stream, last.origin.epoch, 999)
+        yield control("start", origin=origin, sample=999, label=99)
+        yield Packet(kind="events", body=noise, geometry=(16, 16), origin=origin, sample=999, label=99,
+                     origin_ns=time.time_ns())
+        yield control("end_of_sample", origin=origin, sample=999, label=99)
