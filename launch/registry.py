@@ -6,6 +6,10 @@ import re
 
 NODE_KINDS: dict[str, str] = {
     "synthetic_dvs": "nodes.sources.synthetic:SyntheticDvsSource",
+    "replay": "nodes.sources.replay:ReplaySource",
+    "segmenter": "nodes.sources.segmenter:SegmenterNode",
+    "lsl": "nodes.sources.live:LslSource",
+    "dvs_camera": "nodes.sources.live:DvsCameraSource",
     "passthrough": "nodes.passthrough:PassThroughNode",
     "null_sink": "nodes.sinks:SinkNode",
     "console_sink": "nodes.sinks:ConsoleSink",

@@ -31,7 +31,7 @@ class RecorderSink(SinkNode):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.bodies: dict[str, list[np.ndarray]] = {}
         self.rows: dict[str, list[tuple[int, int, int]]] = {}  # kind -> (sample, label, n)
-        self.geometry: list[int] | None = None
+        self.geometries: dict[str, list[int]] = {}
         self._current: dict[tuple, list[Packet]] = {}
 
     def process(self, packet: Packet):
@@ -48,18 +48,21 @@ class RecorderSink(SinkNode):
         if len(self.committed) == before:
             return  # duplicate or incomplete: nothing new to keep
         for p in packets:
-            self.bodies.setdefault(p.kind, []).append(np.array(p.body))
-            self.rows.setdefault(p.kind, []).append((p.sample, -1 if p.label is None else p.label, len(p.body)))
-            self.geometry = list(p.geometry) if p.geometry else self.geometry
+            # one group per kind, dtype and row shape, so streams of different sensors coexist
+            group = "-".join([p.kind, dtype_name(p.body.dtype), *map(str, p.body.shape[1:])])
+            self.bodies.setdefault(group, []).append(np.array(p.body))
+            self.rows.setdefault(group, []).append((p.sample, -1 if p.label is None else p.label, len(p.body)))
+            if p.geometry:
+                self.geometries[group] = list(p.geometry)
 
     def close(self) -> None:
         arrays: dict[str, np.ndarray] = {}
-        meta = {"geometry": self.geometry, "kinds": {}}
-        for kind, bodies in self.bodies.items():
-            rows = np.asarray(self.rows[kind], dtype=np.int64).reshape(-1, 3)
-            arrays[f"{kind}_body"] = np.concatenate(bodies)
-            arrays[f"{kind}_rows"] = rows
-            meta["kinds"][kind] = dtype_name(bodies[0].dtype)
+        meta = {"groups": {}}
+        for group, bodies in self.bodies.items():
+            arrays[f"{group}_body"] = np.concatenate(bodies)
+            arrays[f"{group}_rows"] = np.asarray(self.rows[group], dtype=np.int64).reshape(-1, 3)
+            meta["groups"][group] = {"kind": group.split("-")[0], "dtype": dtype_name(bodies[0].dtype),
+                                     "geometry": self.geometries.get(group)}
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
         tmp = self.path.with_suffix(".tmp.npz")
         np.savez(tmp, **arrays)
@@ -67,19 +70,26 @@ class RecorderSink(SinkNode):
 
 
 def read_recording(path: str | Path, kind: str = "events") -> tuple[list[tuple[np.ndarray, int]], list | None]:
-    """Samples of one kind from a recording: ([(body of sample, label)], geometry)."""
+    """Samples of one kind from a recording: ([(body of sample, label)], geometry).
+
+    A recording holding that kind from several sensors (dtypes) asks for ``kind`` to be the
+    full group name (e.g. ``events-cochlea``)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"recording {path} not found")
     try:
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(bytes(z["meta"]).decode())
-            if kind not in meta["kinds"]:
-                raise ValueError(f"recording {path} holds no {kind!r} stream (it has {sorted(meta['kinds'])})")
-            body, rows = z[f"{kind}_body"], z[f"{kind}_rows"]
+            groups = [g for g, m in meta["groups"].items() if kind in (g, m["kind"])]
+            if len(groups) != 1:
+                raise ValueError(f"recording {path}: {len(groups)} streams match {kind!r}; "
+                                 f"it holds {sorted(meta['groups'])}")
+            group = groups[0]
+            body, rows = z[f"{group}_body"], z[f"{group}_rows"]
     except (OSError, KeyError, json.JSONDecodeError) as exc:
         raise ValueError(f"recording {path}: truncated or not a recording ({exc})") from None
-    if body.dtype != WIRE_DTYPES[meta["kinds"][kind]] or rows.sum(axis=0)[2] != len(body):
+    info = meta["groups"][group]
+    if body.dtype != WIRE_DTYPES[info["dtype"]] or len(rows) == 0 or rows[:, 2].sum() != len(body):
         raise ValueError(f"recording {path}: {kind} body and row table disagree")
     out: list[tuple[np.ndarray, int]] = []
     start = 0
@@ -88,4 +98,4 @@ def read_recording(path: str | Path, kind: str = "events") -> tuple[list[tuple[n
         n = int(sel[:, 2].sum())
         out.append((body[start:start + n], int(sel[0, 1])))
         start += n
-    return out, meta["geometry"]
+    return out, info["geometry"]

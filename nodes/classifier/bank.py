@@ -19,8 +19,9 @@ MODES = ("mean", "exemplars")
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+    # the norm in float64: float32 squares of large (finite) inputs would overflow to inf
+    x = np.asarray(x, dtype=np.float64)
+    return (x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
 
 
 @dataclass

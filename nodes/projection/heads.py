@@ -65,6 +65,7 @@ def _activate(x: np.ndarray, name: str) -> np.ndarray:
 
 def l2_normalise(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     """Rows scaled to unit length (zero rows stay zero), as float32."""
+    x = np.asarray(x, dtype=np.float64)  # no float32 overflow in the squares
     norm = np.linalg.norm(x, axis=-1, keepdims=True)
     return (x / np.maximum(norm, eps)).astype(np.float32)
 
