@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
+from stream.clock import now_ns
 from stream.node import ConfigError, SourceNode
 from stream.packets import EVENT_DTYPES, Origin, Packet, control, dtype_name, new_epoch
 
@@ -87,7 +88,7 @@ class ReplaySource(SourceNode):
             self._factory = lambda: samples
         self.geometry: tuple[int, ...] | None = tuple(int(g) for g in geometry) if geometry else None
         self.epoch = new_epoch()  # the runtime may overwrite it with the epoch it stamps
-        self.clock_ns: Callable[[], int] = time.time_ns
+        self.clock_ns: Callable[[], int] = now_ns  # stream.clock: one clock for every origin_ns
         self.pacer = Pacer()
 
     def _check(self, events: np.ndarray, sample: int) -> np.ndarray:
