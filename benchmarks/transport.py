@@ -51,7 +51,8 @@ def run_ours(transport, hops, size, count, rate, workdir) -> dict:
     from launch.supervisor import Launcher
 
     out = workdir / "sink.json"
-    lines = ['[graph]\nname = "bench"\ntransport = "%s"\ntelemetry_interval_s = 5.0' % transport,
+    lines = ['[graph]\nname = "bench"\ntransport = "%s"\ntelemetry_interval_s = 5.0\n'
+             'recovery = { enabled = false }  # one endless sample: nothing to recover' % transport,
              f'[nodes.src]\nkind = "transport_nodes:BenchSource"\nparams = {{ size = {size}, count = {count}, rate = {rate} }}',
              f'[nodes.sink]\nkind = "transport_nodes:BenchSink"\nparams = {{ path = "{out}" }}']
     chain = ["src"] + [f"hop{i}" for i in range(hops - 1)] + ["sink"]

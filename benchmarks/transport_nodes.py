@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from stream.node import SourceNode
-from stream.packets import DVS_DTYPE, Origin, Packet
+from stream.packets import DVS_DTYPE, Origin, Packet, control
 from nodes.sinks import SinkNode
 
 
@@ -22,6 +22,7 @@ class BenchSource(SourceNode):
         ev["x"] = np.arange(size) % 34
         ev["y"] = (np.arange(size) // 34) % 34
         origin = Origin(self.name, 1, 0)
+        yield control("start", origin=origin, sample=0)
         start = time.perf_counter()
         for i in range(count):
             if rate:
@@ -31,6 +32,7 @@ class BenchSource(SourceNode):
                         time.sleep(due - now - 1e-4)
             yield Packet(kind="events", body=ev, geometry=(34, 34), origin=origin, sample=0,
                          origin_ns=time.time_ns())
+        yield control("end_of_sample", origin=origin, sample=0)
 
 
 class BenchSink(SinkNode):

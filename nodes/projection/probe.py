@@ -75,7 +75,7 @@ def linear_probe(x: np.ndarray, labels: np.ndarray, split: np.ndarray,
     m = models[best]
     acc = lambda rows: float(np.mean(m.predict(z[rows]) == labels[rows])) if len(rows) else float("nan")
     test_rows = te if test else np.zeros(0, int)
-    ref = labels[te] if len(te) else labels[va]
+    ref = labels[te] if test and len(te) else labels[va]
     chance = float(np.bincount(ref).max() / len(ref))
     return ProbeResult(train=acc(tr), val=val_by_C[float(best)], test=acc(test_rows),
                        chance=chance, C=float(best), val_by_C=val_by_C,

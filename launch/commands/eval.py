@@ -1,0 +1,121 @@
+"""`rram-lsm eval`: every experiment the data allows -> results.md, results.json and plots."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "eval", help="run the paper's experiments and write results.md / results.json",
+        description="Linear probes, zero-shot audio<->visual and neural<->visual (ideal and "
+                    "rram devices), the unseen-class split sweep and optionally the RRAM "
+                    "robustness sweep, on the built-in dataset; our numbers beside the "
+                    "paper's, with chance levels.")
+    p.add_argument("--size", choices=("full", "tiny"), default="full",
+                   help="built-in dataset size (default %(default)s)")
+    p.add_argument("--sweep", choices=("reduced", "full"), default="reduced",
+                   help="split sweep: reduced (9 splits x 2 seeds) or full (36 x 3)")
+    p.add_argument("--splits", default=None, help="override: 'all' or a number of splits")
+    p.add_argument("--seeds", type=int, default=None, help="override: seeds per split")
+    p.add_argument("--robustness", choices=("off", "reduced", "full"), nargs="?", const="reduced",
+                   default="off", help="RRAM robustness sweep (flag alone = reduced)")
+    p.add_argument("--devices", default="ideal,rram", help="devices (default ideal,rram)")
+    p.add_argument("--epochs", type=int, default=100, help="head epochs (default 100)")
+    p.add_argument("--pd", type=int, default=64, help="embedding dimension (default 64)")
+    p.add_argument("--train-seeds", type=int, default=3, help="seeds of the fixed-split runs")
+    p.add_argument("--no-raw-probe", action="store_true", help="skip the raw-frame probe")
+    p.add_argument("--gain-factors", default="0.5,1,2",
+                   help="gain candidates as multiples of each preset's const (default %(default)s)")
+    p.add_argument("--neural-neurons", type=int, default=None,
+                   help="reservoir size of the neural encoder (default: bmi_neural's 2048)")
+    p.add_argument("--pairs", default="audio-visual,neural-visual", help="zero-shot settings")
+    p.add_argument("--reservoir-seed", type=int, default=0)
+    p.add_argument("--data-seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path("results"), help="output folder")
+    p.set_defaults(func=run)
+
+
+def config_from_args(args):
+    from nodes.projection.experiments import ROBUSTNESS_FULL, ROBUSTNESS_REDUCED, EvalConfig
+
+    devices = tuple(d.strip() for d in args.devices.split(",") if d.strip())
+    if not devices or any(d not in ("ideal", "rram") for d in devices):
+        raise ValueError(f"--devices must list ideal and/or rram, got {args.devices!r}")
+    n_splits, seeds = (9, 2) if args.sweep == "reduced" else (None, 3)
+    if args.splits is not None:
+        if args.splits == "all":
+            n_splits = None
+        elif args.splits.isdigit() and int(args.splits) >= 2:
+            n_splits = int(args.splits)
+        else:
+            raise ValueError(f"--splits must be 'all' or a number >= 2, got {args.splits!r}")
+    if args.seeds is not None:
+        if args.seeds < 1:
+            raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
+        seeds = args.seeds
+    if args.epochs < 1 or args.pd < 1 or args.train_seeds < 1:
+        raise ValueError("--epochs, --pd and --train-seeds must be positive")
+    factors = parse_factors(args.gain_factors)
+    pairs = tuple(x.strip() for x in args.pairs.split(",") if x.strip())
+    if not pairs or any(x not in ("audio-visual", "neural-visual") for x in pairs):
+        raise ValueError(f"--pairs must list audio-visual and/or neural-visual, got {args.pairs!r}")
+    neural = {}
+    if args.neural_neurons is not None:
+        if args.neural_neurons < 1:
+            raise ValueError(f"--neural-neurons must be >= 1, got {args.neural_neurons}")
+        neural["n_neurons"] = args.neural_neurons
+    grid = {"off": None, "reduced": ROBUSTNESS_REDUCED, "full": ROBUSTNESS_FULL}[args.robustness]
+    return EvalConfig(size=args.size, data_seed=args.data_seed, reservoir_seed=args.reservoir_seed,
+                      devices=devices, pd=args.pd, epochs=args.epochs,
+                      train_seeds=tuple(range(args.train_seeds)), sweep_splits=n_splits,
+                      sweep_seeds=tuple(range(seeds)), robustness=grid,
+                      raw_probe=not args.no_raw_probe, gain_factors=factors,
+                      neural_overrides=neural, pairs=pairs)
+
+
+def parse_factors(text: str) -> tuple[float, ...]:
+    try:
+        out = tuple(float(f) for f in text.split(",") if f.strip())
+    except ValueError:
+        raise ValueError(f"--gain-factors must be comma-separated numbers, got {text!r}") from None
+    if not out or any(f <= 0 for f in out):
+        raise ValueError(f"--gain-factors must be positive numbers, got {text!r}")
+    return out
+
+
+def run(args) -> int:
+    import numpy as np
+
+    from nodes.classifier.sweep import SweepSummary, plot_sweep
+    from nodes.projection.experiments import plot_robustness, results_markdown, run_all
+
+    cfg = config_from_args(args)
+    res = run_all(cfg, cfg.pairs, log=lambda s: print(s, flush=True))
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    plots = []
+    for pair, sw in res["sweep"].items():
+        sm = SweepSummary(**sw["summary"]["unseen_a_to_b"])
+        path = out / f"sweep_{pair}.png"
+        plot_sweep(np.asarray(sw["acc"]["unseen_a_to_b"]), [tuple(s) for s in sw["splits"]], sm,
+                   path, title=f"{pair}: unseen-pair retrieval over splits")
+        plots.append(path.name)
+    if res["robustness"]:
+        plot_robustness(res["robustness"], out / "robustness.png")
+        plots.append("robustness.png")
+    res["plots"] = plots
+    md = results_markdown(res) + "\n" + "\n".join(f"![{p}]({p})" for p in plots) + "\n"
+    (out / "results.md").write_text(md)
+    (out / "results.json").write_text(json.dumps(res, indent=1, default=_default))
+    print(f"wrote {out / 'results.md'} and {out / 'results.json'} ({res['seconds']:.0f} s)")
+    return 0
+
+
+def _default(v):
+    import numpy as np
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    return str(v)

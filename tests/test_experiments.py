@@ -1,0 +1,142 @@
+"""The experiment pipeline end to end on the tiny built-in dataset: eval, train, sweep, devices."""
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+import nodes.lsm  # noqa: F401
+from launch.cli import main
+from nodes.lsm.rram import DeviceConfig
+from nodes.projection.experiments import (PAPER, ROBUSTNESS_FULL, device_label, pick_splits,
+                                          robustness_device)
+
+FAST = ["--devices", "ideal", "--epochs", "8", "--train-seeds", "2", "--no-raw-probe",
+        "--splits", "3", "--seeds", "1", "--neural-neurons", "100", "--gain-factors", "1"]
+
+
+def _md_table(md: str) -> list[list[str]]:
+    rows = []
+    for line in md.splitlines():
+        if line.startswith("| ") and not line.startswith("| experiment") and "---" not in line:
+            rows.append([c.strip() for c in line.strip().strip("|").split("|")])
+    return rows
+
+
+def test_eval_writes_markdown_equal_to_json(tmp_path, capsys):
+    out = tmp_path / "res"
+    assert main(["eval", "--size", "tiny", "--sweep", "reduced", *FAST, "--out", str(out)]) == 0
+    res = json.loads((out / "results.json").read_text())
+    md = (out / "results.md").read_text()
+    table = res["table"]
+    rows = _md_table(md.split("## ")[0])
+    assert len(rows) == len(table) > 10
+    for r, row in zip(table, rows):
+        assert row[0] == r["experiment"]
+        # the Markdown number is the JSON number ("—" only where no epoch met the authors' rule)
+        if r["ours"] is None:
+            assert row[2] == "—" and "no epoch meets it" in r["note"]
+        else:
+            assert row[2] == f"{r['ours']:.2f}" and 0 <= r["ours"] <= 100
+        assert r["chance"] is not None and row[4] == f"{r['chance']:.2f}"
+        assert row[5] == ("—" if r["paper"] is None else f"{r['paper']:.2f}")
+        assert 0 < r["chance"] < 100
+    papers = {r["paper"] for r in table}
+    assert {PAPER["probe_visual"], PAPER["probe_audio"], PAPER["av_seen"], PAPER["av_unseen"]} <= papers
+    by = {r["experiment"]: r for r in table}
+    # chance levels of the paper's pools: 7 seen classes, 2 unseen
+    assert by["audio->image retrieval seen 1-7 (ideal)"]["chance"] == pytest.approx(100 / 7, abs=0.01)
+    assert by["audio->image retrieval unseen 8-9 (ideal)"]["chance"] == pytest.approx(50.0)
+    # the JSON agrees with itself: table rows come from the per-experiment results
+    z = res["zero_shot"]["ideal"]["audio-visual"]["summary"]
+    assert by["audio->image retrieval seen 1-7 (ideal)"]["ours"] == round(100 * z["seen_a_to_b"]["mean"], 2)
+    assert by["linear probe, audio, LSM (ideal)"]["ours"] == round(
+        100 * res["probes"]["ideal"]["audio"]["lsm"]["test"], 2)
+    # the sweep: mean, a 95% interval around it and chance, for both settings
+    for pair in ("audio-visual", "neural-visual"):
+        sm = res["sweep"][pair]["summary"]["unseen_a_to_b"]
+        assert sm["ci_low"] <= sm["mean"] <= sm["ci_high"] and sm["chance"] == pytest.approx(0.5)
+        assert sm["n_splits"] == 3 and (out / f"sweep_{pair}.png").stat().st_size > 1000
+        assert np.asarray(res["sweep"][pair]["acc"]["unseen_a_to_b"]).shape == (3, 1)
+    assert "95% CI" in md and "authors' test-set rule" in md
+    # the heads learned the seen classes: clearly above the 1/7 chance on the probe's data
+    assert z["proto_seen_a_to_b"]["mean"] > 1 / 7 + 0.1
+    assert res["calibration"]["visual/ideal"]["points"]
+
+
+def test_train_saves_heads_banks_and_config(tmp_path, capsys):
+    from nodes.classifier.bank import PrototypeBank
+    from nodes.projection.heads import load_heads
+
+    out = tmp_path / "heads"
+    assert main(["train", "--pair", "audio-visual", "--size", "tiny", "--epochs", "8",
+                 "--gain-factors", "1", "--format", "npz", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "selected epoch" in text and "authors' test-set rule" in text
+    heads = load_heads(out / "heads.npz")
+    assert set(heads) == {"audio", "visual"} and heads["audio"].pd == 64
+    emb = heads["visual"].forward(np.zeros((3, 200), np.float32))
+    assert emb.shape == (3, 64) and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)
+    bank = PrototypeBank.load(out / "bank_visual.npz")
+    assert bank.classes == list(range(10)) and bank.dim == 64
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["seen"] == [1, 2, 3, 4, 5, 6, 7] and cfg["selected_epoch"] >= 1
+    assert main(["train", "--size", "tiny", "--seen", "1,2", "--unseen", "2,3",
+                 "--out", str(out)]) == 2
+    assert "overlap" in capsys.readouterr().err
+
+
+def test_bad_eval_options_are_plain_errors(tmp_path, capsys):
+    assert main(["eval", "--size", "tiny", "--splits", "1", "--out", str(tmp_path)]) == 2
+    assert "--splits" in capsys.readouterr().err
+    assert main(["eval", "--size", "tiny", "--devices", "gpu", "--out", str(tmp_path)]) == 2
+    assert "--devices" in capsys.readouterr().err
+
+
+def test_splits_and_robustness_devices():
+    assert len(pick_splits(None)) == 36
+    nine = pick_splits(9)
+    assert len(set(nine)) == 9 and set().union(*map(set, nine)) == set(range(1, 10))
+    rram = DeviceConfig.rram()
+    for param, values in ROBUSTNESS_FULL.items():
+        for v in values:
+            d = robustness_device(param, v)
+            changed = {k for k in rram.as_dict() if getattr(d, k) != getattr(rram, k)}
+            if param == "stuck_frac":
+                assert d.stuck_on_prob + d.stuck_off_prob == pytest.approx(v)
+                assert changed <= {"stuck_on_prob", "stuck_off_prob"}
+            else:
+                assert getattr(d, param) == v and changed <= {param}
+    with pytest.raises(ValueError, match="unknown"):
+        robustness_device("cosmic_rays", 1)
+    # every device setting of the sweep has its own label in the results
+    labels = [device_label(robustness_device(p, v)) for p, vs in ROBUSTNESS_FULL.items() for v in vs]
+    assert device_label(DeviceConfig.rram()) == "rram" and "rram(adc_bits=4)" in labels
+    assert len(set(labels)) == len({repr(robustness_device(p, v)) for p, vs in
+                                    ROBUSTNESS_FULL.items() for v in vs})
+
+
+def test_robustness_recalibrates_per_device_and_plots(tmp_path):
+    from nodes.projection.experiments import (EvalConfig, FeatureStore, plot_robustness,
+                                              results_markdown, robustness)
+    cfg = EvalConfig(size="tiny", devices=("rram",), gain_factors=(1.0,), epochs=2,
+                     train_seeds=(0,))
+    store = FeatureStore(cfg, log=lambda s: None)
+    rows = robustness(store, {"adc_bits": [8, 3], "read_noise_scale": [0.02]},
+                      modalities=("visual", "audio"), log=lambda s: None)
+    assert [(r["param"], r["value"]) for r in rows] == [("adc_bits", 8), ("adc_bits", 3),
+                                                       ("read_noise_scale", 0.02)]
+    assert rows[0]["is_default"] and not rows[1]["is_default"] and rows[2]["is_default"]
+    # the default device appears twice and is computed once; 3-bit ADCs got their own gain sweep
+    assert rows[2]["probe_visual"] == rows[0]["probe_visual"]
+    assert len(store.cal) == 4  # (visual, audio) x (rram, rram with 3-bit ADCs)
+    for r in rows:
+        assert 0 <= r["probe_visual"] <= 1 and 0 <= r["av_seen"] <= 1
+        assert r["const_visual"] == pytest.approx(0.3)
+    plot_robustness(rows, tmp_path / "rob.png")
+    assert (tmp_path / "rob.png").stat().st_size > 1000
+    md = results_markdown({"config": {"size": "tiny", "data_seed": 0, "reservoir_seed": 0,
+                                      "pd": 64, "epochs": 4}, "table": [], "robustness": rows})
+    assert "| adc_bits | 3 |" in md and "| adc_bits | 8* |" in md
