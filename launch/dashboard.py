@@ -23,6 +23,41 @@ def _energy_cell(r: dict) -> str:
     return cell
 
 
+RRAM_PROFILE, DIGITAL_PROFILE = "rram_macro", "digital_45nm_event"
+
+
+def pipeline_energy_per_inference(latest: dict[str, dict]) -> tuple[dict[str, float], int]:
+    """Energy (pJ) of every node summed per profile, divided by the classifier's inferences."""
+    inferences = max((int((r.get("gauges") or {}).get("inferences", 0)) for r in latest.values()),
+                     default=0)
+    totals: dict[str, float] = {}
+    for r in latest.values():
+        for prof, v in (r.get("energy_pj") or {}).items():
+            if isinstance(v, dict):
+                totals[prof] = totals.get(prof, 0.0) + float(v.get("total", 0.0))
+    if not inferences:
+        return {}, 0
+    return {p: t / inferences for p, t in totals.items()}, inferences
+
+
+def summary_lines(latest: dict[str, dict], seen=(), unseen=()) -> list[str]:
+    """The accuracy line (seen / unseen / chance) and energy per inference, RRAM vs digital."""
+    from .accuracy import from_gauges
+
+    lines = []
+    gauges = [r.get("gauges") or {} for r in latest.values()]
+    cls = next((g for g in gauges if "seen_n" in g), None)
+    if cls is not None:
+        lines.append("accuracy: " + from_gauges(cls, seen, unseen).line())
+    per_inf, n = pipeline_energy_per_inference(latest)
+    if RRAM_PROFILE in per_inf and DIGITAL_PROFILE in per_inf:
+        rram, dig = per_inf[RRAM_PROFILE], per_inf[DIGITAL_PROFILE]
+        ratio = f"{dig / rram:.1f}x" if rram > 0 else "-"
+        lines.append(f"energy/inference ({n} inferences): RRAM {rram / 1e3:.1f} nJ · digital 45 nm "
+                     f"{dig / 1e3:.1f} nJ · ratio digital/RRAM {ratio}")
+    return lines
+
+
 class Dashboard:
     """Keeps the latest report per node and derives rates between reports."""
 
@@ -31,6 +66,8 @@ class Dashboard:
         self.rates: dict[str, float] = {}
         self.restarts: dict[str, int] = {}
         self.events: list[str] = []
+        self.seen: tuple[int, ...] = ()
+        self.unseen: tuple[int, ...] = ()
 
     def update(self, report: dict) -> None:
         name = report.get("node", "?")
@@ -70,7 +107,8 @@ class Dashboard:
         return out
 
     def table(self, title: str = "rram-lsm") -> Table:
-        t = Table(title=title, caption="\n".join(self.events) or None)
+        lines = summary_lines(self.latest, self.seen, self.unseen) + self.events
+        t = Table(title=title, caption="\n".join(lines) or None)
         for c in COLUMNS:
             t.add_column(c, justify="left" if c in ("node", "kind") else "right")
         for row in self.rows():

@@ -7,9 +7,11 @@ import re
 NODE_KINDS: dict[str, str] = {
     "synthetic_dvs": "nodes.sources.synthetic:SyntheticDvsSource",
     "replay": "nodes.sources.replay:ReplaySource",
+    "builtin_replay": "nodes.sources.builtin_source:BuiltinReplaySource",
     "segmenter": "nodes.sources.segmenter:SegmenterNode",
     "lsl": "nodes.sources.live:LslSource",
     "dvs_camera": "nodes.sources.live:DvsCameraSource",
+    "microphone": "nodes.sources.microphone:MicrophoneSource",
     "passthrough": "nodes.passthrough:PassThroughNode",
     "null_sink": "nodes.sinks:SinkNode",
     "console_sink": "nodes.sinks:ConsoleSink",
@@ -19,6 +21,7 @@ NODE_KINDS: dict[str, str] = {
     "lsm": "nodes.lsm.node:LsmNode",
     "projection": "nodes.projection.node:ProjectionNode",
     "classifier": "nodes.classifier.node:ClassifierNode",
+    "crossmodal_classifier": "nodes.classifier.crossmodal:CrossModalClassifier",
 }
 
 

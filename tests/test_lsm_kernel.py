@@ -62,7 +62,7 @@ def test_hand_counted_op_counts():
     # rows driven per bin: 1, 1+1 (n0 spiked), 0, 2, 0+1 (n0), 0+1 (n1) = 7
     assert ops == {
         "dac_row_activations": 7, "cell_reads": 7 * 2 * 2, "adc_conversions": 5 * 2,
-        "synaptic_ops": 7 * 2, "neuron_updates": 6 * 2, "spikes": 3, "macs": 6 * (2 + 2) * 2,
+        "synaptic_ops": 7 * 2, "neuron_updates": 6 * 2, "spikes": 3, "dense_macs": 6 * (2 + 2) * 2,
     }
     assert r.ops["spikes"] == 3
     r.run(bp, ix)

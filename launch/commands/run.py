@@ -18,6 +18,8 @@ def register(sub) -> None:
     p.add_argument("--timeout", type=float, help="stop the graph after this many seconds")
     p.add_argument("--no-dashboard", action="store_true", help="no live table (plain log lines)")
     p.add_argument("--host", help="run only the nodes with this `host` (one half of a multi-host graph)")
+    p.add_argument("--metrics-port", type=int, default=None,
+                   help="serve Prometheus metrics on this port (needs prometheus-client)")
     p.set_defaults(func=run)
 
 
@@ -36,6 +38,10 @@ def run(args) -> int:
     if not console.is_terminal:
         console = Console(stderr=True, width=200)
     dash = Dashboard()
+    metrics = None
+    if getattr(args, "metrics_port", None):
+        from ..metrics import start_metrics
+        metrics = start_metrics(args.metrics_port, lambda m: console.print(m, markup=False))
     live_table = console.is_terminal and not args.no_dashboard
 
     def on_event(ev: dict) -> None:
@@ -48,9 +54,12 @@ def run(args) -> int:
     console.print(f"launcher: graph {graph.name!r}, {len(graph.nodes)} nodes, run folder {run_dir}", markup=False)
     if live_table:
         with Live(dash.table(graph.name), console=console, refresh_per_second=2) as live:
-            launcher.on_report = lambda r: (dash.update(r), live.update(dash.table(graph.name)))
+            launcher.on_report = lambda r: (dash.update(r), metrics and metrics.update(r),
+                                            live.update(dash.table(graph.name)))
             code = launcher.run(args.timeout)
     else:
+        if metrics is not None:
+            launcher.on_report = lambda r: (dash.update(r), metrics.update(r))
         code = launcher.run(args.timeout)
     console.print(dash.table(f"{graph.name} (final)"))
     console.print(f"launcher: telemetry in {run_dir / 'telemetry.jsonl'}", markup=False)

@@ -415,7 +415,7 @@ class LifReservoir:
             "synaptic_ops": rows * n,
             "neuron_updates": bins * n,
             "spikes": spikes,
-            "macs": bins * (n_in + n) * n,
+            "dense_macs": bins * (n_in + n) * n,
         }
 
     def run(self, bin_ptr: np.ndarray, idx: np.ndarray, *, record: bool = False,

@@ -42,7 +42,9 @@ SPLITS = ("train", "val", "test")
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 ACCENTS = ("en", "en-us", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-us-nyc",
            "en-gb-x-gbclan", "en-gb-x-gbcwmd")
-VARIANTS = ("", "+m1", "+m2", "+m3", "+m4", "+m5", "+m6", "+m7", "+f1", "+f2", "+f3", "+f4")
+# Variants without eSpeak's breath noise, which is not reproducible across processes
+# (see nodes/sources/espeak.py); +linda and +anika stand in for +f2 and +f3.
+VARIANTS = ("", "+m1", "+m2", "+m3", "+m4", "+m5", "+m6", "+m7", "+f1", "+f4", "+linda", "+anika")
 _MOD_CODE = {"visual": 1, "audio": 2, "neural": 3, "split": 9}
 
 

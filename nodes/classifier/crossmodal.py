@@ -1,0 +1,79 @@
+"""CrossModalClassifier: one classifier process for several query modalities, each with the
+bank built from the OTHER modality (audio prototypes label visual digits and the reverse).
+
+Kind ``crossmodal_classifier``.  The bank is chosen by the embedding's ``meta["modality"]``
+(set by the projection node).  It also keeps running accuracy counts as gauges, split into
+seen and unseen classes, with the chance level of the bank in use, so live telemetry shows
+how well the zero-shot classes are recognised.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+from stream.node import ConfigError
+from stream.packets import Packet
+
+from .bank import PrototypeBank
+from .node import ClassifierNode
+
+
+class CrossModalClassifier(ClassifierNode):
+    """Params: ``banks`` ({query modality: bank file}), ``topk`` (3), ``threshold``,
+    ``seen`` and ``unseen`` (class lists for the accuracy gauges)."""
+
+    kind = "crossmodal_classifier"
+
+    def setup(self) -> None:
+        banks = self.param("banks", kind=dict)
+        if not banks:
+            raise ConfigError(f"node {self.name!r}: parameter 'banks' ({{modality: bank file}}) is required")
+        threshold = self.param("threshold", kind=(int, float))
+        self.banks: dict[str, PrototypeBank] = {}
+        for modality, path in banks.items():
+            if not isinstance(path, str):
+                raise ConfigError(f"node {self.name!r}: parameter 'banks.{modality}' must be a file path")
+            try:
+                self.banks[modality] = PrototypeBank.load(path, threshold=threshold)
+            except (ValueError, KeyError, OSError) as exc:
+                raise ConfigError(f"node {self.name!r}: parameter 'banks.{modality}': {exc}") from None
+        self.topk = int(self.param("topk", 3, int))
+        if self.topk <= 0:
+            raise ConfigError(f"node {self.name!r}: parameter 'topk' must be > 0")
+        self.seen = {int(c) for c in self.param("seen", [], list)}
+        self.unseen = {int(c) for c in self.param("unseen", [], list)}
+        if self.seen & self.unseen:
+            raise ConfigError(f"node {self.name!r}: parameters 'seen' and 'unseen' overlap")
+        self.bank = next(iter(self.banks.values()))
+        self.gauges.update({"inferences": 0, "seen_n": 0, "seen_correct": 0, "unseen_n": 0,
+                            "unseen_correct": 0})
+
+    def process(self, packet: Packet) -> Iterable[Packet]:
+        modality = (packet.meta or {}).get("modality") if packet.kind == "embedding" else None
+        if packet.is_control and packet.control == "bank":
+            modality = (packet.meta or {}).get("bank")
+            if modality not in self.banks:
+                raise ValueError(f"bank control needs meta['bank'] naming one of {sorted(self.banks)}")
+        if not packet.is_control:
+            if modality not in self.banks:
+                raise ValueError(f"embedding of modality {modality!r} has no bank; banks: {sorted(self.banks)}")
+        if modality is not None:
+            self.bank = self.banks[modality]
+        out = list(super().process(packet))
+        for p in out:
+            self._count(p, modality)
+        return out
+
+    def _count(self, p: Packet, modality: str) -> None:
+        """Running accuracy gauges (per pool and per modality), chance of the bank in use."""
+        g = self.gauges
+        g["inferences"] += 1
+        g[f"inferences_{modality}"] = g.get(f"inferences_{modality}", 0) + 1
+        g["chance"] = self.bank.chance
+        label, pred = p.label, p.meta.get("pred")
+        if label is None:
+            return
+        pool = "seen" if label in self.seen else "unseen" if label in self.unseen else None
+        if pool is None:
+            return
+        g[f"{pool}_n"] += 1
+        g[f"{pool}_correct"] += int(pred == label)

@@ -1,0 +1,179 @@
+"""The demo end to end as real processes (tiny built-in set, few samples, fast pacing): the
+report exists, every figure sits beside the data it plots, and the report's accuracy, latency
+and energy equal what the sink and the telemetry logged; one node's energy is checked by hand
+(known op counts x the profile's constants read from its TOML)."""
+from __future__ import annotations
+
+import csv
+import json
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from launch.accuracy import RunningAccuracy, from_gauges, from_records
+from nodes.sources.builtin_source import BuiltinReplaySource, pick_samples
+from stream.node import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_pick_samples_balanced_held_out_and_seeded():
+    labels = np.repeat(np.arange(10), 6)
+    split = np.tile([0, 1, 2, 2, 2, 0], 10)
+    idx = pick_samples(labels, split, 2, range(1, 10), 20, seed=3)
+    assert len(idx) == 20 and len(set(idx.tolist())) == 20
+    assert (split[idx] == 2).all() and (labels[idx] != 0).all()
+    counts = np.bincount(labels[idx], minlength=10)[1:]
+    assert counts.max() - counts.min() <= 1  # round-robin over the classes
+    assert not np.array_equal(idx, pick_samples(labels, split, 2, range(1, 10), 20, seed=4))
+    # asking for more than there is gives everything there is, once
+    assert len(pick_samples(labels, split, 2, range(1, 10), 100, seed=0)) == 27
+
+
+@pytest.mark.parametrize("params, key", [({"modality": "smell"}, "modality"),
+                                         ({"modality": "audio", "size": "huge"}, "size"),
+                                         ({"modality": "audio", "n_samples": 0}, "n_samples"),
+                                         ({"modality": "audio", "split": "dev"}, "split")])
+def test_builtin_source_bad_params_name_the_key(params, key):
+    with pytest.raises(ConfigError, match=key):
+        BuiltinReplaySource("src", params)
+
+
+def test_running_accuracy_pools_and_chance():
+    acc = RunningAccuracy((1, 2), (8, 9), 1 / 9)
+    for label, pred in ((1, 1), (2, 1), (8, 8), (9, 9), (9, 3), (5, 5)):
+        acc.add(label, pred, "audio")
+    d = acc.as_dict()
+    assert (d["seen"]["n"], d["seen"]["correct"]) == (2, 1)
+    assert (d["unseen"]["n"], d["unseen"]["correct"]) == (3, 2)  # label 5 is in neither pool
+    assert "chance 11.1% (1/9 classes)" in acc.line()
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    from launch.demo import DemoConfig, run_demo
+
+    out = tmp_path_factory.mktemp("demo") / "run"
+    cfg = DemoConfig(size="tiny", samples=9, speed=50.0, epochs=5, out=out, dashboard=False,
+                     gain_factors=(1.0,), sweep_splits=2, sweep_epochs=2, raster_samples=1)
+    code, report = run_demo(cfg, log=lambda s: None)
+    return cfg, code, report, out
+
+
+def _final_reports(path: Path) -> dict[str, dict]:
+    latest = {}
+    for line in path.read_text().splitlines():
+        r = json.loads(line)
+        if "node" in r and "event" not in r:
+            latest[r["node"]] = r
+    return latest
+
+
+def test_demo_report_matches_the_logs(demo_run):
+    cfg, code, report, run = demo_run
+    assert code == 0
+    assert report.exists() and report.name == "report.html"
+    html = report.read_text()
+    # every figure is saved beside the data it plots
+    pngs = sorted((run / "figures").glob("*.png"))
+    names = {p.stem for p in pngs}
+    assert {"accuracy", "confusion_seen", "confusion_unseen", "similarity", "latency",
+            "energy_nodes", "energy_ops", "raster_audio", "raster_visual", "sweep"} <= names
+    for p in pngs:
+        assert p.with_suffix(".json").exists() or p.with_suffix(".csv").exists(), p
+        assert f'src="figures/{p.name}"' in html
+
+    preds = [json.loads(l) for l in (run / "predictions.jsonl").read_text().splitlines()]
+    preds = [r for r in preds if r["kind"] == "prediction"]
+    assert len(preds) == 2 * cfg.samples  # every held-out sample of both modalities, once
+    assert len({tuple(r["origin"]) for r in preds}) == len(preds)
+    summary = json.loads((run / "summary.json").read_text())
+    tel = _final_reports(run / "telemetry.jsonl")
+
+    # accuracy: the report = the sink's predictions = the classifier's telemetry counts
+    for pool, classes in (("seen", cfg.seen), ("unseen", cfg.unseen)):
+        rows = [r for r in preds if r["label"] in classes]
+        correct = sum(r["pred"] == r["label"] for r in rows)
+        assert summary["accuracy"][pool]["n"] == len(rows) > 0
+        assert summary["accuracy"][pool]["correct"] == correct
+        g = tel["classifier"]["gauges"]
+        assert (g[f"{pool}_n"], g[f"{pool}_correct"]) == (len(rows), correct)
+        assert f"{correct / len(rows):.1%} ({correct}/{len(rows)})" in html
+    assert summary["accuracy"]["chance"] == pytest.approx(1 / 9)
+    conf = list(csv.reader(open(run / "figures" / "confusion_unseen.csv")))
+    assert sum(int(v) for row in conf[1:] for v in row[1:]) == summary["accuracy"]["unseen"]["n"]
+
+    # latency: per node p50/p99 as the final telemetry logged them, in the report and its data
+    lat = json.loads((run / "figures" / "latency.json").read_text())["per_node_us"]
+    for node in ("lsm_audio", "lsm_visual", "proj_audio", "proj_visual", "classifier"):
+        for q in ("p50", "p99"):
+            logged = tel[node]["latency_us"][q]
+            assert summary["latency_us"][node][q] == logged == lat[node][q]
+        assert f"<td>{node}</td><td>{tel[node]['latency_us']['n']}</td><td>" \
+               f"{tel[node]['latency_us']['p50']:.0f} µs" in html
+
+    # energy: per node as telemetry logged it; per inference = sum over nodes / inferences
+    e = json.loads((run / "figures" / "energy_nodes.json").read_text())
+    n_inf = tel["classifier"]["gauges"]["inferences"]
+    assert e["inferences"] == n_inf == len(preds)
+    for prof in ("rram_macro", "digital_45nm_event"):
+        logged = {n: r["energy_pj"][prof]["total"] for n, r in tel.items() if r.get("energy_pj")}
+        assert e["per_node_pj"][prof] == logged
+        per_inf = sum(logged.values()) / n_inf
+        assert summary["energy"]["per_inference_pj"][prof] == pytest.approx(per_inf, rel=1e-12)
+        assert f"{per_inf / 1e3:.3f} nJ" in html
+    ratio = (summary["energy"]["per_inference_pj"]["digital_45nm_event"]
+             / summary["energy"]["per_inference_pj"]["rram_macro"])
+    assert summary["energy"]["ratio_to_rram"]["digital_45nm_event"] == pytest.approx(ratio)
+    assert any(r.get("op") == "cell_reads" for r in summary["sensitivity"])
+
+    # no process left behind: every node exited 0
+    events = [json.loads(l) for l in (run / "telemetry.jsonl").read_text().splitlines()]
+    exited = {r["node"]: r["returncode"] for r in events if r.get("event") == "exited"}
+    assert len(exited) == 8 and set(exited.values()) == {0}
+
+
+def test_classifier_energy_by_hand(demo_run):
+    """The classifier's op counts follow from the bank's size; priced by the TOML's constants."""
+    cfg, _, _, run = demo_run
+    r = _final_reports(run / "telemetry.jsonl")["classifier"]
+    n, dim, refs = r["gauges"]["inferences"], cfg.pd, len(cfg.seen + cfg.unseen)
+    macs = n * refs * dim                      # one cosine per prototype of digits 1-9
+    bytes_moved = n * (refs * dim * 4 + dim * 4)  # the bank's float32 matrix + the query
+    assert r["ops"] == {"macs": macs, "bytes_moved": bytes_moved}
+    prof = tomllib.loads((ROOT / "launch" / "profiles" / "rram_macro.toml").read_text())["ops"]
+    assert prof["macs"]["unit"] == prof["bytes_moved"]["unit"] == "pJ"
+    expected = macs * prof["macs"]["value"] + bytes_moved * prof["bytes_moved"]["value"]
+    assert r["energy_pj"]["rram_macro"]["total"] == expected
+    assert r["energy_pj"]["rram_macro"]["macs"] == macs * prof["macs"]["value"]
+
+
+def test_gauge_accuracy_equals_record_accuracy(demo_run):
+    cfg, _, _, run = demo_run
+    recs = [json.loads(l) for l in (run / "predictions.jsonl").read_text().splitlines()]
+    a = from_records(recs, cfg.seen, cfg.unseen).as_dict()
+    g = from_gauges(_final_reports(run / "telemetry.jsonl")["classifier"]["gauges"],
+                    cfg.seen, cfg.unseen).as_dict()
+    assert [(a[p]["n"], a[p]["correct"]) for p in ("seen", "unseen")] == \
+           [(g[p]["n"], g[p]["correct"]) for p in ("seen", "unseen")]
+
+
+def test_metrics_endpoint_serves_telemetry():
+    pytest.importorskip("prometheus_client")
+    import urllib.request
+
+    from launch.graph import free_tcp_port
+    from launch.metrics import start_metrics
+
+    port = free_tcp_port()
+    m = start_metrics(port, log=lambda s: None)
+    m.update({"node": "lsm_audio", "msgs_in": 7, "latency_us": {"p50": 12.5},
+              "energy_pj": {"rram_macro": {"total": 3.25}}, "gauges": {"seen_n": 4}})
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    assert 'rram_lsm_messages_in{node="lsm_audio"} 7.0' in text
+    assert 'rram_lsm_energy_pj{node="lsm_audio",profile="rram_macro"} 3.25' in text
+    assert 'rram_lsm_latency_us{node="lsm_audio",quantile="p50"} 12.5' in text
+    with pytest.raises(ValueError, match="metrics-port"):
+        start_metrics(0)
