@@ -18,7 +18,9 @@ def tiny():
     return load_builtin("tiny", 0, progress=False)
 
 
-def test_encode_is_cached_and_reused(tiny):
+def test_encode_is_cached_and_reused(tiny, tmp_path, monkeypatch):
+    # a private cache: other tests in the session may already have encoded these features
+    monkeypatch.setenv("RRAM_LSM_CACHE", str(tmp_path / "cache"))
     ms = tiny.modality("audio")
     src = builtin_source("tiny", 0, "audio")
     first = encode_modality(ms, "zs_audio", "ideal", 0, source=src)
