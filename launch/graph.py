@@ -90,7 +90,8 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def _load_toml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+def read_graph_tables(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    """A graph file's tables with its includes merged (this file wins); no validation."""
     path = path.resolve()
     if path in seen:
         raise GraphError(f"{path}: include: cycle through {' -> '.join(map(str, seen))}")
@@ -105,7 +106,7 @@ def _load_toml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
         raise GraphError(f"{path}: include: must be a list of file names")
     merged: dict = {}
     for inc in includes:
-        _merge(merged, _load_toml(path.parent / inc, seen + (path,)))
+        _merge(merged, read_graph_tables(path.parent / inc, seen + (path,)))
     _merge(merged, data)
     return merged
 
@@ -186,7 +187,7 @@ def load_graph(path: str | Path, overrides: dict[str, Any] | None = None,
                socket_dir: str | Path = "/tmp") -> Graph:
     """Read, merge, substitute and validate a graph file into runnable node specs."""
     path = Path(path)
-    data = _load_toml(path)
+    data = read_graph_tables(path)
     f = str(path)
     unknown = set(data) - {"graph", "args", "nodes", "edges"}
     if unknown:

@@ -18,11 +18,11 @@ def run(args) -> int:
 
     from stream.security import make_keypair
 
-    from ..graph import _load_toml
+    from ..graph import read_graph_tables
 
     names = list(args.names)
     if args.graph:
-        data = _load_toml(Path(args.graph))  # with its includes
+        data = read_graph_tables(Path(args.graph))  # with its includes
         names += list(data.get("nodes", {})) + ["launcher"]
     if not names:
         raise ValueError("give node names or --graph GRAPH")
