@@ -6,6 +6,7 @@ code that the runtime counts, and the body is read with ``np.frombuffer`` (no co
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -47,8 +48,10 @@ _REQUIRED = {
 _OPTIONAL = {
     "origin": (list, type(None)), "label": (int, type(None)), "dtype": (str, type(None)),
     "shape": (list, type(None)), "geometry": (list, type(None)),
-    "control": (str, type(None)), "meta": (dict,),
+    "control": (str, type(None)), "meta": (dict, type(None)),
 }
+_REQUIRED_ITEMS = tuple(_REQUIRED.items())
+_OPTIONAL_ITEMS = tuple(_OPTIONAL.items())
 
 
 def encode(p: Packet) -> list:
@@ -101,13 +104,15 @@ def decode(frames: Sequence, limits: Limits = DEFAULT_LIMITS) -> Packet:
         raise DecodeError("garbage", type(exc).__name__) from None
     if not isinstance(h, dict):
         raise DecodeError("not_a_map", type(h).__name__)
-    for key, types in _REQUIRED.items():
-        if key not in h:
-            raise DecodeError("missing_field", key)
-        if not isinstance(h[key], types) or isinstance(h[key], bool):
-            raise DecodeError("field_type", key)
-    for key, types in _OPTIONAL.items():
-        if key in h and not isinstance(h[key], types):
+    # exact type checks (msgpack yields plain int/str/list/dict; a bool is not an int here)
+    for key, types in _REQUIRED_ITEMS:
+        try:
+            if type(h[key]) not in types:
+                raise DecodeError("field_type", key)
+        except KeyError:
+            raise DecodeError("missing_field", key) from None
+    for key, types in _OPTIONAL_ITEMS:
+        if type(h.get(key)) not in types:
             raise DecodeError("field_type", key)
     if h["v"] != SCHEMA_VERSION:
         raise DecodeError("version", str(h["v"]))
@@ -153,9 +158,9 @@ def _decode_body(h: dict, buf: memoryview, geometry, limits: Limits) -> np.ndarr
         raise DecodeError("dtype", f"{name} body in a {h['kind']} packet")
     dtype = WIRE_DTYPES[name]
     shape = h.get("shape") or [h["n"]]
-    if not all(isinstance(s, int) and s >= 0 for s in shape) or len(shape) > 4:
+    if len(shape) > 4 or not all(type(s) is int and s >= 0 for s in shape):
         raise DecodeError("field_type", "shape")
-    count = int(np.prod(shape))
+    count = math.prod(shape)
     if count * dtype.itemsize != buf.nbytes:
         raise DecodeError("body_size", f"{buf.nbytes} bytes for shape {shape} of {name}")
     if shape[0] != h["n"]:
@@ -172,6 +177,19 @@ _CHECK_REASONS = {1: ("time_backwards", "time goes backwards"), 2: ("coord_range
                   3: ("coord_range", "y outside geometry"), 4: ("coord_range", "polarity > 1")}
 
 
+_CHECK = None
+
+
+def _checker():
+    """The compiled event checker, imported on first use: nodes without events never pay."""
+    global _CHECK
+    if _CHECK is None:
+        from .validate import check_events
+
+        _CHECK = check_events
+    return _CHECK
+
+
 def _check_events(ev: np.ndarray, name: str, geometry) -> None:
     if ev.ndim != 1:
         raise DecodeError("field_type", "shape")
@@ -179,8 +197,6 @@ def _check_events(ev: np.ndarray, name: str, geometry) -> None:
         raise DecodeError("missing_field", "geometry")
     if len(ev) == 0:
         return
-    from .validate import check_events  # compiled on first use; nodes without events never pay
-
-    code = check_events(ev, name, geometry)
+    code = _checker()(ev, name, geometry)
     if code:
         raise DecodeError(*_CHECK_REASONS[code])
