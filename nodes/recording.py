@@ -36,17 +36,22 @@ class RecorderSink(SinkNode):
 
     def process(self, packet: Packet):
         key = self._key(packet)
-        if key is not None and not packet.is_control and packet.body is not None:
+        if key is not None and packet.control == "start":
+            self._current.pop(key, None)  # a re-sent sample starts over: drop any cut attempt
+        elif key is not None and not packet.is_control and packet.body is not None:
             # keep the array itself until the sample commits (bodies are views of frames)
             self._current.setdefault(key, []).append(packet)
         return super().process(packet)
 
-    def _commit(self, key, end, recs) -> None:
-        before = len(self.committed)
-        super()._commit(key, end, recs)
+    def _forget(self, key, unacked) -> None:
+        super()._forget(key, unacked)
+        for k in [k for k in self._current if k not in self.pending]:
+            del self._current[k]  # a sample the sink gave up on: its bodies go too
+
+    def _commit(self, key, end, recs) -> bool:
         packets = self._current.pop(key, [])
-        if len(self.committed) == before:
-            return  # duplicate or incomplete: nothing new to keep
+        if not super()._commit(key, end, recs):
+            return False  # duplicate or incomplete: nothing new to keep
         for p in packets:
             # one group per kind, dtype and row shape, so streams of different sensors coexist
             group = "-".join([p.kind, dtype_name(p.body.dtype), *map(str, p.body.shape[1:])])
@@ -54,6 +59,7 @@ class RecorderSink(SinkNode):
             self.rows.setdefault(group, []).append((p.sample, -1 if p.label is None else p.label, len(p.body)))
             if p.geometry:
                 self.geometries[group] = list(p.geometry)
+        return True
 
     def close(self) -> None:
         arrays: dict[str, np.ndarray] = {}

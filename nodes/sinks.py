@@ -40,14 +40,24 @@ class SinkNode(Node):
     so a sample cut by a restart upstream is not half-written; it is re-sent whole.  A sample
     committed once is never written again (duplicates removed by ``origin``), and every
     commit is acknowledged to the source when the graph recovers samples.
+
+    Memory stays bounded on endless streams: each ``start`` from a recovering source lists
+    the samples it may still re-send, so every other committed or half-received sample of
+    that stream is forgotten; without that list (recovery off, nothing is re-sent) the
+    newest ``remember`` samples per stream are kept.  Only the two newest epochs of a source
+    are remembered (a restarted source cannot re-send what it kept before).
     """
 
     kind = "null_sink"
     RESULT_KINDS = ("features", "embedding", "prediction")
+    EPOCHS_KEPT = 2
 
     def setup(self) -> None:
+        self.remember = int(self.param("remember", 4096, int))
+        if self.remember < 1:
+            raise ValueError(f"node {self.name!r}: parameter 'remember' must be >= 1")
         self.pending: dict[tuple, list[dict]] = {}
-        self.committed: set[tuple] = set()
+        self.committed: dict[tuple, dict[int, None]] = {}  # (stream, epoch) -> sample ids, oldest first
         self.duplicates = 0
         self.incomplete = 0
         self.records = 0
@@ -56,6 +66,7 @@ class SinkNode(Node):
         key = self._key(packet)
         if packet.is_control:
             if key is not None and packet.control == "start":
+                self._forget(key, packet.meta.get("unacked"))
                 self.pending[key] = [packet_record(packet)]
             elif key is not None and packet.control == "end_of_sample" and key in self.pending:
                 self._commit(key, packet, self.pending.pop(key) + [packet_record(packet)])
@@ -70,8 +81,36 @@ class SinkNode(Node):
     def _key(p: Packet) -> tuple | None:
         return (p.origin.stream, p.origin.epoch, p.origin.sample) if p.origin and p.sample >= 0 else None
 
-    def _commit(self, key: tuple, end: Packet, recs: list[dict]) -> None:
-        if key in self.committed:
+    def _forget(self, key: tuple, unacked) -> None:
+        """Drop what can never come again before sample ``key`` starts."""
+        stream, epoch, sample = key
+        if (stream, epoch) not in self.committed:
+            self.committed[(stream, epoch)] = {}
+            epochs = sorted(e for s, e in self.committed if s == stream)
+            for old in epochs[:-self.EPOCHS_KEPT]:
+                del self.committed[(stream, old)]
+        done = self.committed[(stream, epoch)]
+        if isinstance(unacked, list):
+            keep = set(unacked)
+            for s in [s for s in done if s < sample and s not in keep]:
+                del done[s]
+            stale = [k for k in self.pending
+                     if k[:2] == (stream, epoch) and k[2] < sample and k[2] not in keep]
+        else:
+            while len(done) > self.remember:
+                del done[next(iter(done))]
+            stale = list(self.pending)[:-self.remember] if len(self.pending) > self.remember else []
+        for k in stale:  # begun, never ended, and never coming again: cut upstream
+            del self.pending[k]
+            self.incomplete += 1
+        self.gauges["incomplete_samples"] = self.incomplete
+        self.gauges["remembered_samples"] = sum(map(len, self.committed.values())) + len(self.pending)
+
+    def _commit(self, key: tuple, end: Packet, recs: list[dict]) -> bool:
+        """Write a whole, new sample; True when it was committed now."""
+        done = self.committed.setdefault(key[:2], {})
+        new = False
+        if key[2] in done:
             self.duplicates += 1
             self.gauges["duplicates"] = self.duplicates
         else:
@@ -82,12 +121,14 @@ class SinkNode(Node):
             if not whole:
                 self.incomplete += 1
                 self.gauges["incomplete_samples"] = self.incomplete
-                return
-            self.committed.add(key)
+                return False
+            done[key[2]] = None
+            new = True
             for rec in recs:
                 self._write(rec)
         if self.on_ack is not None:
             self.on_ack(end.origin)
+        return new
 
     def _write(self, rec: dict) -> None:
         self.records += 1

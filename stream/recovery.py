@@ -18,6 +18,7 @@ import zmq
 from .packets import Origin, Packet
 
 _NOBLOCK = int(zmq.NOBLOCK)
+MAX_UNACKED = 1024
 
 
 class SampleTooLarge(ValueError):
@@ -33,6 +34,9 @@ class RecoveryConfig:
     def __post_init__(self) -> None:
         if self.max_unacked < 1 or self.max_sample_bytes < 1 or self.resend_after_s <= 0:
             raise ValueError("recovery: max_unacked, max_sample_bytes and resend_after_s must be > 0")
+        if self.max_unacked > MAX_UNACKED:
+            raise ValueError(f"recovery: max_unacked must be <= {MAX_UNACKED} (the list of unacknowledged "
+                             "samples travels in each start packet)")
 
 
 @dataclass
@@ -66,6 +70,9 @@ class SampleLedger:
             return
         key = origin_key(pkt.origin)
         if pkt.is_control and pkt.control == "start":
+            # Tell the sinks which earlier samples may still come again: any other one is
+            # acknowledged for good, so a sink can forget it (its duplicate memory stays bounded).
+            pkt.meta = {**pkt.meta, "unacked": [k[2] for k in self.kept if k[:2] == key[:2]]}
             self.kept[key] = _Kept()
             self.open = key
         kept = self.kept.get(key)

@@ -126,3 +126,36 @@ def test_sink_commits_whole_samples_once():
     assert sink.incomplete == 1 and sink.duplicates == 1
     assert sink.records == 4  # start + 2 events + end, once
     assert acks == [first[0].origin, first[0].origin]
+
+
+def test_sink_memory_stays_bounded_and_still_removes_late_duplicates():
+    """An endless stream with recovery: the sink forgets what the source can no longer re-send,
+    but keeps what it still may, so a late re-send is still recognised as a duplicate."""
+    ledger = SampleLedger(RecoveryConfig(max_unacked=8, resend_after_s=100), n_ackers=1)
+    sink = SinkNode("sink")
+    sink.setup()
+    lost_ack = 3  # this sample's acknowledgement never reaches the source
+    sink.on_ack = lambda o: None if o.sample == lost_ack else ledger.ack("sink", ("cam", o.epoch, o.sample))
+    for s in range(500):
+        for p in sample_packets(s):
+            ledger.record(p)
+            sink.process(p)
+        assert sink.gauges["remembered_samples"] <= 8 + 1
+    assert list(ledger.kept) == [("cam", 5, lost_ack)]
+    records = sink.records
+    for packets in ledger.due(now=0.0, all_unacked=True):  # the source re-sends sample 3
+        for p in packets:
+            sink.process(p)
+    assert sink.duplicates == 1 and sink.records == records
+
+
+def test_sink_without_recovery_remembers_a_bounded_number_of_samples():
+    sink = SinkNode("sink", {"remember": 50})
+    sink.setup()
+    for s in range(2000):
+        packets = sample_packets(s)
+        for p in packets if s % 7 else packets[:-1]:  # every 7th sample is cut: it never ends
+            sink.process(p)
+    assert sink.gauges["remembered_samples"] <= 2 * 50
+    assert sink.records == (2000 - 2000 // 7 - 1) * 4
+    assert sink.incomplete >= 2000 // 7 - 50

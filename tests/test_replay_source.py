@@ -200,3 +200,22 @@ def test_lsl_inlet_against_a_real_outlet():
         src.close()
     with pytest.raises(LiveSourceError, match="no LSL stream"):
         LslSource("lsl", {"name": name + "-absent", "resolve_timeout_s": 0.5}).setup()
+
+
+def test_recorder_keeps_a_resent_sample_once_without_its_cut_attempt(tmp_path):
+    """A sample cut upstream (start and part of its events, never ended) and then re-sent whole
+    must be recorded once, with exactly the events of the whole sample."""
+    from nodes.recording import RecorderSink
+
+    samples = dvs_samples(2, seed=5)
+    packets = list(ReplaySource("dvs", {"max_events": 50, "geometry": [16, 16]}, samples=samples).packets())
+    first = [p for p in packets if p.sample == 0]
+    assert sum(not p.is_control for p in first) >= 2
+    rec = RecorderSink("rec", {"path": str(tmp_path / "r.npz")})
+    rec.setup()
+    for p in first[:2] + packets:  # the cut attempt (start + first events), then everything
+        rec.process(p)
+    rec.close()
+    got = split_by_sample(list(ReplaySource("again", {"format": "recording", "path": str(tmp_path / "r.npz")}).packets()))
+    for k, (ev, label) in enumerate(samples):
+        assert np.array_equal(got[k][0], ev) and got[k][1] == label
