@@ -7,6 +7,7 @@ import signal
 from collections import Counter
 
 import numpy as np
+import pytest
 
 from launch.graph import load_graph
 from launch.supervisor import Launcher
@@ -18,7 +19,7 @@ CHAIN = """
 [graph]
 name = "recovery"
 restart = {{ backoff_s = 0.2 }}
-recovery = {{ resend_after_s = 2.0, max_unacked = 4 {extra} }}
+recovery = {{ enabled = true, resend_after_s = 2.0, max_unacked = 4 {extra} }}
 [nodes.src]
 kind = "tests.graphnodes:CountingSource"
 params = {{ samples = {samples}, messages = {messages}, events = 64, delay_ms = 3 }}
@@ -30,17 +31,24 @@ params = {{ path = "{out}" }}
 [[edges]]
 from = "src"
 to = "mid"
+{edge}
 [[edges]]
 from = "mid"
 to = "sink"
+{edge}
 """
+EDGES = {"block": 'policy = "block"', "drop": 'policy = "drop"\nqueue_msgs = 16'}
 
 
-def test_sigkill_mid_stream_loses_and_duplicates_nothing(tmp_path, sockdir):
+@pytest.mark.parametrize("policy", ["block", "drop"])
+def test_sigkill_mid_stream_loses_and_duplicates_nothing(tmp_path, sockdir, policy):
+    """SIGKILL the middle node mid-stream.  ``block``: nothing is dropped; ``drop``: the
+    source's queue overflows while the node is down and drops data, counted by reason.  In
+    both, unacknowledged samples are re-sent whole, so the sink ends with every sample once."""
     out = tmp_path / "out.jsonl"
     samples, messages = 8, 30
     path = tmp_path / "g.toml"
-    path.write_text(CHAIN.format(samples=samples, messages=messages, out=out, extra=""))
+    path.write_text(CHAIN.format(samples=samples, messages=messages, out=out, extra="", edge=EDGES[policy]))
     launcher = Launcher(load_graph(path, None, sockdir), tmp_path / "run", sockdir)
     for spec in launcher.graph.nodes.values():
         spec.telemetry_interval_s = 0.1
@@ -66,12 +74,19 @@ def test_sigkill_mid_stream_loses_and_duplicates_nothing(tmp_path, sockdir):
     assert events == {s: messages * 64 for s in range(samples)}
     ends = Counter(r["sample"] for r in recs if r.get("control") == "end_of_sample")
     assert ends == {s: 1 for s in range(samples)}
+    src_edge = src["edges"]["src->mid"]
+    if policy == "block":
+        assert src_edge["dropped"] == 0 and not src_edge["events_dropped"]
+    else:  # what the overflowing queue dropped is counted, and those samples came again whole
+        assert src_edge["dropped"] > 0
+        assert src_edge["events_dropped"]["no_credit"] == src_edge["dropped"] * 64
+        assert sink["gauges"]["incomplete_samples"] + sink["gauges"].get("duplicates", 0) >= 1
 
 
 def test_sample_over_the_bound_is_refused_with_a_clear_error(tmp_path, sockdir):
     path = tmp_path / "g.toml"
     path.write_text(CHAIN.format(samples=2, messages=5, out=tmp_path / "o.jsonl",
-                                 extra=", max_sample_bytes = 1000"))
+                                 extra=", max_sample_bytes = 1000", edge=EDGES["block"]))
     launcher = Launcher(load_graph(path, None, sockdir), tmp_path / "run", sockdir)
     assert launcher.run(timeout_s=120) == 1
     log = (tmp_path / "run" / "logs" / "src.log").read_text()
