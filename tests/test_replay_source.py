@@ -161,6 +161,16 @@ def test_synthetic_bar_source():
         SyntheticDvsSource("syn", {"pattern": "spiral"})
 
 
+@pytest.mark.parametrize("pattern", ["bar", "random"])
+def test_synthetic_source_delivers_its_nominal_rate(pattern):
+    """``rate_hz`` is the rate of events on the sensor (a soak at 1 M events/s means it)."""
+    from nodes.sources.synthetic import synthetic_sample
+
+    rng = np.random.default_rng(1)
+    counts = [len(synthetic_sample(rng, pattern, k, (16, 16), 200_000, 500_000)) for k in range(8)]
+    assert abs(np.mean(counts) / 100_000 - 1) < 0.01  # Poisson spread here is about 0.1%
+
+
 def test_live_sources_name_missing_package_or_device():
     import importlib.util
 

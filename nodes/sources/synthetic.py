@@ -22,15 +22,18 @@ def synthetic_sample(rng: np.random.Generator, pattern: str, label: int, geometr
                      rate_hz: float, duration_us: int, bar_width: int = 2) -> np.ndarray:
     """Events of one sample (DVS_DTYPE, sorted by t); for a bar, ``label`` % 4 is its direction."""
     w, h = geometry
-    n = rng.poisson(rate_hz * duration_us * 1e-6)
+    direction = label % 4  # bar: 0 rightwards, 1 leftwards, 2 downwards, 3 upwards
+    length = w if direction < 2 else h
+    # a bar's edges spend bar_width / (length + bar_width) of the sweep off the sensor: draw
+    # that many more, so the events that land on it arrive at ``rate_hz`` on average
+    scale = 1.0 if pattern == "random" else (length + bar_width) / length
+    n = rng.poisson(rate_hz * duration_us * 1e-6 * scale)
     ev = np.empty(n, DVS_DTYPE)
     ev["t"] = np.sort(rng.integers(0, duration_us, n))
     ev["p"] = rng.integers(0, 2, n)
     if pattern == "random":
         ev["x"], ev["y"] = rng.integers(0, w, n), rng.integers(0, h, n)
         return ev
-    direction = label % 4  # 0: rightwards, 1: leftwards, 2: downwards, 3: upwards
-    length = w if direction < 2 else h
     across = rng.integers(0, h if direction < 2 else w, n)
     front = (ev["t"] * (length + bar_width)) // duration_us  # leading edge, ON events
     along = np.where(ev["p"] == 1, front, front - bar_width)  # trailing edge, OFF events
