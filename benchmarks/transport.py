@@ -101,6 +101,7 @@ def _bare_forward(ep_in, ep_out):
         b.send_multipart(msg, copy=False)
         if not msg[0].bytes:
             break
+    a.close(linger=0)  # an open socket would make ctx.term() wait forever
     b.close(linger=5000)
     ctx.term()
 
@@ -118,6 +119,8 @@ def _bare_sink(ep, path):
         times.append(now)
         lat.append(now - int.from_bytes(msg[0].bytes, "little"))
         events += len(msg[2]) // EVENT_BYTES
+    s.close(linger=0)
+    ctx.term()
     Path(path).write_text(json.dumps({"times": times, "lat": lat, "events": events}))
 
 
