@@ -26,6 +26,7 @@ from .nodeproc import write_spec
 CONFIG_ERROR_EXIT = 2  # `rram-lsm node` exits 2 on a bad parameter or graph
 EOS_GRACE_S = 5.0  # a node whose upstreams all ended is asked to stop after this long
 STOP_GRACE_S = 10.0  # Ctrl-C: time for end-of-stream to drain before SIGTERM, then SIGKILL
+READY_TIMEOUT_S = 120.0  # sources wait at most this long for the rest of the graph to be ready
 
 
 def _die_with_parent() -> None:
@@ -236,11 +237,17 @@ class Launcher:
         started = time.monotonic()
         self.event("started", graph=self.graph.name, run_dir=str(self.run_dir))
         try:
-            order = sorted(self.states, key=lambda n: (n in self.local_sources, -len(self.states[n].spec.outputs)))
+            order = sorted(self.states, key=lambda n: -len(self.states[n].spec.outputs))
             for name in order:  # downstream first, so binds exist before senders connect
-                self._start(name)
+                if name not in self.local_sources:
+                    self._start(name)
+            sources_waiting = bool(self.local_sources)
             while self.running():
                 self._drain_telemetry(100)
+                if sources_waiting and (self._ready() or self.stop_requested
+                                        or time.monotonic() - started > READY_TIMEOUT_S):
+                    sources_waiting = False
+                    self._start_sources(started)
                 self._check_children()
                 if timeout_s is not None and time.monotonic() - started > timeout_s:
                     self.request_stop()
@@ -255,6 +262,21 @@ class Launcher:
         self.event("finished", failed=failed)
         self.telemetry_file.close()
         return 1 if failed else 0
+
+    def _ready(self) -> bool:
+        """Every local non-source node has reported once (its setup and warm-up are done), so
+        the first samples are not queued behind compilation and model loading."""
+        return all(st.last_report is not None or st.done or st.failed
+                   for n, st in self.states.items() if n not in self.local_sources)
+
+    def _start_sources(self, started: float) -> None:
+        if self.stop_requested:  # stopped before any data flowed: the sources have nothing to do
+            for name in self.local_sources:
+                self.states[name].done = True
+            return
+        self.event("sources_started", waited_s=round(time.monotonic() - started, 2), ready=self._ready())
+        for name in self.local_sources:
+            self._start(name)
 
     def shutdown(self) -> None:
         """Leave no child process behind, whatever happened."""

@@ -84,3 +84,13 @@ class ScriptedDvsSource(SourceNode):
         yield Packet(kind="events", body=noise, geometry=(16, 16), origin=origin, sample=999, label=99,
                      origin_ns=time.time_ns())
         yield control("end_of_sample", origin=origin, sample=999, label=99)
+
+
+class SlowSetup(PassThroughNode):
+    """Forwards packets after a setup that takes ``setup_s`` seconds (like loading a model)."""
+
+    kind = "slow_setup"
+
+    def setup(self) -> None:
+        super().setup()
+        time.sleep(float(self.params.get("setup_s", 2.0)))

@@ -185,3 +185,21 @@ def test_cli_reports_bad_graph_without_traceback(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "nodes.a.kind" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_sources_start_only_when_the_rest_of_the_graph_is_ready(tmp_path, sockdir):
+    """A node with a slow setup (a model to load, a kernel to compile) must not leave the first
+    samples queued behind it: the launcher starts sources after every other node reported."""
+    out = tmp_path / "out.jsonl"
+    text = CHAIN.format(samples=2, messages=3, delay=0, out=out).replace(
+        'kind = "passthrough"', 'kind = "tests.graphnodes:SlowSetup"\nparams = { setup_s = 2.0 }')
+    launcher = run_graph(text, tmp_path, sockdir)
+    assert launcher.exit_code == 0
+    lines = [json.loads(l) for l in open(tmp_path / "run" / "telemetry.jsonl")]
+    first_mid = next(i for i, r in enumerate(lines) if r.get("node") == "mid" and "event" not in r)
+    started = next(i for i, r in enumerate(lines) if r.get("event") == "sources_started")
+    first_src = next(i for i, r in enumerate(lines) if r.get("node") == "src" and "event" not in r)
+    assert first_mid < started < first_src
+    assert lines[started]["ready"] is True
+    ends = [json.loads(l) for l in open(out) if '"end_of_sample"' in l]
+    assert len(ends) == 2
