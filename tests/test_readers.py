@@ -140,3 +140,80 @@ def test_spike_arrays_npz_and_mat(tmp_path):
     assert ev["t"].tolist() == [0, 500]  # spread evenly over the bin
     with pytest.raises(KeyError, match="no array named"):
         read_spike_array(tmp_path / "s.npz", key="missing")
+
+
+AEDAT4_MAGIC = b"#!AER-DAT4.0\r\n"
+
+
+def aedat4_bytes(packets, width=34, height=34) -> bytes:
+    """An uncompressed AEDAT4 file (iniVation DV): magic, a size-prefixed IOHeader flatbuffer
+    whose XML names one EVTS stream with its sensor size, then (stream id, size, EventPacket)
+    records; an EventPacket is a vector of 16-byte structs (t int64, x int16, y int16, on bool)."""
+    import flatbuffers
+
+    desc = (f'<dv version="2.0"><node name="outInfo" path="/mainloop/Recorder/outInfo/">'
+            f'<node name="0" path="/mainloop/Recorder/outInfo/0/">'
+            f'<attr key="typeIdentifier" type="string">EVTS</attr>'
+            f'<node name="info" path="/mainloop/Recorder/outInfo/0/info/">'
+            f'<attr key="sizeX" type="int">{width}</attr><attr key="sizeY" type="int">{height}</attr>'
+            f'</node></node></node></dv>')
+    b = flatbuffers.Builder(256)
+    d = b.CreateString(desc)
+    b.StartObject(3)
+    b.PrependUOffsetTRelativeSlot(2, d, 0)
+    b.FinishSizePrefixed(b.EndObject(), b"IOHE")
+    out = AEDAT4_MAGIC + bytes(b.Output())
+    for ev in packets:
+        b = flatbuffers.Builder(1024)
+        b.StartVector(16, len(ev), 8)
+        for e in ev[::-1]:
+            b.Prep(8, 16)
+            b.Pad(3)
+            b.PrependBool(bool(e["p"]))
+            b.PrependInt16(int(e["y"]))
+            b.PrependInt16(int(e["x"]))
+            b.PrependInt64(int(e["t"]))
+        vec = b.EndVector()
+        b.StartObject(1)
+        b.PrependUOffsetTRelativeSlot(0, vec, 0)
+        b.FinishSizePrefixed(b.EndObject(), b"EVTS")
+        payload = bytes(b.Output())
+        out += (0).to_bytes(4, "little") + len(payload).to_bytes(4, "little") + payload
+    return out
+
+
+def test_aedat4_recording_is_read_exactly(tmp_path):
+    from nodes.sources.readers import aedat4_geometry
+    from nodes.sources.replay import ReplaySource
+
+    rng = np.random.default_rng(3)
+    ev = np.zeros(50, DVS_DTYPE)
+    t0 = 1_700_000_000_000_000  # DV stamps events with absolute microseconds
+    ev["t"] = t0 + np.sort(rng.integers(0, 100_000, 50))
+    ev["x"], ev["y"], ev["p"] = rng.integers(0, 40, 50), rng.integers(0, 30, 50), rng.integers(0, 2, 50)
+    path = tmp_path / "rec.aedat4"
+    path.write_bytes(aedat4_bytes([ev[:20], ev[20:]], width=40, height=30))
+    got = read_event_file(path)
+    assert got.dtype == DVS_DTYPE and len(got) == 50
+    assert np.array_equal(got["t"], ev["t"] - ev["t"][0])
+    for f in ("x", "y", "p"):
+        assert np.array_equal(got[f], ev[f])
+    assert aedat4_geometry(path) == (40, 30)
+    src = ReplaySource("cam", {"format": "event_file", "path": str(path), "max_events": 16})
+    assert src.geometry == (40, 30)
+    sent = [p for p in src.packets() if not p.is_control]
+    assert sum(p.n for p in sent) == 50 and all(p.geometry == (40, 30) for p in sent)
+
+
+def test_aedat4_missing_truncated_or_not_aedat(tmp_path):
+    with pytest.raises(DatasetError, match="not found"):
+        read_event_file(tmp_path / "none.aedat4")
+    ev = np.zeros(10, DVS_DTYPE)
+    ev["t"] = np.arange(10)
+    whole = aedat4_bytes([ev])
+    (tmp_path / "cut.aedat4").write_bytes(whole[:-7])
+    with pytest.raises(DatasetError, match="truncated"):
+        read_event_file(tmp_path / "cut.aedat4")
+    (tmp_path / "junk.aedat4").write_bytes(b"not an aedat file at all")
+    with pytest.raises(DatasetError, match="cut.aedat4|junk.aedat4"):
+        read_event_file(tmp_path / "junk.aedat4")

@@ -1,9 +1,10 @@
-"""Dataset readers: N-MNIST, N-TIDIGITS, SHD, plain event files and neural spike arrays.
+"""Dataset readers: N-MNIST, N-TIDIGITS, SHD, event files (npy/npz/AEDAT4) and neural spike arrays.
 
 Every reader returns events in the project's wire dtypes (stream.packets), time in integer
 microseconds.  N-MNIST is read with tonic's own reader (``tonic.io.read_mnist_file``; tonic
 imports torch, so it is imported here, lazily, and nowhere else); the HDF5 layouts are read
-with h5py exactly the way tonic's dataset classes read them.
+with h5py exactly the way tonic's dataset classes read them; AEDAT4 (iniVation DV recordings)
+with the ``aedat`` package (an optional extra).
 """
 from __future__ import annotations
 
@@ -143,9 +144,57 @@ def _to_wire(arr: np.ndarray, what: str) -> np.ndarray:
                      f"(t, x, y, p) for DVS, (t, x, p) for cochlea or (t, x) for neural")
 
 
-def read_event_file(path: str | Path) -> np.ndarray:
-    """Events of a ``.npy`` structured array or an ``.npz`` with an ``events`` array, in wire dtype."""
+def _aedat_decoder(path: Path):
+    try:
+        import aedat
+    except ImportError:
+        raise DatasetError(f"reading the AEDAT4 file {path} needs the 'aedat' package: "
+                           "pip install 'rram-lsm[aedat]' (or pip install aedat)") from None
+    if not path.is_file():
+        raise DatasetError(f"event file {path} not found")
+    try:
+        return aedat.Decoder(path)
+    except Exception as err:  # the Rust decoder reports damage as a plain exception
+        raise DatasetError(f"AEDAT4 file {path} cannot be read ({err}); it may be truncated or not AEDAT4") from err
+
+
+def _aedat_events_stream(dec, path: Path) -> tuple[int, dict]:
+    streams = {i: s for i, s in dec.id_to_stream().items() if s["type"] == "events"}
+    if not streams:
+        raise DatasetError(f"AEDAT4 file {path} has no event stream (only {sorted(s['type'] for s in dec.id_to_stream().values())})")
+    sid = min(streams)
+    return sid, streams[sid]
+
+
+def aedat4_geometry(path: str | Path) -> tuple[int, int]:
+    """Sensor size (width, height) of the first event stream of an AEDAT4 file."""
     path = Path(path)
+    _, info = _aedat_events_stream(_aedat_decoder(path), path)
+    return int(info["width"]), int(info["height"])
+
+
+def read_aedat4(path: str | Path) -> np.ndarray:
+    """Events of an AEDAT4 file's first event stream (DVS wire dtype, t from its first event)."""
+    path = Path(path)
+    dec = _aedat_decoder(path)
+    sid, _ = _aedat_events_stream(dec, path)
+    try:
+        chunks = [p["events"] for p in dec if p["stream_id"] == sid and "events" in p]
+    except Exception as err:
+        raise DatasetError(f"AEDAT4 file {path} cannot be read ({err}); it may be truncated") from err
+    raw = np.concatenate(chunks) if chunks else np.zeros(0, [("t", "<u8"), ("x", "<u2"), ("y", "<u2"), ("on", "?")])
+    ev = np.empty(len(raw), DVS_DTYPE)
+    ev["t"] = raw["t"].astype(np.int64) - (int(raw["t"][0]) if len(raw) else 0)
+    ev["x"], ev["y"], ev["p"] = raw["x"], raw["y"], raw["on"]
+    return ev
+
+
+def read_event_file(path: str | Path) -> np.ndarray:
+    """Events of a ``.npy`` structured array, an ``.npz`` with an ``events`` array or an
+    ``.aedat4`` recording, in wire dtype."""
+    path = Path(path)
+    if path.suffix == ".aedat4":
+        return read_aedat4(path)
     if not path.is_file():
         raise DatasetError(f"event file {path} not found")
     try:
@@ -157,7 +206,7 @@ def read_event_file(path: str | Path) -> np.ndarray:
                     raise ValueError(f"event file {path} has no 'events' array (has {sorted(z.files)})")
                 arr = z["events"]
         else:
-            raise ValueError(f"event file {path}: expected .npy or .npz, got {path.suffix!r}")
+            raise ValueError(f"event file {path}: expected .npy, .npz or .aedat4, got {path.suffix!r}")
     except (EOFError, OSError, ValueError) as err:
         if isinstance(err, ValueError) and "event file" in str(err):
             raise

@@ -52,7 +52,8 @@ def _dataset(params: dict[str, Any], name: str) -> tuple[Callable[[], Iterable[S
         return (lambda: read_recording(path)[0]), tuple(geom) if geom else None
     if fmt == "spike_array":
         return (lambda: readers.read_spike_array(path, params.get("key"), params.get("bin_us", 10_000))), None
-    return (lambda: [(readers.read_event_file(path), readers.event_file_label(path))]), None
+    geom = readers.aedat4_geometry(path) if path.endswith(".aedat4") else None
+    return (lambda: [(readers.read_event_file(path), readers.event_file_label(path))]), geom
 
 
 class ReplaySource(SourceNode):
