@@ -77,6 +77,7 @@ class NodeRuntime:
         self.start_filter = StartFilter()
         self.ledger: SampleLedger | None = None
         self.ack_sock = None
+        self._recovery_poller: zmq.Poller | None = None
         self.resend_requested = False
         if isinstance(node, SourceNode) and spec.recovery is not None and spec.ack_bind:
             self.ledger = SampleLedger(RecoveryConfig(**spec.recovery), spec.n_ackers)
@@ -125,10 +126,9 @@ class NodeRuntime:
         self._wait_for_credit()
 
     def _wait_for_credit(self, deadline: float | None = None) -> bool:
-        """Wait until every `block` edge's queue is empty; keep telemetry flowing."""
-        pending = [s for s in self.senders if s.queue and s.cfg.policy == "block"]
-        if deadline is not None:
-            pending = [s for s in self.senders if s.queue]
+        """Wait until every `block` edge's queue is empty (every edge's, given a deadline);
+        keep telemetry flowing."""
+        pending = [s for s in self.senders if s.queue and (deadline is not None or s.cfg.policy == "block")]
         if not pending:
             return True
         poller = zmq.Poller()
@@ -283,7 +283,14 @@ class NodeRuntime:
     def _service_recovery(self, wait_ms: int) -> None:
         """Read acknowledgements; re-send whole samples after a restart or a timeout."""
         assert self.ledger is not None and self.ack_sock is not None
-        if self.ack_sock.poll(wait_ms, zmq.POLLIN):
+        if self._recovery_poller is None:
+            self._recovery_poller = zmq.Poller()
+            for sock in [self.ack_sock, *(s.sock for s in self.senders)]:
+                self._recovery_poller.register(sock, zmq.POLLIN)
+        ready = dict(self._recovery_poller.poll(wait_ms))
+        for s in self.senders:  # credit that arrived while waiting sends what is queued
+            s.pump()
+        if self.ack_sock in ready:
             while True:
                 try:
                     frame = self.ack_sock.recv(zmq.NOBLOCK)
@@ -295,9 +302,13 @@ class NodeRuntime:
                 else:
                     self.ledger.ack(*ack)
         if self.ledger.open is None:
+            # a re-send waits for credit even on `drop` edges (for one re-send period), since
+            # dropping it again could repeat forever
+            deadline = time.monotonic() + self.ledger.cfg.resend_after_s
             for packets in self.ledger.due(time.monotonic(), self.resend_requested):
                 for p in packets:
                     self.emit(p)
+                    self._wait_for_credit(deadline)
             self.resend_requested = False
         self._maybe_report()
 

@@ -86,7 +86,8 @@ def test_sigterm_to_launcher_stops_all_with_final_telemetry(tmp_path):
     tele = run_dir / "telemetry.jsonl"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if tele.exists() and tele.read_text().count('"node": "sink"') >= 3:
+        text = tele.read_text() if tele.exists() else ""
+        if text.count('"node": "sink"') >= 3 and text.count('"node": "src"') >= 2:  # data flows
             break
         time.sleep(0.1)
     proc.send_signal(signal.SIGTERM)
