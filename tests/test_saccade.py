@@ -78,3 +78,16 @@ def test_bad_input_is_named():
         emulate_saccades(np.full((16, 16), 2.0), np.random.default_rng(0))
     with pytest.raises(ValueError, match="2-D"):
         emulate_saccades(np.zeros(16), np.random.default_rng(0))
+
+
+def test_frames_are_the_bilinear_shift_of_the_image():
+    """All frames at once equal scipy's order-1 shift of the canvas, frame by frame."""
+    from nodes.sources.saccade import _log_frames
+
+    rng = np.random.default_rng(3)
+    canvas = rng.uniform(0, 1, (24, 28))
+    offsets = rng.uniform(-3, 3, (50, 2))
+    frames = _log_frames(canvas, offsets, 4, (16, 20), 0.05)
+    for (dx, dy), frame in zip(offsets, frames):
+        moved = ndimage.shift(canvas, (dy, dx), order=1, mode="constant", cval=0.0)
+        assert np.allclose(frame, np.log(moved[4:20, 4:24] + 0.05), atol=1e-12)

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import json
 import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -231,26 +231,37 @@ def _make(job: tuple) -> list[tuple[int, np.ndarray]]:
     return out
 
 
-def _run_jobs(jobs: list[tuple], n_items: int, workers: int, progress: bool
+def _run_jobs(jobs: list[tuple], n_items: int, workers: int, progress: bool,
+              later: Future, later_jobs: Callable[[object], list[tuple]]
               ) -> dict[tuple[str, int], np.ndarray]:
+    """Run ``jobs`` and, once the ``later`` future is done, ``later_jobs(its result)``: the
+    speech synthesis (one process of its own) overlaps the other modalities' work."""
     from tqdm import tqdm
 
     results: dict[tuple[str, int], np.ndarray] = {}
     with tqdm(total=n_items, desc="building built-in dataset", unit="sample",
               disable=not progress) as bar:
         if workers <= 1:
-            for job in jobs:
+            for job in jobs + later_jobs(later.result()):
                 for index, ev in _make(job):
                     results[(job[0], index)] = ev
                 bar.update(len(job[3]))
-        else:
-            import multiprocessing as mp
+            return results
+        import multiprocessing as mp
 
-            # spawn: eSpeak keeps global C state, so every worker starts its own clean copy.
-            with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-                futures = {pool.submit(_make, job): job for job in jobs}
-                for fut in as_completed(futures):
-                    job = futures[fut]
+        # spawn: eSpeak keeps global C state, so every worker starts its own clean copy.
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+            running = {pool.submit(_make, job): job for job in jobs}
+            pending: set[Future] = {*running, later}
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    if fut is later:
+                        more = {pool.submit(_make, job): job for job in later_jobs(fut.result())}
+                        running.update(more)
+                        pending |= set(more)
+                        continue
+                    job = running.pop(fut)
                     for index, ev in fut.result():
                         results[(job[0], index)] = ev
                     bar.update(len(job[3]))
@@ -289,15 +300,18 @@ def build_builtin(size: str = "full", seed: int = 0, progress: bool = True,
 
     visual_items = [(int(i), images[i]) for i in img_idx]
     neural_items = [(int(i), images[i]) for i in img_idx[neural_sel]]
-    # Speech first, in one fresh process and a fixed order (eSpeak keeps hidden state between
-    # utterances); the cochlea, the costly part, then runs on the pool.
-    clips, sr = synthesize_many([(WORDS[int(c)], v) for c, v in zip(audio["labels"], voices)])
-    audio_items = [(k, (clips[k], sr)) for k in range(len(voices))]
-    jobs = (_chunks("visual", seed, spec, visual_items, 24)
-            + _chunks("audio", seed, spec, audio_items, 48)
-            + _chunks("neural", seed, spec, neural_items, 48))
-    n_items = len(visual_items) + len(audio_items) + len(neural_items)
-    results = _run_jobs(jobs, n_items, workers, progress)
+    # Speech in one fresh process and a fixed order (eSpeak keeps hidden state between
+    # utterances), while the pool makes the visual and neural events; the cochlea then runs
+    # on the pool.
+    def audio_jobs(speech: tuple[list[np.ndarray], int]) -> list[tuple]:
+        clips, sr = speech
+        return _chunks("audio", seed, spec, [(k, (clips[k], sr)) for k in range(len(clips))], 48)
+
+    jobs = _chunks("visual", seed, spec, visual_items, 24) + _chunks("neural", seed, spec, neural_items, 48)
+    n_items = len(visual_items) + len(voices) + len(neural_items)
+    with ThreadPoolExecutor(1) as speaker:
+        speech = speaker.submit(synthesize_many, [(WORDS[int(c)], v) for c, v in zip(audio["labels"], voices)])
+        results = _run_jobs(jobs, n_items, workers, progress, speech, audio_jobs)
 
     arrays: dict[str, np.ndarray] = {}
 
