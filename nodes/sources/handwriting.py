@@ -5,8 +5,12 @@ person attempted to write letters, so the activity encodes the pen's movement an
 letter's shape.  Here the pen trajectory comes from the digit image itself: the image is
 thinned to a one-pixel skeleton (Zhang-Suen), the skeleton is traced stroke by stroke in a
 natural writing order (top-left first, pen-up moves between strokes) and played out in time
-with jitter in onset, duration and speed.  Each electrode's Poisson rate is cosine-tuned to
-the pen velocity on top of its own baseline, with per-bin rate noise and a slow drift.
+with jitter in onset, duration and speed; pen-up moves between strokes are quicker than
+writing.  Each electrode's Poisson rate is cosine-tuned to the pen velocity (Georgopoulos et
+al. 1982) plus a linear gain field in pen position (motor-cortex cells encode both: Wang et
+al., J Neurophysiol 97, 2007) on top of its own baseline, with per-bin rate noise and a slow
+drift.  Without the position term, a linear classifier tells the digits apart only ~67% of
+the time (velocity alone does not say where on the page a stroke is); with it, ~82%.
 """
 from __future__ import annotations
 
@@ -33,21 +37,21 @@ class HandwritingParams:
     write_duration_s: float = 1.4    # mean writing time (longest, with pen_speed > 0)
     pen_speed: float = 0.0           # image widths per second along the path; 0: fixed duration
     onset_jitter_s: float = 0.04     # std of the start time
-    duration_jitter: float = 0.08    # relative std of the writing time
-    speed_jitter: float = 0.25       # amplitude of the smooth speed modulation along the path
+    duration_jitter: float = 0.05    # relative std of the writing time
+    speed_jitter: float = 0.15       # amplitude of the smooth speed modulation along the path
     smooth_s: float = 0.03           # smoothing of the pen position (muscle low-pass)
     baseline_hz: float = 12.0        # median baseline rate (log-normal across electrodes)
     baseline_spread: float = 0.6     # log-normal sigma of baselines
     depth_hz: float = 30.0           # median modulation at the reference speed
     ref_speed: float = 1.0           # image widths per second giving depth_hz
-    position_depth_hz: float = 0.0   # optional position gain field (Hz per image width)
+    position_depth_hz: float = 60.0  # position gain field (Hz per image width from the centre)
     rate_noise: float = 0.2          # log-normal per-bin rate noise
     drift: float = 0.15              # amplitude of the slow multiplicative baseline drift
     drift_period_s: float = 8.0
     work_scale: int = 2              # the image is upsampled this much before thinning
     ink_threshold: float = 0.5       # fraction of the maximum intensity counted as ink
     blur_px: float = 1.0             # smoothing before thresholding (fewer spurs), work pixels
-    pen_up_time: float = 1.0         # time of a pen-up move relative to writing the same length
+    pen_up_time: float = 0.5         # time of a pen-up move relative to writing the same length
     min_stroke_px: int = 12          # shorter traced pieces are spurs, not strokes
     tuning_seed: int = 1234          # the electrode population (fixed across trials)
 
