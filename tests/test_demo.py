@@ -177,3 +177,83 @@ def test_metrics_endpoint_serves_telemetry():
     assert 'rram_lsm_latency_us{node="lsm_audio",quantile="p50"} 12.5' in text
     with pytest.raises(ValueError, match="metrics-port"):
         start_metrics(0)
+
+
+def test_ctrl_c_mid_stream_stops_every_process_and_still_writes_the_report(tmp_path):
+    """Ctrl-C (SIGINT to the foreground process group, as a terminal sends it) while the graph
+    streams: exit code 130, every process the demo started gone, and a report of what there was."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "launch.cli", "demo", "--size", "tiny", "--samples", "9",
+         "--speed", "1", "--epochs", "3", "--no-dashboard", "--out", str(out)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True)
+    lines = []
+    try:
+        for line in proc.stdout:  # wait until the nodes stream, then a little more
+            lines.append(line)
+            if "sources_started" in line:
+                break
+        time.sleep(1.0)
+        assert proc.poll() is None, "".join(lines)
+        started = _descendants(proc.pid)
+        os.killpg(proc.pid, signal.SIGINT)
+        rest, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    log = "".join(lines) + rest
+    assert proc.returncode == 130, log
+    # the nodes (own sessions) and every helper; multiprocessing's resource tracker ends by
+    # itself once its parent has gone, so it is not the demo's to stop
+    nodes = {p: c for p, c in started.items() if "resource_tracker" not in c}
+    assert sum(" node --spec " in c for c in nodes.values()) == 8, started  # the whole graph
+    deadline = time.monotonic() + 5
+    while [p for p in nodes if _running(p)] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [nodes[p] for p in nodes if _running(p)] == [], "processes outlived the demo"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["info"]["interrupted"] is True
+    assert (out / "report.html").is_file() and "report:" in log
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        text = open(f"/proc/{pid}/stat").read()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2:].split()  # state, ppid, ...
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (a zombie has exited; only its exit status is left)."""
+    st = _stat(pid)
+    return st is not None and st[0] != "Z"
+
+
+def _descendants(root: int) -> dict[int, str]:
+    """Every process below ``root``, with its command line."""
+    import os
+
+    parent = {}
+    for name in filter(str.isdigit, os.listdir("/proc")):
+        st = _stat(int(name))
+        if st is not None:
+            parent[int(name)] = int(st[1])
+    found, frontier = {}, [root]
+    while frontier:
+        p = frontier.pop()
+        for child, par in parent.items():
+            if par == p and child not in found:
+                try:
+                    found[child] = open(f"/proc/{child}/cmdline").read().replace("\0", " ")
+                except OSError:
+                    found[child] = ""
+                frontier.append(child)
+    return found
