@@ -67,6 +67,68 @@ def _csr(bins, addr, n_bins, n_inputs):
 
 
 @njit(cache=True, nogil=True)
+def _close_bin(idx, start, end, seen):
+    """Put a bin's addresses ``idx[start:end]`` in ascending order and clear their marks:
+    a scan of the marks when the bin is dense, a sort when it is sparse."""
+    n_inputs = seen.shape[0]
+    if (end - start) * 16 >= n_inputs:
+        q = start
+        for a in range(n_inputs):
+            if seen[a]:
+                idx[q] = a
+                q += 1
+                seen[a] = 0
+    else:
+        idx[start:end].sort()
+        for q in range(start, end):
+            seen[idx[q]] = 0
+
+
+@njit(cache=True, nogil=True)
+def _csr_in_order(bins, addr, n_bins, n_inputs):
+    """The common case of events in time order: one pass, no sort of the whole stream.
+
+    Returns ``(ok, bin_ptr, idx)`` with the same CSR as ``_csr``; ``ok`` is False (and the
+    caller falls back to ``_csr``) as soon as a bin index goes backwards.
+    """
+    m = bins.shape[0]
+    bin_ptr = np.zeros(n_bins + 1, dtype=np.int64)
+    idx = np.empty(m, dtype=np.int32)
+    seen = np.zeros(n_inputs, dtype=np.uint8)
+    nnz = 0
+    start = 0  # first idx entry of the current bin
+    cur = -1
+    for k in range(m):
+        b = bins[k]
+        if b < 0:
+            continue
+        if b != cur:
+            if b < cur:
+                return False, bin_ptr, idx[:0]
+            if cur >= 0:
+                _close_bin(idx, start, nnz, seen)
+                bin_ptr[cur + 1] = nnz - start
+            cur = b
+            start = nnz
+        a = addr[k]
+        if seen[a] == 0:
+            seen[a] = 1
+            idx[nnz] = a
+            nnz += 1
+    if cur >= 0:
+        _close_bin(idx, start, nnz, seen)
+        bin_ptr[cur + 1] = nnz - start
+    for b in range(n_bins):
+        bin_ptr[b + 1] += bin_ptr[b]
+    return True, bin_ptr, idx[:nnz].copy()
+
+
+def _to_csr(bins: np.ndarray, addr: np.ndarray, n_bins: int, n_inputs: int) -> tuple[np.ndarray, np.ndarray]:
+    ok, bin_ptr, idx = _csr_in_order(bins, addr, n_bins, n_inputs)
+    return (bin_ptr, idx) if ok else _csr(bins, addr, n_bins, n_inputs)
+
+
+@njit(cache=True, nogil=True)
 def _bins_fixed_count(t, t0, t1, n_bins):
     out = np.empty(t.shape[0], dtype=np.int64)
     span = max(t1 - t0, 1)
@@ -144,7 +206,7 @@ def bin_events(t_us: np.ndarray, addr: np.ndarray, n_inputs: int, *, mode: str,
         chunk = max(math.ceil(d / n_bins), 1)
         bins = np.where(steps >= 0, steps // chunk, -1)
         nb = int(n_bins)
-    return _csr(bins, a, nb, int(n_inputs))
+    return _to_csr(bins, a, nb, int(n_inputs))
 
 
 def to_dense(bin_ptr: np.ndarray, idx: np.ndarray, n_inputs: int) -> np.ndarray:
