@@ -36,6 +36,11 @@ class OffsetEstimate:
             self.offset_ns = ((t2 - t1) + (t3 - t4)) / 2
             self.uncertainty_ns = rtt / 2
 
+    @property
+    def significant_offset_ns(self) -> float:
+        """The offset where it exceeds its uncertainty, else 0."""
+        return self.offset_ns if abs(self.offset_ns) > self.uncertainty_ns else 0.0
+
     def as_dict(self) -> dict:
         return {"offset_ms": round(self.offset_ns / 1e6, 3),
                 "uncertainty_ms": round(self.uncertainty_ns / 1e6, 3) if self.samples else None,

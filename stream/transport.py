@@ -243,9 +243,12 @@ class EdgeReceiver:
                 pass
 
     def offset_ns(self, ident: bytes) -> float:
-        """Best estimate of the peer's clock minus ours (0 until measured)."""
+        """The peer's clock minus ours, to correct its timestamps by: the estimate where it is
+        larger than its own uncertainty, else 0 (unmeasured, or clocks that agree within what
+        the exchanges can tell, as on one host: correcting by noise would add up to a half
+        round trip to every latency)."""
         est = self.clocks.get(ident)
-        return est.offset_ns if est is not None and est.samples else 0.0
+        return est.significant_offset_ns if est is not None else 0.0
 
     def _grant(self, ident: bytes) -> None:
         try:
