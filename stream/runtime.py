@@ -289,7 +289,8 @@ class NodeRuntime:
                 self._recovery_poller.register(sock, zmq.POLLIN)
         ready = dict(self._recovery_poller.poll(wait_ms))
         for s in self.senders:  # credit that arrived while waiting sends what is queued
-            s.pump()
+            if s.sock in ready:
+                s.pump()
         if self.ack_sock in ready:
             while True:
                 try:
