@@ -145,3 +145,53 @@ def test_in_order_fast_path_equals_the_counting_sort(n_inputs):
     order = np.argsort(t, kind="stable")
     want = bin_events(t[order], a[order], n_inputs, mode="fixed_width", width_us=100)
     assert all(np.array_equal(g, w) for g, w in zip(got, want))
+
+
+@pytest.mark.parametrize("n_inputs,n_events,width", [(256, 20_000, 1000), (2048, 3_000, 200), (16, 500, 50)])
+def test_live_binner_equals_bin_events_over_any_packet_split(n_inputs, n_events, width):
+    """Streaming fixed_width bins (packets cut anywhere) == bin_events on the whole sample:
+    dense bins (read from the marks), sparse ones (sorted list) and empty ones."""
+    from nodes.lsm.live_binning import LiveBinner
+    rng = np.random.default_rng(n_inputs)
+    ev = np.zeros(n_events, NEURAL_DTYPE)
+    ev["t"] = np.sort(rng.integers(5_000, 5_000 + 300 * width, n_events))
+    ev["t"][n_events // 2:] += 7 * width                  # a silence: empty bins
+    ev["x"] = rng.integers(0, n_inputs, n_events)
+    t, a, n = event_addresses(ev, (n_inputs,))
+    want_bp, want_ix = bin_events(t, a, n, mode="fixed_width", width_us=width)
+    for split_seed in range(3):
+        binner = LiveBinner(n_inputs, width)
+        cuts = np.sort(np.random.default_rng(split_seed).integers(0, n_events, 12))
+        rows = []
+        for part in np.split(ev, cuts):
+            bp, ix, gap = binner.feed(part, (n_inputs,))
+            assert gap == -1
+            rows += csr_lists(bp, ix)
+        rows += csr_lists(*binner.close())
+        assert binner.t_origin == int(ev["t"][0]) and binner.open_bin == len(want_bp) - 2
+        assert rows == csr_lists(want_bp, want_ix)
+
+
+def test_live_binner_counts_late_events_and_stops_at_gaps():
+    from nodes.lsm.live_binning import LiveBinner
+    binner = LiveBinner(8, 100, align=True, max_gap=5)
+    ev = np.zeros(3, NEURAL_DTYPE)
+    ev["t"], ev["x"] = [250, 260, 420], [1, 2, 3]
+    bp, ix, gap = binner.feed(ev, (8,))
+    assert binner.t_origin == 200 and csr_lists(bp, ix) == [[1, 2], []] and gap == -1
+    late = np.zeros(2, NEURAL_DTYPE)
+    late["t"], late["x"] = [150, 399], [4, 5]          # both before the open bin [400, 500)
+    bp, ix, gap = binner.feed(late, (8,))
+    assert bp.size == 1 and binner.late == 2
+    far = np.zeros(1, NEURAL_DTYPE)
+    far["t"], far["x"] = [2_000], [6]                  # bin 18: 15 empty bins > max_gap
+    bp, ix, gap = binner.feed(far, (8,))
+    assert csr_lists(bp, ix) == [[3]] and gap == 18 and binner.open_bin == 3
+    binner.jump(gap - 5)
+    bp, ix, gap = binner.resume()
+    assert csr_lists(bp, ix) == [[]] * 5 and gap == -1 and binner.open_bin == 18
+    assert csr_lists(*binner.close()) == [[6]]
+    with pytest.raises(ValueError, match="'x' value 9"):
+        bad = np.zeros(1, NEURAL_DTYPE)
+        bad["t"], bad["x"] = [2_050], [9]
+        binner.feed(bad, (8,))

@@ -131,6 +131,22 @@ def test_float32_agrees_with_float64_on_1000_samples():
     assert both / either >= 0.99
 
 
+def test_dense_bins_total_minus_silent_rows_equals_row_sums():
+    """float32 sums a bin with most inputs fired as (column totals - silent rows): the same
+    spikes and membranes as summing the fired rows, and the same crossbar op counts."""
+    cfg = LsmConfig(n_inputs=64, n_neurons=100, n_bins=30, decay=0.5, vth=1.0, const=0.07, seed=5)
+    fast, rows = LifReservoir(cfg), LifReservoir(cfg)
+    rows.w_in_total = np.zeros(0, np.float32)          # disables the shortcut
+    rng = np.random.default_rng(2)
+    frames = (rng.random((cfg.n_bins, cfg.n_inputs)) < rng.uniform(0.3, 1.0, (cfg.n_bins, 1))).astype(np.uint8)
+    assert (frames.sum(axis=1) > cfg.n_inputs // 2).sum() >= 10     # the shortcut is taken
+    bp, ix = from_dense(frames)
+    a, b = fast.run(bp, ix, record=True), rows.run(bp, ix, record=True)
+    np.testing.assert_allclose(a.final_mem, b.final_mem, rtol=1e-4, atol=1e-4)
+    assert (a.spikes == b.spikes).mean() >= 0.999 and a.spikes.sum() > 100
+    assert a.ops == b.ops
+
+
 def test_batched_encoding_equals_single_runs():
     cfg = LsmConfig(n_inputs=64, n_neurons=50, n_bins=20, decay=0.9, vth=1.0, const=0.1, seed=1)
     rng = np.random.default_rng(5)

@@ -53,7 +53,8 @@ def encode_binned(sample_bins: np.ndarray, bin_ptrs: np.ndarray, idx: np.ndarray
                     c.const, d.read_noise_scale, d.adc_bits, d.adc_full_scale_us, c.decay, c.vth,
                     reservoir.tile_rows, reservoir.n_row_tiles, seeds, reservoir.noise_table, out, cnts)
     else:
-        _batch_ideal(sample_bins, bin_ptrs, idx, reservoir.w_in, reservoir.w_rec, c.decay, c.vth,
+        _batch_ideal(sample_bins, bin_ptrs, idx, reservoir.w_in, reservoir.w_rec, reservoir.w_in_total,
+                     c.decay, c.vth,
                      reservoir.tile_rows, reservoir.n_row_tiles, out, cnts)
     return out.astype(np.float32), cnts
 

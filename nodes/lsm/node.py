@@ -25,6 +25,7 @@ from stream.node import ConfigError, Node
 from stream.packets import F32, Packet
 
 from .binning import bin_events, event_addresses
+from .live_binning import LiveBinner
 from .presets import get_preset
 from .reservoir import LifReservoir, LsmConfig
 
@@ -53,6 +54,7 @@ class LsmNode(Node):
         self.reservoir = LifReservoir(self.config, self.param("device", "ideal", (str, dict)))
         c = self.config
         self.width = c.bin_width_us
+        self.window_bins = self.hop_bins = 0
         if self.mode == "continuous":
             if c.binning != "fixed_width":
                 raise ConfigError(f"node {name!r}: continuous mode needs binning 'fixed_width', got {c.binning!r}")
@@ -63,6 +65,12 @@ class LsmNode(Node):
                     raise ConfigError(f"node {name!r}: parameter {key!r} ({v}) must be a positive multiple of bin_width_us ({c.bin_width_us})")
             self.window_bins = window // c.bin_width_us
             self.hop_bins = hop // c.bin_width_us
+        # fixed_width bins run as packets complete them; the other modes need the whole sample
+        self.live = LiveBinner(c.n_inputs, c.bin_width_us, polarity=c.polarity, crop=c.crop,
+                               align=self.mode == "continuous",
+                               max_gap=self.window_bins if self.mode == "continuous" else None) \
+            if c.binning == "fixed_width" else None
+        self.cnt = np.zeros(4, dtype=np.int64)   # kernel counters not yet folded into ops
         self._reset_sample()
 
     # ------------------------------------------------------------------ lifecycle
@@ -70,19 +78,29 @@ class LsmNode(Node):
         """Compile (or load from Numba's cache) the binning and reservoir kernels."""
         bin_events(np.zeros(1, np.int64), np.zeros(1, np.int64), self.config.n_inputs,
                    mode="fixed_count", n_bins=2)
+        if self.live is not None:
+            self.live.warmup()
         self.reservoir.warmup()
         self.ops.clear()
 
     def _reset_sample(self) -> None:
         self.reservoir.reset()
-        self.chunks: list[tuple[np.ndarray, np.ndarray]] = []   # buffered (t, addr)
-        self.t_origin: int | None = None   # start of bin 0 (µs)
-        self.bins_done = 0                 # bins already run
+        if self.live is not None:
+            self.live.reset()
+        self.chunks: list[tuple[np.ndarray, np.ndarray]] = []   # fixed_count/chunk_pad: (t, addr)
         self.counts = np.zeros(self.config.n_neurons, dtype=np.int64)
         self.t_first = self.t_last = None
-        self.t_last_kept = 0               # time of the last event that maps to an input
+        self.bins_done = 0                 # continuous: bins run so far
         self.ring: list[np.ndarray] = []   # continuous: per-bin spike rows of the window
         self.since_emit = 0
+
+    def _fold_ops(self) -> None:
+        """Kernel counters -> the node's op counts (once per sample or hop, not per packet)."""
+        if self.cnt.any():
+            self.ops.update(self.reservoir.op_counts(self.cnt))
+            self.cnt[:] = 0
+        if self.live is not None and self.live.late:
+            self.gauges["late_events"] = self.live.late
 
     # ------------------------------------------------------------------ packets
     def process(self, packet: Packet) -> Iterable[Packet]:
@@ -92,64 +110,51 @@ class LsmNode(Node):
             elif packet.control == "end_of_sample" and self.mode == "trial":
                 return [self._end_sample(packet)]
             return ()
-        if packet.kind != "events" or packet.body is None:
+        body = packet.body
+        if packet.kind != "events" or body is None:
             return ()
         geometry = packet.geometry or self.default_geometry
         if geometry is None:
             raise ValueError(f"node {self.name!r}: events packet without geometry and no 'geometry' param")
-        t, addr, n = event_addresses(packet.body, geometry, self.config.polarity, self.config.crop)
+        if body.size:
+            ts = body["t"]
+            if self.t_first is None:
+                self.t_first = int(ts[0])
+            self.t_last = int(ts[-1])
+        if self.live is None:
+            t, addr, n = event_addresses(body, geometry, self.config.polarity, self.config.crop)
+            self._check_inputs(n, geometry)
+            if t.size:
+                self.chunks.append((t, addr))
+            return ()
+        if self.mode == "continuous":
+            return self._continuous(packet, body, geometry)
+        bp, idx, _ = self._feed(body, geometry)
+        if bp.size > 1:
+            self.reservoir.accumulate(bp, idx, self.counts, self.cnt)
+        return ()
+
+    def _feed(self, body: np.ndarray, geometry):
+        try:
+            return self.live.feed(body, geometry)
+        except ValueError as exc:
+            if "gives" in str(exc):
+                raise ConfigError(f"node {self.name!r}: {exc}") from None
+            raise
+
+    def _check_inputs(self, n: int, geometry) -> None:
         if n != self.config.n_inputs:
             raise ConfigError(f"node {self.name!r}: geometry {tuple(geometry)} (polarity {self.config.polarity}, "
                               f"crop {self.config.crop}) gives {n} inputs but 'n_inputs' is {self.config.n_inputs}")
-        if packet.body.size:
-            t0, t1 = int(packet.body["t"][0]), int(packet.body["t"][-1])
-            self.t_first = t0 if self.t_first is None else self.t_first
-            self.t_last = t1
-        if t.size == 0:
-            return ()
-        self.t_last_kept = int(t[-1])
-        if self.mode == "continuous":
-            return self._continuous(packet, t, addr)
-        self.chunks.append((t, addr))
-        if self.config.binning == "fixed_width":
-            if self.t_origin is None:
-                self.t_origin = int(t[0])
-            self._run_complete_bins(int(t[-1]))
-        return ()
-
-    def _take(self, upto_bin: int) -> tuple[np.ndarray, np.ndarray]:
-        """Buffered events of bins [bins_done, upto_bin); the rest stays buffered."""
-        t = np.concatenate([c[0] for c in self.chunks]) if self.chunks else np.zeros(0, np.int64)
-        a = np.concatenate([c[1] for c in self.chunks]) if self.chunks else np.zeros(0, np.int64)
-        cut = self.t_origin + upto_bin * self.width
-        k = int(np.searchsorted(t, cut, side="left"))
-        self.chunks = [(t[k:], a[k:])] if k < t.size else []
-        return t[:k], a[:k]
-
-    def _run_bins(self, upto_bin: int) -> np.ndarray | None:
-        """Run bins [bins_done, upto_bin) from buffered events; returns their raster."""
-        n_new = upto_bin - self.bins_done
-        if n_new <= 0:
-            return None
-        t, a = self._take(upto_bin)
-        bp, ix = bin_events(t, a, self.config.n_inputs, mode="fixed_width", width_us=self.width,
-                            n_bins=n_new, t_start=self.t_origin + self.bins_done * self.width)
-        res = self.reservoir.step_bins(bp, ix, trusted=True)
-        self.ops.update(res.ops)
-        self.counts += res.spike_counts
-        self.bins_done = upto_bin
-        return res.spikes
-
-    def _run_complete_bins(self, t_now: int) -> None:
-        self._run_bins((t_now - self.t_origin) // self.width)
 
     def _end_sample(self, packet: Packet) -> Packet:
         c = self.config
-        if c.binning == "fixed_width":
-            if self.t_origin is not None:
-                last = (self.t_last_kept - self.t_origin) // self.width + 1
-                self._run_bins(max(last, self.bins_done))
-            n_bins = self.bins_done
+        if self.live is not None:
+            n_bins = 0
+            if self.live.started:
+                bp, idx = self.live.close()
+                self.reservoir.accumulate(bp, idx, self.counts, self.cnt)
+                n_bins = self.live.open_bin + 1
             feats = (self.counts / max(n_bins, 1)).astype(F32)
         else:
             t = np.concatenate([ch[0] for ch in self.chunks]) if self.chunks else np.zeros(0, np.int64)
@@ -159,6 +164,7 @@ class LsmNode(Node):
             res = self.reservoir.run(bp, ix)
             self.ops.update(res.ops)
             feats, n_bins = res.features, res.n_bins
+        self._fold_ops()
         health = LifReservoir.health(feats, self.saturated_rate)
         self.gauges.update(health)
         out = packet.derive("features", body=feats.reshape(1, -1),
@@ -172,40 +178,45 @@ class LsmNode(Node):
         """End of stream: a trial without its ``end_of_sample`` is incomplete and is dropped
         (a partial feature vector would be mistaken for a whole sample); continuous mode has
         already emitted every complete hop."""
+        self._fold_ops()
         self._reset_sample()
         return ()
 
     # ------------------------------------------------------------------ continuous mode
-    def _continuous(self, packet: Packet, t: np.ndarray, addr: np.ndarray) -> list[Packet]:
-        w = self.width
-        if self.t_origin is None:
-            self.t_origin = (int(t[0]) // w) * w
-        done_to = (int(t[-1]) - self.t_origin) // w
-        if done_to - self.bins_done > self.window_bins:
+    def _continuous(self, packet: Packet, body: np.ndarray, geometry) -> list[Packet]:
+        out: list[Packet] = []
+        bp, idx, gap = self._feed(body, geometry)
+        while True:
+            self._run_hops(packet, bp, idx, out)
+            if gap < 0:
+                break
             # silence longer than a window: the reservoir is at rest again; jump over the gap
-            skip_to = done_to - self.window_bins
-            keep = t >= self.t_origin + skip_to * w
-            self.chunks = [(c[0][c[0] >= self.t_origin + skip_to * w], c[1][c[0] >= self.t_origin + skip_to * w])
-                           for c in self.chunks]
-            t, addr = t[keep], addr[keep]
             self.reservoir.reset()
             self.ring.clear()
-            self.bins_done = skip_to
-        self.chunks.append((t, addr))
-        out: list[Packet] = []
-        while self.bins_done < done_to:
-            step = min(self.hop_bins - self.since_emit, done_to - self.bins_done)
-            raster = self._run_bins(self.bins_done + step)
+            self.bins_done = gap - self.window_bins
+            self.live.jump(self.bins_done)
+            bp, idx, gap = self.live.resume()
+        self._fold_ops()
+        return out
+
+    def _run_hops(self, packet: Packet, bp: np.ndarray, idx: np.ndarray, out: list[Packet]) -> None:
+        """Run closed bins in steps that end on hop boundaries; emit a feature at each."""
+        w, n_bins, i = self.width, bp.size - 1, 0
+        while i < n_bins:
+            step = min(self.hop_bins - self.since_emit, n_bins - i)
+            raster = np.zeros((step, self.config.n_neurons), dtype=np.uint8)
+            self.reservoir.accumulate(bp[i:i + step + 1], idx, self.counts, self.cnt, raster)
             self.ring.extend(raster)
             del self.ring[:-self.window_bins]
+            i += step
+            self.bins_done += step
             self.since_emit += step
             if self.since_emit >= self.hop_bins:
                 self.since_emit = 0
                 feats = np.mean(self.ring, axis=0).astype(F32)
                 health = LifReservoir.health(feats, self.saturated_rate)
                 self.gauges.update(health)
-                end = self.t_origin + self.bins_done * w
+                end = self.live.t_origin + self.bins_done * w
                 out.append(packet.derive("features", body=feats.reshape(1, -1),
                                          t0=end - len(self.ring) * w, t1=end,
                                          meta={"n_bins": len(self.ring), **health}))
-        return out
