@@ -163,6 +163,14 @@ def _close_open(st, seen, part):
     return bin_ptr, idx[:bin_ptr[1]]
 
 
+@njit(cache=True, nogil=True)
+def _feed_dvs(ev, w, h, polarity, x0, y0, cw, ch, st, seen, part, width, align, max_gap):
+    """``_dvs_map`` then ``_bin_live`` without a return to Python between them."""
+    t, addr, bad = _dvs_map(ev, w, h, polarity, x0, y0, cw, ch)
+    bp, idx, k = _bin_live(t, addr, 0, st, seen, part, width, align, max_gap)
+    return bp, idx, k, t, addr, bad
+
+
 class LiveBinner:
     """Streaming ``fixed_width`` binning of one sensor's packets into CSR frames.
 
@@ -222,9 +230,13 @@ class LiveBinner:
         geometry are a ValueError naming the field.
         """
         if self._dvs is not None and self._dvs[0] == geometry and events.dtype == DVS_DTYPE:
-            t, addr, bad = _dvs_map(events, *self._dvs[1])   # the wire's DVS records, checked geometry
+            # the wire's DVS records on a checked geometry: map and bin in one compiled call
+            bp, idx, k, t, addr, bad = _feed_dvs(events, *self._dvs[1], self.st, self.seen, self.part,
+                                                 self.width, self.align, self.max_gap)
             if bad:
                 event_addresses(events, geometry, self.polarity, self.crop)   # raises, naming the field
+            self._pending = (t, addr, k)
+            return bp, idx, int(self.st[_GAP])
         else:
             t, addr, n = event_addresses(events, geometry, self.polarity, self.crop)
             if n != self.n_inputs:
@@ -260,7 +272,10 @@ class LiveBinner:
         return _close_open(self.st, self.seen, self.part)
 
     def warmup(self) -> None:
-        """Compile (or load) the binning pass; state is left reset."""
+        """Compile (or load) the binning passes; state is left reset."""
+        _feed_dvs(np.zeros(1, DVS_DTYPE), 1, 1, -1, 0, 0, 1, 1, self.st, self.seen, self.part,
+                  self.width, self.align, self.max_gap)
+        self.reset()
         _bin_live(np.array([0, 2 * self.width]), np.zeros(2, np.int64), 0, self.st, self.seen,
                   self.part, self.width, self.align, self.max_gap)
         _close_open(self.st, self.seen, self.part)
