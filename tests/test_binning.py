@@ -195,3 +195,22 @@ def test_live_binner_counts_late_events_and_stops_at_gaps():
         bad = np.zeros(1, NEURAL_DTYPE)
         bad["t"], bad["x"] = [2_050], [9]
         binner.feed(bad, (8,))
+
+
+def test_live_binner_dvs_gap_resumes_on_the_mapped_events():
+    """DVS records take the one-call map-and-bin path; a gap there resumes where it stopped."""
+    from nodes.lsm.live_binning import LiveBinner
+    binner = LiveBinner(4 * 4, 100, crop=(4, 4), polarity=1, align=True, max_gap=3)
+    ev = np.zeros(6, DVS_DTYPE)
+    ev["t"] = [10, 20, 30, 150, 5_000, 5_010]
+    ev["x"] = [1, 3, 3, 4, 2, 5]          # sensor 6x6, crop 4x4 from x, y = 1
+    ev["y"] = [1, 1, 1, 4, 2, 5]
+    ev["p"] = [1, 0, 1, 1, 1, 1]          # the p = 0 event is dropped
+    for first in (True, False):           # second feed: the cached geometry, one compiled call
+        binner.reset()
+        bp, ix, gap = binner.feed(ev, (6, 6))
+        assert csr_lists(bp, ix) == [[0, 2], [15]] and gap == 50
+        binner.jump(gap - 3)
+        bp, ix, gap = binner.resume()
+        assert csr_lists(bp, ix) == [[]] * 3 and gap == -1
+        assert csr_lists(*binner.close()) == [[5]]

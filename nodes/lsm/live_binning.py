@@ -168,7 +168,7 @@ def _feed_dvs(ev, w, h, polarity, x0, y0, cw, ch, st, seen, part, width, align, 
     """``_dvs_map`` then ``_bin_live`` without a return to Python between them."""
     t, addr, bad = _dvs_map(ev, w, h, polarity, x0, y0, cw, ch)
     bp, idx, k = _bin_live(t, addr, 0, st, seen, part, width, align, max_gap)
-    return bp, idx, k, t, addr, bad
+    return bp, idx, k, bad
 
 
 class LiveBinner:
@@ -231,12 +231,15 @@ class LiveBinner:
         """
         if self._dvs is not None and self._dvs[0] == geometry and events.dtype == DVS_DTYPE:
             # the wire's DVS records on a checked geometry: map and bin in one compiled call
-            bp, idx, k, t, addr, bad = _feed_dvs(events, *self._dvs[1], self.st, self.seen, self.part,
-                                                 self.width, self.align, self.max_gap)
+            bp, idx, k, bad = _feed_dvs(events, *self._dvs[1], self.st, self.seen, self.part,
+                                        self.width, self.align, self.max_gap)
             if bad:
                 event_addresses(events, geometry, self.polarity, self.crop)   # raises, naming the field
-            self._pending = (t, addr, k)
-            return bp, idx, int(self.st[_GAP])
+            gap = int(self.st[_GAP])
+            if gap >= 0:  # rare: keep the mapped events for resume()
+                t, addr, _ = event_addresses(events, geometry, self.polarity, self.crop)
+                self._pending = (t, addr, k)
+            return bp, idx, gap
         else:
             t, addr, n = event_addresses(events, geometry, self.polarity, self.crop)
             if n != self.n_inputs:
