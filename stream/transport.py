@@ -33,6 +33,7 @@ DATA, HELLO, CREDIT, PING, PONG = b"D", b"H", b"C", b"P", b"Q"
 PING_INTERVAL_S = 1.0
 # Plain ints: pyzmq's enum flags cost microseconds per operation on the hot path.
 _NOBLOCK, _EVENTS, _POLLIN = int(zmq.NOBLOCK), int(zmq.EVENTS), int(zmq.POLLIN)
+_MORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
 HELLO_INTERVAL_S = 0.25
 POLICIES = ("block", "drop")
 
@@ -72,6 +73,26 @@ class EdgeStats:
             "events_sent": self.events_sent, "events_dropped": dict(self.events_dropped),
             "max_queue": self.max_queue, "credit_waits": self.credit_waits,
         }
+
+
+def _send_frames(sock: zmq.Socket, frames: list) -> None:
+    """``send_multipart(frames, NOBLOCK, copy=False)`` with int flags (pyzmq's version combines
+    enum flags per frame).  Raises ``zmq.Again`` only before the first frame: ZeroMQ takes a
+    multipart message whole or not at all."""
+    last = len(frames) - 1
+    for i, f in enumerate(frames):
+        sock.send(f, _MORE_NOBLOCK if i < last else _NOBLOCK, copy=False)
+
+
+def _recv_frames(sock: zmq.Socket) -> list:
+    """``recv_multipart(copy=False)`` reading each frame's ``more`` flag instead of a
+    ``getsockopt(RCVMORE)`` per frame."""
+    f = sock.recv(0, copy=False)
+    parts = [f]
+    while f.more:
+        f = sock.recv(0, copy=False)
+        parts.append(f)
+    return parts
 
 
 def _nbytes(frames: list) -> int:
@@ -159,7 +180,7 @@ class EdgeSender:
         while self.queue and self.count < self.limit:
             pkt, frames = self.queue[0]
             try:
-                self.sock.send_multipart([_TAGGED.pack(DATA, self.count + 1), *frames], _NOBLOCK, copy=False)
+                _send_frames(self.sock, [_TAGGED.pack(DATA, self.count + 1), *frames])
             except zmq.Again:
                 break  # no connected receiver (it may be restarting): keep the message
             self.queue.popleft()
@@ -201,7 +222,7 @@ class EdgeReceiver:
 
         Raises ``codec.DecodeError("envelope")`` for a message without our envelope.
         """
-        msg = self.sock.recv_multipart(copy=False)
+        msg = _recv_frames(self.sock)
         if len(msg) < 2:
             raise codec.DecodeError("envelope", f"{len(msg)} frames")
         ident = msg[0].bytes
