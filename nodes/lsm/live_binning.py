@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from stream.node import ConfigError
 from stream.packets import DVS_DTYPE
 
 from .binning import _dvs_map, event_addresses
@@ -243,7 +244,7 @@ class LiveBinner:
         else:
             t, addr, n = event_addresses(events, geometry, self.polarity, self.crop)
             if n != self.n_inputs:
-                raise ValueError(f"geometry {tuple(geometry)} (polarity {self.polarity}, crop {self.crop}) "
+                raise ConfigError(f"geometry {tuple(geometry)} (polarity {self.polarity}, crop {self.crop}) "
                                  f"gives {n} inputs but 'n_inputs' is {self.n_inputs}")
             if events.dtype == DVS_DTYPE:  # remember the mapping: later packets skip the checks
                 w, h = int(geometry[0]), int(geometry[1])

@@ -13,7 +13,9 @@ Params (plain data):
 
 In ``fixed_width`` mode bins are run as soon as they complete (an event at or after a bin's
 end closes it), so at ``end_of_sample`` only the last, partial bin is left to run; bins start
-at the sample's first event (trial) or at multiples of the width (continuous).
+at the sample's first event (trial) or at multiples of the width (continuous).  An event for a
+bin already run (out of time order across packets) is skipped and counted in the
+``late_events`` gauge.
 """
 from __future__ import annotations
 
@@ -137,10 +139,8 @@ class LsmNode(Node):
     def _feed(self, body: np.ndarray, geometry):
         try:
             return self.live.feed(body, geometry)
-        except ValueError as exc:
-            if "gives" in str(exc):
-                raise ConfigError(f"node {self.name!r}: {exc}") from None
-            raise
+        except ConfigError as exc:
+            raise ConfigError(f"node {self.name!r}: {exc}") from None
 
     def _check_inputs(self, n: int, geometry) -> None:
         if n != self.config.n_inputs:
