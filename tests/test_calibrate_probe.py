@@ -6,7 +6,7 @@ import pytest
 
 import nodes.lsm  # noqa: F401
 from nodes.lsm.features import builtin_source, encode_modality, raw_frames, resolve_config
-from nodes.projection.calibrate import calibrate_gain, gain_grid
+from nodes.projection.calibrate import GainPoint, calibrate_gain, gain_grid, next_gain, search_gain
 from nodes.projection.probe import linear_probe
 
 
@@ -29,7 +29,7 @@ def _shuffle_test_labels(ms, seed: int = 1):
 def test_calibration_uses_validation_only(tiny):
     ms = tiny.modality("audio")
     factors = (0.25, 1.0, 4.0)
-    cal = calibrate_gain(ms, "zs_audio", "ideal", 0, factors=factors,
+    cal = calibrate_gain(ms, "zs_audio", "ideal", 0, factors=factors, extend=0,
                          source=builtin_source("tiny", 0, "audio"))
     assert [p.const for p in cal.points] == pytest.approx(gain_grid("zs_audio", factors))
     best = max(p.val_acc for p in cal.points)
@@ -41,10 +41,43 @@ def test_calibration_uses_validation_only(tiny):
     assert "chosen" in cal.table()
     # the test labels play no part: scrambling them changes no score and not the choice
     # (no named source: the content hash differs, so this really re-encodes the data)
-    shuffled = calibrate_gain(_shuffle_test_labels(ms), "zs_audio", "ideal", 0, factors=factors)
+    shuffled = calibrate_gain(_shuffle_test_labels(ms), "zs_audio", "ideal", 0, factors=factors,
+                              extend=0)
     assert shuffled.const == cal.const
     assert [p.val_acc for p in shuffled.points] == [p.val_acc for p in cal.points]
     assert not shuffled.features.cached
+
+
+def test_next_gain_steps_past_the_end_holding_the_best():
+    assert next_gain([0.1, 0.2, 0.4], 0.1) == pytest.approx(0.05)
+    assert next_gain([0.1, 0.2, 0.4], 0.4) == pytest.approx(0.8)
+    assert next_gain([0.1, 0.2, 0.4], 0.2) is None and next_gain([0.1], 0.1) is None
+
+
+def test_gain_search_walks_past_an_edge_optimum_and_stops():
+    """Validation accuracy peaked at 0.02, below a grid of 0.1..0.4: the search steps down
+    one grid ratio at a time until the best is inside, within its ``extend`` budget."""
+    def score(c):
+        return GainPoint(c, 1.0 - abs(np.log(c / 0.02)), 1.0, 0.0, 0.0, 0.1)
+    points, best = search_gain([0.4, 0.1, 0.2], score, base=0.2, extend=5)
+    assert [p.const for p in points] == pytest.approx([0.0125, 0.025, 0.05, 0.1, 0.2, 0.4])
+    assert best.const == pytest.approx(0.025)            # the sampled point nearest the peak
+    points, best = search_gain([0.1, 0.2, 0.4], score, base=0.2, extend=1)
+    assert len(points) == 4 and best.const == pytest.approx(0.05)   # budget spent
+    points, _ = search_gain([0.01, 0.02, 0.04], score, base=0.2, extend=5)
+    assert len(points) == 3                              # interior optimum: nothing added
+
+
+def test_calibration_extends_a_real_grid_and_keeps_the_best(tiny):
+    ms = tiny.modality("audio")
+    base = gain_grid("zs_audio", (1.0,))[0]
+    cal = calibrate_gain(ms, "zs_audio", "ideal", 0, consts=[base, base * 2], extend=1,
+                         source=builtin_source("tiny", 0, "audio"))
+    consts = [p.const for p in cal.points]
+    assert len(consts) == 3 and consts == sorted(consts)   # an end of two points is always best
+    top = max(p.val_acc for p in cal.points)
+    assert cal.const in [p.const for p in cal.points if p.val_acc == top]
+    assert cal.features.config["const"] == pytest.approx(cal.const)
 
 
 def test_probe_on_lsm_features_beats_chance(tiny):

@@ -62,37 +62,72 @@ def gain_grid(preset: str, factors=DEFAULT_FACTORS, overrides: dict | None = Non
     return [float(base * f) for f in factors]
 
 
+def next_gain(grid: list[float], best: float) -> float | None:
+    """The candidate past the end of the sorted ``grid`` where ``best`` lies, one grid step
+    (the ratio of the two end values) further; None when ``best`` is inside the grid."""
+    if len(grid) < 2:
+        return None
+    if best == grid[0]:
+        return grid[0] * grid[0] / grid[1]
+    if best == grid[-1]:
+        return grid[-1] * grid[-1] / grid[-2]
+    return None
+
+
+def search_gain(grid: list[float], score: Callable[[float], GainPoint], base: float,
+                extend: int = 3) -> tuple[list[GainPoint], GainPoint]:
+    """Score every gain of ``grid``; while the best lies at an end, score :func:`next_gain`
+    (at most ``extend`` more).  Returns the points by gain and the best (ties: nearest to
+    ``base`` in log scale)."""
+    def key(p: GainPoint):
+        return p.val_acc, -abs(np.log(p.const / base))
+
+    points = [score(c) for c in sorted(grid)]
+    for _ in range(extend):
+        nxt = next_gain(sorted(p.const for p in points), max(points, key=key).const)
+        if nxt is None:
+            break
+        points.append(score(nxt))
+    points.sort(key=lambda p: p.const)
+    return points, max(points, key=key)
+
+
 def calibrate_gain(ms, preset: str | None = None, device="ideal", seed: int = 0, *,
                    consts: list[float] | None = None, factors=DEFAULT_FACTORS,
                    overrides: dict | None = None, source: str | None = None,
-                   Cs: tuple[float, ...] = DEFAULT_CS, max_iter: int = 200,
+                   Cs: tuple[float, ...] = DEFAULT_CS, max_iter: int = 200, extend: int = 3,
                    progress: Callable[[str], None] | None = None) -> Calibration:
     """Encode ``ms`` at each candidate gain and keep the best validation probe accuracy.
 
-    Ties go to the gain nearest (in log scale) to the preset's own ``const``.  Only the
-    train and validation rows are read for the choice.
+    When the best lies at an end of the grid, the grid grows past that end by its own step
+    (:func:`next_gain`, at most ``extend`` times), so the choice is a validation optimum and
+    not an artefact of where the grid stopped.  Ties go to the gain nearest (in log scale)
+    to the preset's own ``const``.  Only the train and validation rows are read.
     """
     from nodes.lsm.features import DEFAULT_PRESETS
     preset = preset or DEFAULT_PRESETS[ms.name]
     overrides = dict(overrides or {})
     base = get_preset(preset, **overrides).const
-    grid = [float(c) for c in (consts or gain_grid(preset, factors, overrides))]
+    grid = sorted(float(c) for c in (consts or gain_grid(preset, factors, overrides)))
     if not grid or any(c <= 0 for c in grid):
         raise ValueError(f"gain candidates must be positive numbers, got {grid}")
-    points, sets = [], {}
-    for c in grid:
+    sets = {}
+
+    def score(c: float) -> GainPoint:
         fs = encode_modality(ms, preset, device, seed, overrides={**overrides, "const": c},
                              source=source)
         keep = fs.split != 2
         probe = linear_probe(fs.features[keep], fs.labels[keep], fs.split[keep], Cs=Cs,
                              seed=seed, max_iter=max_iter, test=False)
         h = fs.health
-        points.append(GainPoint(c, probe.val, probe.train, h["silent_frac"],
-                                h["saturated_frac"], h["mean_rate"]))
         sets[c] = fs
         if progress is not None:
             progress(f"{ms.name} const {c:.4g}: val {probe.val:.1%}, silent "
                      f"{h['silent_frac']:.0%}, saturated {h['saturated_frac']:.0%}")
-    best = max(points, key=lambda p: (p.val_acc, -abs(np.log(p.const / base))))
+        return GainPoint(c, probe.val, probe.train, h["silent_frac"], h["saturated_frac"],
+                         h["mean_rate"])
+
+    points, best = search_gain(grid, score, base, extend)
+    fs = sets[best.const]
     dev = fs.device.get("name", str(device))
-    return Calibration(ms.name, preset, dev, best.const, points, sets[best.const])
+    return Calibration(ms.name, preset, dev, best.const, points, fs)
