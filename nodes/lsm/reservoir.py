@@ -157,8 +157,8 @@ def _add_rows(cur, w, rows, r0, r1):
 
 @njit(cache=True, nogil=True)
 def _mark_tiles(touched, rows, r0, r1, offset, tile_rows):
-    """``touched[(offset + rows[r0:r1]) // tile_rows] = 1`` with a division per tile, not per
-    row (rows come in ascending runs)."""
+    """``touched[(offset + rows[r0:r1]) // tile_rows] = 1`` with a division per run of rows
+    in one tile (rows arrive ascending), not per row."""
     lo = 0
     hi = 0
     for k in range(r0, r1):
@@ -273,10 +273,10 @@ def _lif_rram(bin_ptr, idx, g_diff, g_sq_row, n_in, const, read_noise, adc_bits,
     in expectation and off by ~spread/sqrt(rows) per column, at a fraction of the cost), then the
     signed ADC quantises it; the membrane receives ``const * sum of tiles``.  Driven rows are
     visited in order (inputs ascending, then recurrent rows ascending, as binning emits them),
-    so each tile's rows form one run and one read, summed by :func:`_add_rows`.  The normal draws of one read are a run of
-    ``table`` (pre-drawn i.i.d. normals) at an offset from a xorshift64* generator seeded with
-    ``seed``: vectorised per column, ~1 ns per draw instead of ~100 ns for Numba's
-    ``np.random.standard_normal``.
+    so each tile's rows form one run and one read, summed by :func:`_add_rows`.  The normal
+    draws of one read are a run of ``table`` (pre-drawn i.i.d. normals) at an offset from a
+    xorshift64* generator seeded with ``seed``: vectorised per column, ~1 ns per draw instead
+    of ~100 ns for Numba's ``np.random.standard_normal``.
     """
     state = np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(0x2545F4914F6CDD1D)
     if state == np.uint64(0):
