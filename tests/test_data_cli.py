@@ -56,3 +56,12 @@ def test_data_command_lifecycle(cache, tmp_path, capsys):
 def test_data_without_action_prints_help(cache, capsys):
     assert main(["data"]) == 2
     assert "build" in capsys.readouterr().out
+
+
+def test_bench_passes_its_options_to_the_benchmark():
+    """`rram-lsm bench transport --quick` (as the README writes it): the options are the
+    script's, not a parse error of ours."""
+    from launch.cli import build_parser
+    args = build_parser().parse_args(["bench", "transport", "--quick", "--out", "x.csv"])
+    assert args.name == "transport" and args.rest == ["--quick", "--out", "x.csv"]
+    assert build_parser().parse_args(["bench", "--list"]).list

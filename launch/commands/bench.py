@@ -1,6 +1,7 @@
 """`rram-lsm bench NAME`: run one of the benchmarks in the repository's `benchmarks/` folder."""
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 BENCHMARKS = {
@@ -18,7 +19,8 @@ def register(sub) -> None:
                                    "passed to it (e.g. `rram-lsm bench soak --minutes 2`).")
     p.add_argument("name", nargs="?", choices=sorted(BENCHMARKS), help="benchmark to run")
     p.add_argument("--list", action="store_true", help="list the benchmarks")
-    p.add_argument("rest", nargs="*", help="arguments for the benchmark")
+    # REMAINDER: options such as --quick or --minutes belong to the benchmark, not to us
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for the benchmark")
     p.set_defaults(func=run)
 
 
