@@ -140,3 +140,29 @@ def test_robustness_recalibrates_per_device_and_plots(tmp_path):
     md = results_markdown({"config": {"size": "tiny", "data_seed": 0, "reservoir_seed": 0,
                                       "pd": 64, "epochs": 4}, "table": [], "robustness": rows})
     assert "| adc_bits | 3 |" in md and "| adc_bits | 8* |" in md
+
+
+def test_ideas_on_the_split_sweep_beside_a_negative_control():
+    """Feature and training variants run on the same sweep; a shuffled pairing (audio paired
+    with images of random classes) learns nothing, so the baseline must beat it on seen
+    classes; windowed rates and the seed ensemble really widen the features."""
+    from nodes.projection.experiments import EvalConfig, FeatureStore
+    from nodes.projection.ideas import BASELINE, ideas_markdown, ideas_sweep
+    cfg = EvalConfig(size="tiny", devices=("ideal",), gain_factors=(1.0,), epochs=8,
+                     sweep_splits=3, sweep_seeds=(0, 1))
+    store = FeatureStore(cfg, log=lambda s: None)
+    windows, ensemble = "time-windowed rates (4 windows)", "ensemble of 3 reservoir seeds"
+    shuffled = "shuffled pairing (negative control)"
+    rows = ideas_sweep(store, "audio-visual", "ideal", [BASELINE, windows, ensemble, shuffled],
+                       log=lambda s: None)
+    by = {r["idea"]: r for r in rows}
+    n = store.features("audio", "ideal").features.shape[1]
+    assert by[windows]["n_features"] == 4 * n and by[ensemble]["n_features"] == 3 * n
+    base, control = by[BASELINE]["seen"], by[shuffled]["seen"]
+    assert base["mean"] > base["chance"] + 0.1 and base["mean"] > control["mean"]
+    assert by[BASELINE]["unseen_vs_baseline"] == 0
+    for r in rows:
+        u = r["unseen"]
+        assert u["ci_low"] <= u["mean"] <= u["ci_high"] and u["chance"] == pytest.approx(0.5)
+    md = ideas_markdown(rows)
+    assert all(f"| {name} |" in md for name in by)

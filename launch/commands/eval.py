@@ -20,6 +20,9 @@ def register(sub) -> None:
     p.add_argument("--seeds", type=int, default=None, help="override: seeds per split")
     p.add_argument("--robustness", choices=("off", "reduced", "full"), nargs="?", const="reduced",
                    default="off", help="RRAM robustness sweep (flag alone = reduced)")
+    p.add_argument("--ideas", action="store_true",
+                   help="also measure the ideas past the paper (losses, deeper head, windowed "
+                        "rates, reservoir-seed ensemble) on the split sweep")
     p.add_argument("--devices", default="ideal,rram", help="devices (default ideal,rram)")
     p.add_argument("--epochs", type=int, default=100, help="head epochs (default 100)")
     p.add_argument("--pd", type=int, default=64, help="embedding dimension (default 64)")
@@ -71,7 +74,7 @@ def config_from_args(args):
                       train_seeds=tuple(range(args.train_seeds)), sweep_splits=n_splits,
                       sweep_seeds=tuple(range(seeds)), robustness=grid,
                       raw_probe=not args.no_raw_probe, gain_factors=factors,
-                      neural_overrides=neural, pairs=pairs)
+                      neural_overrides=neural, pairs=pairs, ideas=args.ideas)
 
 
 def parse_factors(text: str) -> tuple[float, ...]:

@@ -84,6 +84,7 @@ class EvalConfig:
     robustness: dict | None = None        # parameter -> values; None = skip
     robustness_modalities: tuple[str, ...] = ("visual", "audio")
     neural_overrides: dict = field(default_factory=dict)
+    ideas: bool = False                   # measure nodes.projection.ideas on the split sweep
     raw_probe: bool = True
     pairs: tuple[str, ...] = ("audio-visual", "neural-visual")
     threads: int = 2
@@ -330,7 +331,7 @@ def run_all(cfg: EvalConfig, pairs: tuple[str, ...] | None = None,
     pairs = tuple(pairs or cfg.pairs)
     store = FeatureStore(cfg, log)
     res: dict = {"config": dataclasses.asdict(cfg), "paper": PAPER, "probes": {},
-                 "zero_shot": {}, "sweep": {}, "robustness": None, "calibration": {},
+                 "zero_shot": {}, "sweep": {}, "robustness": None, "ideas": None, "calibration": {},
                  "table": []}
     table = res["table"]
     for dev in cfg.devices:
@@ -401,6 +402,11 @@ def run_all(cfg: EvalConfig, pairs: tuple[str, ...] | None = None,
                               f"95% CI [{sm['ci_low']:.1%}, {sm['ci_high']:.1%}], "
                               f"{sm['n_splits']} splits x {sm['n_seeds']} seeds"
                               + ("; paper: fixed 8/9 split" if pair == "audio-visual" else "")))
+    if cfg.ideas:
+        from nodes.projection.ideas import ideas_sweep
+        log(f"ideas on the split sweep ({cfg.devices[0]})")
+        res["ideas"] = [row for pair in pairs
+                        for row in ideas_sweep(store, pair, cfg.devices[0], log=log)]
     if cfg.robustness:
         log("robustness")
         res["robustness"] = robustness(store, cfg.robustness, cfg.robustness_modalities, log)
@@ -421,7 +427,7 @@ def _fmt(v, pct: bool = True) -> str:
 
 def results_markdown(res: dict) -> str:
     """The results as Markdown: the main table (ours beside the paper, chance), the sweep
-    intervals, the gain calibrations and the robustness table."""
+    intervals, the gain calibrations, the ideas and the robustness table."""
     cfg = res["config"]
     lines = ["# rram-lsm results", "",
              f"Built-in dataset `{cfg['size']}` (seed {cfg['data_seed']}), reservoir seed "
@@ -440,6 +446,11 @@ def results_markdown(res: dict) -> str:
             lines.append(f"- `{name}` ({c['preset']}): chosen const {c['const']:.4g}; " + "; ".join(
                 f"{p['const']:.4g}: val {p['val_acc']:.1%}, silent {p['silent_frac']:.0%}, "
                 f"saturated {p['saturated_frac']:.0%}" for p in c["points"]))
+    if res.get("ideas"):
+        from nodes.projection.ideas import ideas_markdown
+        lines += ["", "## Ideas past the paper, each on the same split sweep (validation-selected "
+                  "test accuracy; the shuffled pairing is a negative control)", "",
+                  ideas_markdown(res["ideas"])]
     if res.get("robustness"):
         rows = res["robustness"]
         keys = [k for k in rows[0] if k.startswith(("probe_", "av_", "const_"))
