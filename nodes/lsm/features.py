@@ -15,7 +15,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -180,19 +180,25 @@ def read_features(path: str | Path) -> FeatureSet:
                           path, False, float(meta.get("seconds", 0.0)), meta.get("ops", {}))
 
 
+def binned(ms, config: LsmConfig) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Each sample's CSR frames ``(bin_ptr, idx)`` under the preset's binning, as the encoder
+    bins them (``chunk_pad`` on a 1 ms raster)."""
+    mode = config.binning
+    n_bins = None if mode == "fixed_width" else config.n_bins
+    width = 1000 if mode == "chunk_pad" else config.bin_width_us
+    for t, a in addresses(ms, config):
+        yield bin_events(t, a, config.n_inputs, mode=mode, n_bins=n_bins, width_us=width)
+
+
 def raw_frames(ms, config: LsmConfig) -> np.ndarray:
     """The binarised input frames the reservoir sees, flattened: ``uint8 (N, n_bins * n_inputs)``.
 
     Used by the raw-input linear probe, so the reservoir's cost in information is visible.
     """
-    mode = config.binning
-    n_bins = None if mode == "fixed_width" else config.n_bins
-    width = 1000 if mode == "chunk_pad" else config.bin_width_us
     rows = []
-    for t, a in addresses(ms, config):
-        bp, ix = bin_events(t, a, config.n_inputs, mode=mode, n_bins=n_bins, width_us=width)
+    for bp, ix in binned(ms, config):
         frames = to_dense(bp, ix, config.n_inputs)
-        if mode == "fixed_width":  # variable length: pad/cut to the preset's n_bins
+        if config.binning == "fixed_width":  # variable length: pad/cut to the preset's n_bins
             fixed = np.zeros((config.n_bins, config.n_inputs), np.uint8)
             k = min(config.n_bins, len(frames))
             fixed[:k] = frames[:k]

@@ -36,8 +36,7 @@ def windowed_features(store, modality: str, device, n_windows: int) -> np.ndarra
     """Mean rates in ``n_windows`` consecutive windows of each sample, at the calibrated gain:
     ``(N, n_windows * n_neurons)``.  Keeps when in the sample a neuron fired, which one mean
     rate averages away."""
-    from nodes.lsm.binning import bin_events
-    from nodes.lsm.features import DEFAULT_PRESETS, addresses, resolve_config
+    from nodes.lsm.features import DEFAULT_PRESETS, binned, resolve_config
     from nodes.lsm.reservoir import LifReservoir
 
     ms = store.dataset.modality(modality)
@@ -45,13 +44,8 @@ def windowed_features(store, modality: str, device, n_windows: int) -> np.ndarra
     config = resolve_config(ms, DEFAULT_PRESETS[modality],
                             {**store.overrides(modality), "const": const}, store.cfg.reservoir_seed)
     reservoir = LifReservoir(config, device)
-    mode = config.binning
-    n_bins = None if mode == "fixed_width" else config.n_bins
-    width = 1000 if mode == "chunk_pad" else config.bin_width_us
-    rows = []
-    for t, a in addresses(ms, config):
-        bp, ix = bin_events(t, a, config.n_inputs, mode=mode, n_bins=n_bins, width_us=width)
-        rows.append(reservoir.run(bp, ix, n_windows=n_windows).window_rates.ravel())
+    rows = [reservoir.run(bp, ix, n_windows=n_windows).window_rates.ravel()
+            for bp, ix in binned(ms, config)]
     return np.stack(rows).astype(np.float32)
 
 
