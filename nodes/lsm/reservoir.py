@@ -263,8 +263,9 @@ def _read_tile(acc, sq, cur, read_noise, table, off, adc_bits, inv_lsb, lsb, top
 
 
 @njit(cache=True, nogil=True)
-def _lif_rram(bin_ptr, idx, g_diff, g_sq_row, n_in, const, read_noise, adc_bits, adc_fs,
-              decay, vth, mem, spk, counts, raster, record, tile_rows, touched, cnt, seed, table):
+def _lif_rram(bin_ptr, idx, g_diff, g_sq_row, tile_total, n_in, const, read_noise, adc_bits,
+              adc_fs, decay, vth, mem, spk, counts, raster, record, tile_rows, touched, cnt, seed,
+              table):
     """As ``_lif_ideal`` but reads the stacked conductances (µS) with per-read noise and an ADC.
 
     Each row tile gives a partial column current; read noise is added to it in closed form
@@ -277,6 +278,10 @@ def _lif_rram(bin_ptr, idx, g_diff, g_sq_row, n_in, const, read_noise, adc_bits,
     draws of one read are a run of ``table`` (pre-drawn i.i.d. normals) at an offset from a
     xorshift64* generator seeded with ``seed``: vectorised per column, ~1 ns per draw instead
     of ~100 ns for Numba's ``np.random.standard_normal``.
+    
+    With ``tile_total`` (each row tile's column sums of ``g_diff``; empty to disable) a run
+    covering more than half its tile is summed as the tile total minus the silent rows (and
+    its ``sq`` likewise): the same partial current, read with the same noise and ADC.
     """
     state = np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(0x2545F4914F6CDD1D)
     if state == np.uint64(0):
@@ -304,6 +309,13 @@ def _lif_rram(bin_ptr, idx, g_diff, g_sq_row, n_in, const, read_noise, adc_bits,
     for t in range(n_bins):
         widest = max(widest, bin_ptr[t + 1] - bin_ptr[t])
     rows = np.empty(widest + n, dtype=np.int64)   # one bin's driven rows, stacked
+    n_stacked = g_diff.shape[0]
+    complement = tile_total.shape[0] > 0
+    tile_sq = np.zeros(tile_total.shape[0])
+    if complement:
+        for r in range(n_stacked):
+            tile_sq[r // tile_rows] += g_sq_row[r]
+    silent = np.empty(tile_rows, dtype=np.int64)
     for t in range(n_bins):
         a0 = bin_ptr[t]
         a1 = bin_ptr[t + 1]
@@ -316,15 +328,36 @@ def _lif_rram(bin_ptr, idx, g_diff, g_sq_row, n_in, const, read_noise, adc_bits,
             cur[j] = 0.0
         q = 0
         while q < n_rows:  # one run of rows in the same tile = one read
-            lo = (rows[q] // tile_rows) * tile_rows
+            tl = rows[q] // tile_rows
+            lo = tl * tile_rows
+            hi = min(lo + tile_rows, n_stacked)
             e = q
-            sq = 0.0
-            while e < n_rows and lo <= rows[e] < lo + tile_rows:
-                sq += g_sq_row[rows[e]]
+            while e < n_rows and lo <= rows[e] < hi:
                 e += 1
-            for j in range(n):
-                acc[j] = 0.0
-            _add_rows(acc, g_diff, rows, q, e)
+            sq = 0.0
+            if complement and 2 * (e - q) > hi - lo:
+                n_silent = 0
+                p = q
+                for r in range(lo, hi):
+                    if p < e and rows[p] == r:
+                        p += 1
+                    else:
+                        silent[n_silent] = r
+                        n_silent += 1
+                for j in range(n):   # -(-total + silent rows): negation is exact
+                    acc[j] = -tile_total[tl, j]
+                _add_rows(acc, g_diff, silent, 0, n_silent)
+                for j in range(n):
+                    acc[j] = -acc[j]
+                sq = tile_sq[tl]
+                for k in range(n_silent):
+                    sq -= g_sq_row[silent[k]]
+            else:
+                for k in range(q, e):
+                    sq += g_sq_row[rows[k]]
+                for j in range(n):
+                    acc[j] = 0.0
+                _add_rows(acc, g_diff, rows, q, e)
             q = e
             cnt[1] += 1
             state ^= state >> np.uint64(12)
@@ -377,7 +410,7 @@ def _batch_ideal(sample_bins, bin_ptrs, idx, w_in, w_rec, w_in_total, decay, vth
 
 
 @njit(cache=True, parallel=True)
-def _batch_rram(sample_bins, bin_ptrs, idx, g_diff, g_sq_row, n_in, const, read_noise, adc_bits,
+def _batch_rram(sample_bins, bin_ptrs, idx, g_diff, g_sq_row, tile_total, n_in, const, read_noise, adc_bits,
                 adc_fs, decay, vth, tile_rows, n_tiles, seeds, table, out, cnts):
     n = g_diff.shape[1]
     for s in prange(out.shape[0]):
@@ -388,7 +421,7 @@ def _batch_rram(sample_bins, bin_ptrs, idx, g_diff, g_sq_row, n_in, const, read_
         raster = np.zeros((0, n), dtype=np.uint8)
         touched = np.zeros(n_tiles, dtype=np.uint8)
         cnt = np.zeros(_N_COUNTERS, dtype=np.int64)
-        _lif_rram(bp, idx, g_diff, g_sq_row, n_in, const, read_noise, adc_bits, adc_fs, decay, vth,
+        _lif_rram(bp, idx, g_diff, g_sq_row, tile_total, n_in, const, read_noise, adc_bits, adc_fs, decay, vth,
                   mem, spk, counts, raster, False, tile_rows, touched, cnt, seeds[s], table)
         t = bp.shape[0] - 1
         for j in range(n):
@@ -426,6 +459,13 @@ class LifReservoir:
         if self.noisy:
             self.g_diff = np.ascontiguousarray(self.crossbar.g_diff, dtype=self.dtype)
             self.g_sq_row = np.ascontiguousarray(self.crossbar.g_sq.mean(axis=1), dtype=np.float64)
+            # float32 sums a mostly-driven tile as total - silent rows (as the ideal kernel does)
+            rows = self.device.macro_rows
+            n_tiles = -(-self.g_diff.shape[0] // rows)
+            total = np.zeros((n_tiles, c.n_neurons))
+            np.add.at(total, np.arange(self.g_diff.shape[0]) // rows, self.g_diff.astype(np.float64))
+            self.tile_total = (total.astype(self.dtype) if self.dtype == np.float32
+                               else np.zeros((0, c.n_neurons), self.dtype))
             self.noise_table = np.random.default_rng(self.crossbar.read_seed).standard_normal(
                 NOISE_TABLE_SIZE + c.n_neurons).astype(self.dtype)
         self.tile_rows = self.device.macro_rows
@@ -485,7 +525,7 @@ class LifReservoir:
             d = self.device
             seed = (self.crossbar.read_seed + 1_000_003 * self._reads) % (2 ** 32)
             self._reads += 1
-            _lif_rram(bin_ptr, idx, self.g_diff, self.g_sq_row, c.n_inputs, c.const,
+            _lif_rram(bin_ptr, idx, self.g_diff, self.g_sq_row, self.tile_total, c.n_inputs, c.const,
                       d.read_noise_scale, d.adc_bits, d.adc_full_scale_us, c.decay, c.vth,
                       self.mem, self.spk, counts, raster, record, self.tile_rows, touched, cnt, seed,
                       self.noise_table)
