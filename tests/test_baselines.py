@@ -3,9 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from nodes.projection.baselines import (BoxSpike, ProtoConfig, RnnReadout, SrnnEncoder,
-                                        srnn_clip_epoch_macs, train_protonet,
-                                        train_srnn_clip_epoch)
+from nodes.projection.baselines import BoxSpike, ProtoConfig, RnnReadout, SrnnEncoder, train_protonet
+from nodes.projection.comparison import ComparisonConfig, Tower, bptt_clip_macs, train_two_towers
 from nodes.projection.heads import HeadConfig
 from nodes.projection.train import HeadModule, ModalityData, head_train_macs
 
@@ -37,32 +36,36 @@ def test_box_surrogate_gradient():
 
 def test_srnn_trains_by_bptt_and_counts_macs():
     rng = np.random.default_rng(0)
-    frames_a = torch.as_tensor(rng.random((16, 10, 12)) < 0.3, dtype=torch.float32)
-    frames_b = torch.as_tensor(rng.random((16, 8, 9)) < 0.3, dtype=torch.float32)
+    frames_a = torch.as_tensor(rng.random((81, 10, 12)) < 0.3, dtype=torch.float32)
+    frames_b = torch.as_tensor(rng.random((81, 8, 9)) < 0.3, dtype=torch.float32)
     enc_a = SrnnEncoder(12, 20, vth=1.0, gain=0.05, seed=1)
     enc_b = SrnnEncoder(9, 20, vth=1.0, gain=0.05, seed=2)
     rates = enc_a(frames_a)
-    assert rates.shape == (16, 20) and 0 < rates.mean() < 1
+    assert rates.shape == (81, 20) and 0 < rates.mean() < 1
     rates.sum().backward()
     assert enc_a.w_in.grad.abs().sum() > 0 and enc_a.w_rec.grad.abs().sum() > 0
     enc_a.zero_grad()
-    heads = [HeadModule(HeadConfig("p", m, 20, [8])) for m in ("a", "b")]
-    params = [*enc_a.parameters(), *enc_b.parameters(), *heads[0].parameters(),
-              *heads[1].parameters()]
-    before = enc_b.w_in.detach().clone()
-    opt = torch.optim.Adam(params, lr=1e-2)
-    loss = train_srnn_clip_epoch(enc_a, enc_b, heads[0], heads[1], frames_a, frames_b, opt)
-    assert np.isfinite(loss) and not torch.equal(before, enc_b.w_in)
+    labels, split = np.repeat(np.arange(1, 10), 9), np.tile(np.repeat([0, 1, 2], 3), 9)
+    towers = [Tower(HeadModule(HeadConfig("p", m, 20, [8])), enc, np.zeros(20, np.float32),
+                    np.ones(20, np.float32)) for m, enc in (("a", enc_a), ("b", enc_b))]
+    data = [ModalityData(m, "p", np.zeros((81, 20)), labels, split) for m in ("a", "b")]
+    before = [enc_a.w_in.detach().clone(), enc_b.w_rec.detach().clone()]
+    out = train_two_towers("clip", *towers, frames_a, frames_b, *data,
+                           ComparisonConfig(pd=8, threads=1), epochs=1, log=lambda s: None)
+    # BPTT reached both encoders, input and recurrent weights
+    assert not torch.equal(before[0], enc_a.w_in) and not torch.equal(before[1], enc_b.w_rec)
+    assert out["samples_per_epoch"] == [21, 21]   # 7 seen classes x 3 training pairs
     assert enc_a.macs_per_sample(10) == 10 * (12 * 20 + 20 * 20)
 
 
 def test_training_cost_ratio_at_paper_sizes():
     # Paper sizes: image encoder 256 -> 200 over 50 bins, audio 64 -> 200 over 129 bins,
     # heads 200 -> 64, 1,568 pairs, batch 8.  Head-only training must be >100x cheaper.
-    img, aud = SrnnEncoder(256, 200), SrnnEncoder(64, 200)
     head = HeadConfig("p", "m", 200, [64])
     heads_epoch = head_train_macs(head, head, 1568, 1, 8)
-    srnn_epoch = srnn_clip_epoch_macs(aud, 129, img, 50, 1568, 2 * 200 * 64)
+    towers = [Tower(HeadModule(head), enc, np.zeros(200, np.float32), np.ones(200, np.float32))
+              for enc in (SrnnEncoder(64, 200), SrnnEncoder(256, 200))]
+    srnn_epoch = bptt_clip_macs(towers[0], 129, towers[1], 50, 1568, 8)
     assert srnn_epoch / heads_epoch > 100
 
 

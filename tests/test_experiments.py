@@ -93,6 +93,32 @@ def test_bad_eval_options_are_plain_errors(tmp_path, capsys):
     assert "--splits" in capsys.readouterr().err
     assert main(["eval", "--size", "tiny", "--devices", "gpu", "--out", str(tmp_path)]) == 2
     assert "--devices" in capsys.readouterr().err
+    assert main(["eval", "--size", "tiny", "--baselines", "-1", "--out", str(tmp_path)]) == 2
+    assert "--baselines" in capsys.readouterr().err
+
+
+def test_eval_baselines_compare_accuracy_and_training_cost(tmp_path, capsys):
+    out = tmp_path / "res"
+    assert main(["eval", "--size", "tiny", *FAST, "--pairs", "audio-visual", "--baselines", "1",
+                 "--out", str(out)]) == 0
+    res = json.loads((out / "results.json").read_text())["baselines"]
+    md = (out / "results.md").read_text()
+    zs = {r["method"]: r for r in res["zero_shot"]}
+    assert list(zs) == ["LSM-CLIP", "LSM prototypical net", "SRNN-CLIP", "SRNN prototypical net"]
+    assert zs["SRNN-CLIP"]["epochs_run"] == 1 and zs["LSM-CLIP"]["epochs_run"] == 8
+    # the paper's claim, on the paper's encoder sizes: head-only training >100x cheaper
+    assert res["cost_ratio"]["SRNN-CLIP"] > 100
+    assert res["cost_ratio"]["SRNN-CLIP"] == pytest.approx(
+        zs["SRNN-CLIP"]["macs_protocol"] / zs["LSM-CLIP"]["macs_protocol"])
+    sup = [(r["method"], r["modality"]) for r in res["supervised"]]
+    assert sup == [("SRNN + ANN readout", "visual"), ("RNN (200 tanh units)", "visual"),
+                   ("SRNN + ANN readout", "audio"), ("RNN (200 tanh units)", "audio")]
+    assert [e["modality"] for e in res["encoding"]] == ["audio", "visual"]
+    assert all(e["dense_macs"] > 0 for e in res["encoding"])
+    section = md.split("## The paper's comparison")[1]
+    for r in res["zero_shot"]:
+        assert f"| {r['method']} |" in section and f"{100 * r['seen']:.1f}" in section
+    assert "LSM + linear readout (probe)" in section
 
 
 def test_splits_and_robustness_devices():

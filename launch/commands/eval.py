@@ -23,6 +23,10 @@ def register(sub) -> None:
     p.add_argument("--ideas", action="store_true",
                    help="also measure the ideas past the paper (losses, deeper head, windowed "
                         "rates, reservoir-seed ensemble) on the split sweep")
+    p.add_argument("--baselines", type=int, nargs="?", const=5, default=0, metavar="EPOCHS",
+                   help="also train the paper's baselines (LSM and SRNN prototypical nets, "
+                        "SRNN-CLIP by BPTT, SRNN and RNN readouts) and compare training costs; "
+                        "EPOCHS = BPTT epochs actually run (flag alone = 5)")
     p.add_argument("--devices", default="ideal,rram", help="devices (default ideal,rram)")
     p.add_argument("--epochs", type=int, default=100, help="head epochs (default 100)")
     p.add_argument("--pd", type=int, default=64, help="embedding dimension (default 64)")
@@ -59,6 +63,8 @@ def config_from_args(args):
         seeds = args.seeds
     if args.epochs < 1 or args.pd < 1 or args.train_seeds < 1:
         raise ValueError("--epochs, --pd and --train-seeds must be positive")
+    if args.baselines < 0:
+        raise ValueError(f"--baselines must be a number of epochs >= 1, got {args.baselines}")
     factors = parse_factors(args.gain_factors)
     pairs = tuple(x.strip() for x in args.pairs.split(",") if x.strip())
     if not pairs or any(x not in ("audio-visual", "neural-visual") for x in pairs):
@@ -74,7 +80,8 @@ def config_from_args(args):
                       train_seeds=tuple(range(args.train_seeds)), sweep_splits=n_splits,
                       sweep_seeds=tuple(range(seeds)), robustness=grid,
                       raw_probe=not args.no_raw_probe, gain_factors=factors,
-                      neural_overrides=neural, pairs=pairs, ideas=args.ideas)
+                      neural_overrides=neural, pairs=pairs, ideas=args.ideas,
+                      baselines=args.baselines)
 
 
 def parse_factors(text: str) -> tuple[float, ...]:

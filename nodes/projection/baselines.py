@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nodes.projection.train import TEST, TRAIN, ModalityData, paper_clip_loss, standardisation
+from nodes.projection.train import TEST, TRAIN, ModalityData, standardisation
 
 
 # ----------------------------------------------------------------------------- prototypes
@@ -129,7 +129,8 @@ class BoxSpike(torch.autograd.Function):
 
 
 class SrnnEncoder(nn.Module):
-    """Trainable LIF reservoir: mem = decay·mem·(1-s) + W_in x + W_rec s; s = mem >= Vth.
+    """Trainable LIF reservoir: mem = decay·mem·(1-s) + W_in x + W_rec s; s = mem >= Vth
+    (the forward pass of the LSM exactly; only the gradient of the reset is cut).
 
     Output: the mean firing rate of each neuron, as the LSM features.  Initialised like
     the LSM (Gaussian weights times ``gain``) so the two start from the same point.
@@ -151,7 +152,10 @@ class SrnnEncoder(nn.Module):
         total = torch.zeros_like(mem)
         drive = frames @ self.w_in
         for t in range(steps):
-            mem = self.decay * mem * (1 - s) + drive[:, t] + s @ self.w_rec
+            # the reset is detached (as snnTorch does by default, and Zenke & Vogels 2021
+            # advise): through it, d mem_t / d mem_t-1 picks up -decay·mem·(box height) ≈ -10
+            # at each bin near threshold, and BPTT over 129 audio bins overflows to NaN
+            mem = self.decay * mem * (1 - s.detach()) + drive[:, t] + s @ self.w_rec
             s = BoxSpike.apply(mem - self.vth, self.width)
             total = total + s
         return total / steps
@@ -160,31 +164,6 @@ class SrnnEncoder(nn.Module):
         """Dense forward MACs over a sample: input and recurrent products per step."""
         n_in, n_h = self.w_in.shape
         return int(steps * (n_in * n_h + n_h * n_h))
-
-
-def srnn_clip_epoch_macs(enc_a: SrnnEncoder, steps_a: int, enc_b: SrnnEncoder, steps_b: int,
-                         n_pairs: int, head_macs_per_pair: int) -> int:
-    """Forward + backward (×3) MACs of one SRNN-CLIP epoch: both encoders and the heads."""
-    per_pair = enc_a.macs_per_sample(steps_a) + enc_b.macs_per_sample(steps_b) + head_macs_per_pair
-    return int(3 * per_pair * n_pairs)
-
-
-def train_srnn_clip_epoch(enc_a: SrnnEncoder, enc_b: SrnnEncoder, head_a: nn.Module,
-                          head_b: nn.Module, frames_a: torch.Tensor, frames_b: torch.Tensor,
-                          opt: torch.optim.Optimizer, batch_size: int = 8,
-                          temperature: float = 1.0, seed: int = 0) -> float:
-    """One BPTT epoch of SRNN-CLIP over paired frames (row k of A pairs with row k of B)."""
-    order = torch.as_tensor(np.random.default_rng(seed).permutation(len(frames_a)))
-    total = 0.0
-    for s in range(0, len(order), batch_size):
-        idx = order[s:s + batch_size]
-        loss = paper_clip_loss(head_b(enc_b(frames_b[idx])), head_a(enc_a(frames_a[idx])),
-                               temperature)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        total += float(loss.detach()) * len(idx)
-    return total / len(order)
 
 
 # ----------------------------------------------------------------------------- RNN

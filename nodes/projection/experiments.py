@@ -85,6 +85,7 @@ class EvalConfig:
     robustness_modalities: tuple[str, ...] = ("visual", "audio")
     neural_overrides: dict = field(default_factory=dict)
     ideas: bool = False                   # measure nodes.projection.ideas on the split sweep
+    baselines: int = 0                    # BPTT epochs of the paper's baselines; 0 = skip
     raw_probe: bool = True
     pairs: tuple[str, ...] = ("audio-visual", "neural-visual")
     threads: int = 2
@@ -331,7 +332,8 @@ def run_all(cfg: EvalConfig, pairs: tuple[str, ...] | None = None,
     pairs = tuple(pairs or cfg.pairs)
     store = FeatureStore(cfg, log)
     res: dict = {"config": dataclasses.asdict(cfg), "paper": PAPER, "probes": {},
-                 "zero_shot": {}, "sweep": {}, "robustness": None, "ideas": None, "calibration": {},
+                 "zero_shot": {}, "sweep": {}, "robustness": None, "ideas": None, "baselines": None,
+                 "calibration": {},
                  "table": []}
     table = res["table"]
     for dev in cfg.devices:
@@ -407,6 +409,11 @@ def run_all(cfg: EvalConfig, pairs: tuple[str, ...] | None = None,
         log(f"ideas on the split sweep ({cfg.devices[0]})")
         res["ideas"] = [row for pair in pairs
                         for row in ideas_sweep(store, pair, cfg.devices[0], log=log)]
+    if cfg.baselines:
+        from nodes.projection.comparison import ComparisonConfig, run_comparison
+        log(f"the paper's baselines and training costs ({cfg.devices[0]})")
+        res["baselines"] = run_comparison(store, cfg.devices[0], ComparisonConfig(
+            pd=cfg.pd, epochs=cfg.epochs, srnn_epochs=cfg.baselines, threads=cfg.threads), log)
     if cfg.robustness:
         log("robustness")
         res["robustness"] = robustness(store, cfg.robustness, cfg.robustness_modalities, log)
@@ -451,6 +458,10 @@ def results_markdown(res: dict) -> str:
         lines += ["", "## Ideas past the paper, each on the same split sweep (validation-selected "
                   "test accuracy; the shuffled pairing is a negative control)", "",
                   ideas_markdown(res["ideas"])]
+    if res.get("baselines"):
+        from nodes.projection.comparison import comparison_markdown
+        lines += ["", "## The paper's comparison: accuracy and training cost", "",
+                  comparison_markdown(res["baselines"], res["probes"].get(res["baselines"]["device"]))]
     if res.get("robustness"):
         rows = res["robustness"]
         keys = [k for k in rows[0] if k.startswith(("probe_", "av_", "const_"))
