@@ -6,7 +6,9 @@ import json
 import os
 from pathlib import Path
 
-CODE_VERSION = "0.1.0"
+# Bumped whenever encoded features or models change (0.1.1: the float32 kernels sum dense bins
+# as total minus silent rows, which moves features by float rounding).
+CODE_VERSION = "0.1.1"
 
 
 def cache_dir(sub: str | None = None) -> Path:
