@@ -1,9 +1,10 @@
 """LSM throughput, side by side on the same inputs at batch 1 (not a test; prints a table).
 
 Rows: the Numba kernel (ideal and ``rram`` devices), the dense torch reference (CPU, one
-thread), snnTorch's RLeaky with the same weights (if installed), and the ``lsm`` node end to end
-(wire decode + address mapping + binning + kernel) on a DVS stream of 1 M events/s at 1 ms bins,
-for the N-MNIST preset and a 1,000-neuron reservoir.  The node's resident memory is measured in
+thread), snnTorch's RLeaky and Norse's LIFRecurrentCell with the same weights (if installed:
+``pip install --no-deps snntorch norse nir nirtorch``, so no other torch build is pulled), and
+the ``lsm`` node end to end (wire decode + address mapping + binning + kernel) on a DVS stream
+of 1 M events/s at 1 ms bins, for the N-MNIST preset and a 1,000-neuron reservoir.  The node's resident memory is measured in
 a separate process that imports only the node (no torch).
 
     .venv/bin/python benchmarks/lsm.py [--repeats 20] [--out PATH.csv]
@@ -116,7 +117,39 @@ def kernel_rows(ev: np.ndarray, repeats: int) -> list[dict]:
                 spk, mem = lif(fc(x[step:step + 1]), spk, mem)
     rows.append(row(f"snnTorch {snn.__version__} RLeaky (CPU, 1 thread), nmnist",
                     timed(snntorch_run, max(3, repeats // 4)), ev.size, syn))
+    rows += norse_rows(ev, cfg, ideal, syn, repeats)
     return rows
+
+
+def norse_rows(ev: np.ndarray, cfg, ideal: LifReservoir, syn: int, repeats: int) -> list[dict]:
+    """Norse's LIFRecurrentCell with the reservoir's weights (speed only: Norse's current-based
+    cell feeds the input and the recurrent spikes through a synaptic current, one bin later)."""
+    try:
+        import norse
+        import norse.torch as nt
+    except ImportError:
+        print("Norse not installed: skipped (pip install --no-deps norse nir nirtorch)")
+        return []
+    import torch
+    # dt = 1 bin: v += (1 - decay)(i - v), so the weights carry 1 / (1 - decay); the synaptic
+    # current is replaced every bin (tau_syn_inv = 1); self-connections allowed, as ours
+    p = nt.LIFParameters(tau_syn_inv=torch.tensor(1.0), tau_mem_inv=torch.tensor(1 - cfg.decay),
+                         v_th=torch.tensor(cfg.vth), v_reset=torch.tensor(0.0))
+    scale = 1.0 / (1.0 - cfg.decay)
+    cell = nt.LIFRecurrentCell(cfg.n_inputs, cfg.n_neurons, p=p, dt=1.0, autapses=True,
+                               input_weights=torch.from_numpy(ideal.w_in.T * scale),
+                               recurrent_weights=torch.from_numpy(ideal.w_rec.T * scale))
+
+    def norse_run():
+        tt, aa, nn = event_addresses(ev, SENSOR, cfg.polarity, cfg.crop)
+        x = torch.from_numpy(to_dense(*bin_events(tt, aa, nn, mode="fixed_count", n_bins=cfg.n_bins),
+                                      nn).astype(np.float32))
+        with torch.no_grad():
+            state = None
+            for step in range(x.shape[0]):
+                z, state = cell(x[step:step + 1], state)
+    return [row(f"Norse {norse.__version__} LIFRecurrentCell (CPU, 1 thread), nmnist",
+                timed(norse_run, max(3, repeats // 4)), ev.size, syn)]
 
 
 def node_rows(ev: np.ndarray, repeats: int) -> list[dict]:
