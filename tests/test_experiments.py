@@ -173,7 +173,7 @@ def test_ideas_on_the_split_sweep_beside_a_negative_control():
     with images of random classes) learns nothing, so the baseline must beat it on seen
     classes; windowed rates and the seed ensemble really widen the features."""
     from nodes.projection.experiments import EvalConfig, FeatureStore
-    from nodes.projection.ideas import BASELINE, ideas_markdown, ideas_sweep
+    from nodes.projection.ideas import BASELINE, chosen_on_validation, ideas_markdown, ideas_sweep
     cfg = EvalConfig(size="tiny", devices=("ideal",), gain_factors=(1.0,), epochs=8,
                      sweep_splits=3, sweep_seeds=(0, 1))
     store = FeatureStore(cfg, log=lambda s: None)
@@ -190,5 +190,10 @@ def test_ideas_on_the_split_sweep_beside_a_negative_control():
     for r in rows:
         u = r["unseen"]
         assert u["ci_low"] <= u["mean"] <= u["ci_high"] and u["chance"] == pytest.approx(0.5)
+    # validation (seen classes only) scores every idea, and never picks the negative control
+    assert all(0 <= r["val_seen"] <= 1 for r in rows)
+    assert by[shuffled]["val_seen"] < by[BASELINE]["val_seen"]
+    best = max((r for r in rows if r["idea"] != shuffled), key=lambda r: r["val_seen"])["idea"]
+    assert chosen_on_validation(rows, "audio-visual") == best
     md = ideas_markdown(rows)
-    assert all(f"| {name} |" in md for name in by)
+    assert all(f"| {name} |" in md for name in by) and f"**{best}**" in md
