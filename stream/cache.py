@@ -6,9 +6,7 @@ import json
 import os
 from pathlib import Path
 
-# Bumped whenever encoded features or models change (0.1.1: the float32 kernels sum dense bins
-# as total minus silent rows, which moves features by float rounding).
-CODE_VERSION = "0.1.1"
+CODE_VERSION = "0.1.0"
 
 
 def cache_dir(sub: str | None = None) -> Path:
