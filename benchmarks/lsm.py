@@ -96,11 +96,17 @@ def kernel_rows(ev: np.ndarray, repeats: int) -> list[dict]:
                     ev.size, syn, kernel_only_ms=timed(
                         lambda: reference_run(frames, ideal.w_in, ideal.w_rec, cfg.decay, cfg.vth),
                         max(3, repeats // 4)) * 1e3))
+    return rows + snntorch_rows(ev, cfg, ideal, syn, repeats) + norse_rows(ev, cfg, ideal, syn, repeats)
+
+
+def snntorch_rows(ev: np.ndarray, cfg, ideal: LifReservoir, syn: int, repeats: int) -> list[dict]:
+    """snnTorch's RLeaky with the reservoir's weights, reset to zero like ours."""
     try:
         import snntorch as snn
     except ImportError:
         print("snnTorch not installed: skipped (pip install --no-deps snntorch)")
-        return rows
+        return []
+    import torch
     fc = torch.nn.Linear(cfg.n_inputs, cfg.n_neurons, bias=False)
     fc.weight.data = torch.from_numpy(ideal.w_in.T.copy())
     lif = snn.RLeaky(beta=cfg.decay, threshold=cfg.vth, linear_features=cfg.n_neurons,
@@ -115,10 +121,8 @@ def kernel_rows(ev: np.ndarray, repeats: int) -> list[dict]:
             spk, mem = lif.init_rleaky()
             for step in range(x.shape[0]):
                 spk, mem = lif(fc(x[step:step + 1]), spk, mem)
-    rows.append(row(f"snnTorch {snn.__version__} RLeaky (CPU, 1 thread), nmnist",
-                    timed(snntorch_run, max(3, repeats // 4)), ev.size, syn))
-    rows += norse_rows(ev, cfg, ideal, syn, repeats)
-    return rows
+    return [row(f"snnTorch {snn.__version__} RLeaky (CPU, 1 thread), nmnist",
+                timed(snntorch_run, max(3, repeats // 4)), ev.size, syn)]
 
 
 def norse_rows(ev: np.ndarray, cfg, ideal: LifReservoir, syn: int, repeats: int) -> list[dict]:
