@@ -63,6 +63,14 @@ def test_srnn_clip_cost_is_bptt_through_both_encoders_plus_the_heads(pair, zero_
     assert row["SRNN-CLIP"]["macs_per_epoch"] == 3 * n_pairs * enc + heads
     assert row["LSM-CLIP"]["macs_per_epoch"] == heads
     assert row["SRNN-CLIP"]["macs_protocol"] == cfg.epochs * row["SRNN-CLIP"]["macs_per_epoch"]
+    # prototypical nets: 2 episodes of 28 queries and 7 x 4 support samples through linear
+    # heads (x3 for backward), plus the query-to-prototype distances
+    n_q = n_s = 2 * 28
+    assert row["LSM prototypical net"]["macs_per_epoch"] == 3 * (n_q * 32 * 16 + n_s * 32 * 16
+                                                                 + n_q * 7 * 16)
+    assert row["SRNN prototypical net"]["macs_per_epoch"] == 3 * (
+        n_q * (fa.steps * (12 * 32 + 32 * 32) + 32 * 16)
+        + n_s * (fb.steps * (16 * 32 + 32 * 32) + 32 * 16) + n_q * 7 * 16)
     ratio = cost_ratios(rows)["SRNN-CLIP"]
     assert ratio == pytest.approx((3 * n_pairs * enc + heads) / heads)
     assert ratio > 10   # BPTT through the encoders dwarfs head-only training

@@ -1,9 +1,6 @@
-"""The paper's comparison baselines (torch; offline only), each with its training cost.
+"""The paper's comparison baselines' parts (torch; offline only); ``comparison.py`` trains them.
 
-* LSM prototypical network: linear n_features -> pd heads trained with a prototype
-  cross-entropy on the seen classes (queries of modality A against class prototypes of
-  modality B and the reverse); tested with the training samples of the unseen classes as
-  support set, nearest prototype by Euclidean distance of L2-normalised embeddings.
+* Prototype logits: nearest prototype by Euclidean distance of L2-normalised embeddings.
 * SRNN encoder: the LIF equations of PAPER.md with trainable input and recurrent weights,
   trained end to end by BPTT through a box surrogate gradient (half-width 0.25 around Vth);
   used for SRNN-CLIP with the heads of ``train.py`` on top.
@@ -14,100 +11,18 @@ rule) per epoch, so training costs can be compared by operation count.
 """
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
-
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nodes.projection.train import TEST, TRAIN, ModalityData, standardisation
-
 
 # ----------------------------------------------------------------------------- prototypes
-@dataclass
-class ProtoConfig:
-    seen: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7)
-    unseen: tuple[int, ...] = (8, 9)
-    pd: int = 64
-    lr: float = 1e-3
-    batch_size: int = 64
-    epochs: int = 100
-    seed: int = 0
-    threads: int = 1
-
-
-@dataclass
-class BaselineResult:
-    seen_acc: float          # A queries vs B prototypes, seen classes
-    unseen_acc: float        # A queries vs B prototypes from the unseen support set
-    seen_chance: float
-    unseen_chance: float
-    epochs: int
-    seconds: float
-    macs_per_epoch: int
-
-
-def _proto_logits(q: torch.Tensor, support: torch.Tensor, s_labels: torch.Tensor,
-                  classes: torch.Tensor) -> torch.Tensor:
+def proto_logits(q: torch.Tensor, support: torch.Tensor, s_labels: torch.Tensor,
+                 classes: torch.Tensor) -> torch.Tensor:
     """-squared Euclidean distance of unit queries to unit-embedding class prototypes."""
     s = F.normalize(support, dim=1)
     protos = torch.stack([s[s_labels == c].mean(0) for c in classes])
     return -torch.cdist(F.normalize(q, dim=1), protos) ** 2
-
-
-def train_protonet(a: ModalityData, b: ModalityData,
-                   cfg: ProtoConfig | None = None) -> BaselineResult:
-    """Cross-modal prototypical network on frozen LSM features."""
-    cfg = cfg or ProtoConfig()
-    torch.set_num_threads(cfg.threads)
-    start = time.perf_counter()
-    rng = np.random.default_rng(cfg.seed)
-    data = {}
-    for m in (a, b):
-        mean, std = standardisation(m.features[m.rows(TRAIN, cfg.seen)])
-        data[m.name] = torch.as_tensor((m.features - mean) / std)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)
-        heads = {m.name: nn.Linear(m.features.shape[1], cfg.pd) for m in (a, b)}
-    opt = torch.optim.Adam([p for h in heads.values() for p in h.parameters()], lr=cfg.lr)
-    ra, rb = a.rows(TRAIN, cfg.seen), b.rows(TRAIN, cfg.seen)
-    seen_t = torch.as_tensor(cfg.seen)
-    la, lb = torch.as_tensor(a.labels), torch.as_tensor(b.labels)
-    steps = max(len(ra), len(rb)) // cfg.batch_size or 1
-    for _ in range(cfg.epochs):
-        for _ in range(steps):
-            # An episode: a batch of A queries, and a B support set holding every seen class.
-            qa = torch.as_tensor(rng.choice(ra, cfg.batch_size))
-            sb = torch.as_tensor(np.concatenate(
-                [rng.choice(rb[b.labels[rb] == c], max(1, cfg.batch_size // len(cfg.seen)))
-                 for c in cfg.seen]))
-            ea, eb = heads[a.name](data[a.name][qa]), heads[b.name](data[b.name][sb])
-            target = torch.searchsorted(seen_t, la[qa])
-            loss = F.cross_entropy(_proto_logits(ea, eb, lb[sb], seen_t), target)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-
-    def accuracy(classes: tuple[int, ...], support_split: int) -> tuple[float, float]:
-        q = a.rows(TEST, classes)
-        s = b.rows(support_split, classes)
-        with torch.no_grad():
-            logits = _proto_logits(heads[a.name](data[a.name][q]), heads[b.name](data[b.name][s]),
-                                   lb[s], torch.as_tensor(classes))
-        pred = np.asarray(classes)[logits.argmax(1).numpy()]
-        counts = np.array([np.sum(a.labels[q] == c) for c in classes])
-        return float(np.mean(pred == a.labels[q])), float(counts.max() / counts.sum())
-
-    seen_acc, seen_chance = accuracy(cfg.seen, TRAIN)
-    unseen_acc, unseen_chance = accuracy(cfg.unseen, TRAIN)
-    n_support = len(cfg.seen) * max(1, cfg.batch_size // len(cfg.seen))
-    per_step = (cfg.batch_size * a.features.shape[1] + n_support * b.features.shape[1]
-                + cfg.batch_size * len(cfg.seen)) * cfg.pd
-    macs = 3 * steps * per_step
-    return BaselineResult(seen_acc, unseen_acc, seen_chance, unseen_chance, cfg.epochs,
-                          time.perf_counter() - start, int(macs))
 
 
 # ----------------------------------------------------------------------------- SRNN

@@ -22,8 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nodes.classifier.metrics import evaluate_embeddings
-from nodes.projection.baselines import (ProtoConfig, RnnReadout, SrnnEncoder, _proto_logits,
-                                        train_protonet)
+from nodes.projection.baselines import RnnReadout, SrnnEncoder, proto_logits
 from nodes.projection.heads import HeadConfig
 from nodes.projection.train import (TEST, TRAIN, VAL, HeadModule, ModalityData, head_train_macs,
                                     pair_by_class, paper_clip_loss, standardisation)
@@ -114,20 +113,27 @@ class Tower(nn.Module):
             return torch.cat([self(x[i:i + chunk]) for i in range(0, len(x), chunk)]).numpy()
 
 
-def _srnn_tower(fr: Frames, cfg: ComparisonConfig, salt: int) -> tuple[Tower, torch.Tensor]:
+def _tower(d: ModalityData, x: torch.Tensor, encoder: SrnnEncoder | None, cfg: ComparisonConfig,
+           salt: int, activation: str) -> Tower:
+    """A tower whose standardisation is the training mean/std of its starting rates (the LSM
+    features themselves when there is no encoder) and whose head is seeded by ``salt``."""
+    rates = Tower(nn.Identity(), encoder, 0.0, 1.0).embed(x) if encoder is not None else d.features
+    mean, std = standardisation(rates[d.split == TRAIN])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed * 1000 + salt)
+        head = HeadModule(HeadConfig("srnn" if encoder is not None else d.preset, d.name,
+                                     rates.shape[1], [cfg.pd], activation=activation)).to(x.dtype)
+    return Tower(head, encoder, mean.astype(rates.dtype), std.astype(rates.dtype))
+
+
+def _srnn_tower(fr: Frames, cfg: ComparisonConfig, salt: int,
+                activation: str = "gelu") -> tuple[Tower, torch.Tensor]:
     """An SRNN tower starting from the LSM's weights law and gain, in float64: at the LSM's
     gain BPTT gradients reach ~1e46 over the audio's 129 bins (the recurrent Jacobian through
     the box surrogate has gain > 1), which overflows float32 to inf/NaN; Adam's normalised
     steps train fine on them in float64."""
-    enc = fr.encoder(cfg.seed * 1000 + salt).double()
     x = torch.as_tensor(fr.frames, dtype=torch.float64)
-    with torch.no_grad():
-        rates = torch.cat([enc(x[i:i + 256]) for i in range(0, len(x), 256)]).numpy()
-    mean, std = standardisation(rates[fr.data.split == TRAIN])
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed * 1000 + salt)
-        head = HeadModule(HeadConfig("srnn", fr.data.name, rates.shape[1], [cfg.pd])).double()
-    return Tower(head, enc, mean.astype(np.float64), std.astype(np.float64)), x
+    return _tower(fr.data, x, fr.encoder(cfg.seed * 1000 + salt).double(), cfg, salt, activation), x
 
 
 def _scores(ea, eb, a: ModalityData, b: ModalityData, cfg: ComparisonConfig, split: int) -> dict:
@@ -181,11 +187,11 @@ def train_two_towers(kind: str, ta: Tower, tb: Tower, xa: torch.Tensor, xb: torc
                 samples[0] += len(k)
                 samples[1] += len(k)
         else:
-            for _ in range(max(len(ra), len(rb)) // cfg.proto_batch or 1):  # as train_protonet
+            for _ in range(max(len(ra), len(rb)) // cfg.proto_batch or 1):  # ~one pass over the data
                 q = rng.choice(ra, cfg.proto_batch)
                 sb = np.concatenate([rng.choice(rb[b.labels[rb] == c], n_support) for c in cfg.seen])
                 target = torch.searchsorted(seen_t, la[q])
-                loss = _finite(F.cross_entropy(_proto_logits(ta(xa[q]), tb(xb[sb]), lb[sb], seen_t),
+                loss = _finite(F.cross_entropy(proto_logits(ta(xa[q]), tb(xb[sb]), lb[sb], seen_t),
                                                target), kind, epoch)
                 opt.zero_grad()
                 loss.backward()
@@ -210,6 +216,22 @@ def bptt_clip_macs(ta: Tower, steps_a: int, tb: Tower, steps_b: int, n_pairs: in
     encoders = ta.encoder.macs_per_sample(steps_a) + tb.encoder.macs_per_sample(steps_b)
     return 3 * n_pairs * encoders + head_train_macs(ta.head.config, tb.head.config, n_pairs, 1,
                                                      batch_size)
+
+
+def _forward_macs(t: Tower, steps: int) -> int:
+    """Forward MACs of one sample through a tower: its encoder over ``steps`` bins (if any)
+    and the head's linear layers."""
+    head = sum(m.in_features * m.out_features for m in t.head.modules() if isinstance(m, nn.Linear))
+    return head + (t.encoder.macs_per_sample(steps) if t.encoder is not None else 0)
+
+
+def proto_macs(ta: Tower, steps_a: int, tb: Tower, steps_b: int, n_queries: int, n_support: int,
+               n_classes: int) -> int:
+    """Training MACs of one prototypical-net epoch: forward + backward (3x) of every query
+    and support sample through its tower, and of the query-to-prototype distances."""
+    pd = ta.head.config.pd
+    return 3 * (n_queries * _forward_macs(ta, steps_a) + n_support * _forward_macs(tb, steps_b)
+                + n_queries * n_classes * pd)
 
 
 def _row(method: str, kind: str, metric: str, scores: dict, epochs_run: int, selected: int,
@@ -243,31 +265,30 @@ def zero_shot_comparison(fa: Frames, fb: Frames, cfg: ComparisonConfig,
                      cfg.epochs, res.selected_epoch, sec, res.train_macs // cfg.epochs, cfg,
                      PAPER_ZERO_SHOT["LSM-CLIP"]))
     log(f"  LSM-CLIP: {sec * cfg.epochs:.1f} s for {cfg.epochs} epochs")
-    # LSM prototypical network (its own episodic training, last epoch).
-    pr = train_protonet(a, b, ProtoConfig(seen=cfg.seen, unseen=cfg.unseen, pd=cfg.pd,
-                                          batch_size=cfg.proto_batch, epochs=cfg.epochs,
-                                          seed=cfg.seed, threads=cfg.threads))
-    rows.append({**_row("LSM prototypical net", "zero-shot", "proto",
-                        {"proto_seen": pr.seen_acc, "proto_unseen": pr.unseen_acc,
-                         "proto_seen_chance": pr.seen_chance, "proto_unseen_chance": pr.unseen_chance},
-                        cfg.epochs, cfg.epochs, pr.seconds / cfg.epochs, pr.macs_per_epoch, cfg,
-                        PAPER_ZERO_SHOT["LSM prototypical net"])})
-    log(f"  LSM prototypical net: {pr.seconds:.1f} s for {cfg.epochs} epochs")
-    # The SRNN models: both encoders trained end to end by BPTT.
-    for kind, name in (("clip", "SRNN-CLIP"), ("proto", "SRNN prototypical net")):
-        log(f"  {name} ({cfg.srnn_epochs} BPTT epochs)")
-        (ta, xa), (tb, xb) = _srnn_tower(fa, cfg, 1), _srnn_tower(fb, cfg, 2)
-        out = train_two_towers(kind, ta, tb, xa, xb, a, b, cfg, cfg.srnn_epochs, log)
+    # The prototypical nets (linear heads, as the paper's) and SRNN-CLIP: one trainer; the
+    # LSM protonet trains heads on the frozen features, the SRNN models BPTT through both
+    # encoders as well.
+    for name, kind, epochs in (("LSM prototypical net", "proto", cfg.epochs),
+                               ("SRNN-CLIP", "clip", cfg.srnn_epochs),
+                               ("SRNN prototypical net", "proto", cfg.srnn_epochs)):
+        activation = "gelu" if kind == "clip" else "identity"
+        if name.startswith("LSM"):
+            xa, xb = torch.as_tensor(a.features), torch.as_tensor(b.features)
+            ta, tb = _tower(a, xa, None, cfg, 1, activation), _tower(b, xb, None, cfg, 2, activation)
+        else:
+            log(f"  {name} ({epochs} BPTT epochs)")
+            (ta, xa), (tb, xb) = _srnn_tower(fa, cfg, 1, activation), _srnn_tower(fb, cfg, 2, activation)
+        out = train_two_towers(kind, ta, tb, xa, xb, a, b, cfg, epochs,
+                               log if name.startswith("SRNN") else lambda s: None)
         n_a, n_b = out["samples_per_epoch"]
-        if kind == "clip":
-            macs = bptt_clip_macs(ta, fa.steps, tb, fb.steps, n_a, cfg.batch_size)
-        else:   # the LSM protonet's episodes (same sizes), plus BPTT through both encoders
-            macs = 3 * (n_a * ta.encoder.macs_per_sample(fa.steps)
-                        + n_b * tb.encoder.macs_per_sample(fb.steps)) + rows[1]["macs_per_epoch"]
+        macs = (bptt_clip_macs(ta, fa.steps, tb, fb.steps, n_a, cfg.batch_size) if kind == "clip"
+                else proto_macs(ta, fa.steps, tb, fb.steps, n_a, n_b, len(cfg.seen)))
         sec = float(np.median([h["seconds"] for h in out["history"]]))
-        metric = "retrieval" if kind == "clip" else "proto"
-        rows.append(_row(name, "zero-shot", metric, out["best"]["test"], cfg.srnn_epochs,
-                         out["best"]["epoch"], sec, macs, cfg, PAPER_ZERO_SHOT[name]))
+        rows.append(_row(name, "zero-shot", "retrieval" if kind == "clip" else "proto",
+                         out["best"]["test"], epochs, out["best"]["epoch"], sec, macs, cfg,
+                         PAPER_ZERO_SHOT[name]))
+        if name.startswith("LSM"):
+            log(f"  {name}: {sec * epochs:.1f} s for {epochs} epochs")
     return rows
 
 
