@@ -47,7 +47,6 @@ class ComparisonConfig:
     lr: float = 1e-3
     seed: int = 0
     threads: int = 2
-    max_pairs_per_class: int | None = None   # fewer BPTT pairs for quick runs (tests)
 
     def validate(self) -> None:
         for key in ("pd", "epochs", "srnn_epochs", "rnn_epochs", "batch_size", "proto_batch"):
@@ -114,26 +113,29 @@ class Tower(nn.Module):
 
 
 def _tower(d: ModalityData, x: torch.Tensor, encoder: SrnnEncoder | None, cfg: ComparisonConfig,
-           salt: int, activation: str) -> Tower:
+           salt: int, activation: str, width: int | None = None) -> Tower:
     """A tower whose standardisation is the training mean/std of its starting rates (the LSM
-    features themselves when there is no encoder) and whose head is seeded by ``salt``."""
+    features themselves when there is no encoder) and whose head (``width`` outputs, default
+    pd) is seeded by ``salt``."""
     rates = Tower(nn.Identity(), encoder, 0.0, 1.0).embed(x) if encoder is not None else d.features
     mean, std = standardisation(rates[d.split == TRAIN])
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed * 1000 + salt)
         head = HeadModule(HeadConfig("srnn" if encoder is not None else d.preset, d.name,
-                                     rates.shape[1], [cfg.pd], activation=activation)).to(x.dtype)
+                                     rates.shape[1], [width or cfg.pd], activation=activation)
+                          ).to(x.dtype)
     return Tower(head, encoder, mean.astype(rates.dtype), std.astype(rates.dtype))
 
 
-def _srnn_tower(fr: Frames, cfg: ComparisonConfig, salt: int,
-                activation: str = "gelu") -> tuple[Tower, torch.Tensor]:
+def _srnn_tower(fr: Frames, cfg: ComparisonConfig, salt: int, activation: str = "gelu",
+                width: int | None = None) -> tuple[Tower, torch.Tensor]:
     """An SRNN tower starting from the LSM's weights law and gain, in float64: at the LSM's
     gain BPTT gradients reach ~1e46 over the audio's 129 bins (the recurrent Jacobian through
     the box surrogate has gain > 1), which overflows float32 to inf/NaN; Adam's normalised
     steps train fine on them in float64."""
     x = torch.as_tensor(fr.frames, dtype=torch.float64)
-    return _tower(fr.data, x, fr.encoder(cfg.seed * 1000 + salt).double(), cfg, salt, activation), x
+    encoder = fr.encoder(cfg.seed * 1000 + salt).double()
+    return _tower(fr.data, x, encoder, cfg, salt, activation, width), x
 
 
 def _scores(ea, eb, a: ModalityData, b: ModalityData, cfg: ComparisonConfig, split: int) -> dict:
@@ -167,7 +169,7 @@ def train_two_towers(kind: str, ta: Tower, tb: Tower, xa: torch.Tensor, xb: torc
     rng = np.random.default_rng(cfg.seed)
     opt = torch.optim.Adam([*ta.parameters(), *tb.parameters()], lr=cfg.lr)
     ra, rb = a.rows(TRAIN, cfg.seen), b.rows(TRAIN, cfg.seen)
-    ia, ib = pair_by_class(a.labels[ra], b.labels[rb], cfg.seen, cfg.max_pairs_per_class)
+    ia, ib = pair_by_class(a.labels[ra], b.labels[rb], cfg.seen)
     ia, ib = ra[ia], rb[ib]
     seen_t, la, lb = torch.as_tensor(cfg.seen), torch.as_tensor(a.labels), torch.as_tensor(b.labels)
     n_support = max(1, cfg.proto_batch // len(cfg.seen))
@@ -327,19 +329,6 @@ def train_supervised(model: nn.Module, x: torch.Tensor, labels: np.ndarray, spli
             "macs_per_epoch": int(3 * macs_per_sample * len(tr))}
 
 
-class SrnnReadout(nn.Module):
-    """SRNN encoder (trainable LIF, BPTT) -> fixed standardisation -> Linear readout."""
-
-    def __init__(self, tower: Tower, n_classes: int):
-        super().__init__()
-        self.tower = tower
-        self.out = nn.Linear(tower.head.config.n_features, n_classes)
-        tower.head = nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.out(self.tower(x))
-
-
 def supervised_comparison(fr: Frames, cfg: ComparisonConfig,
                           log: Callable[[str], None] = print) -> list[dict]:
     """SRNN + ANN readout and a plain RNN on one modality's frames (all its classes)."""
@@ -347,13 +336,10 @@ def supervised_comparison(fr: Frames, cfg: ComparisonConfig,
     d = fr.data
     n_classes = len(np.unique(d.labels))
     rows = []
-    tower, x = _srnn_tower(fr, cfg, 3)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)
-        srnn = SrnnReadout(tower, n_classes).double()
-    srnn_macs = tower.encoder.macs_per_sample(fr.steps) + srnn.out.in_features * n_classes
+    # SRNN + ANN readout: an SRNN tower whose head is a linear readout to the classes
+    srnn, x = _srnn_tower(fr, cfg, 3, activation="identity", width=n_classes)
     rnn = RnnReadout(x.shape[2], n_classes, seed=cfg.seed)
-    models = (("SRNN + ANN readout", srnn, srnn_macs, cfg.srnn_epochs),
+    models = (("SRNN + ANN readout", srnn, _forward_macs(srnn, fr.steps), cfg.srnn_epochs),
               ("RNN (200 tanh units)", rnn, rnn.macs_per_sample(fr.steps), cfg.rnn_epochs))
     for name, model, macs, epochs in models:
         xm = x if name.startswith("SRNN") else x.float()
