@@ -278,7 +278,7 @@ def _lif_rram(bin_ptr, idx, g_diff, g_sq_row, tile_total, n_in, const, read_nois
     draws of one read are a run of ``table`` (pre-drawn i.i.d. normals) at an offset from a
     xorshift64* generator seeded with ``seed``: vectorised per column, ~1 ns per draw instead
     of ~100 ns for Numba's ``np.random.standard_normal``.
-    
+
     With ``tile_total`` (each row tile's column sums of ``g_diff``; empty to disable) a run
     covering more than half its tile is summed as the tile total minus the silent rows (and
     its ``sq`` likewise): the same partial current, read with the same noise and ADC.
@@ -460,11 +460,9 @@ class LifReservoir:
             self.g_diff = np.ascontiguousarray(self.crossbar.g_diff, dtype=self.dtype)
             self.g_sq_row = np.ascontiguousarray(self.crossbar.g_sq.mean(axis=1), dtype=np.float64)
             # float32 sums a mostly-driven tile as total - silent rows (as the ideal kernel does)
-            rows = self.device.macro_rows
-            n_tiles = -(-self.g_diff.shape[0] // rows)
-            total = np.zeros((n_tiles, c.n_neurons))
-            np.add.at(total, np.arange(self.g_diff.shape[0]) // rows, self.g_diff.astype(np.float64))
-            self.tile_total = (total.astype(self.dtype) if self.dtype == np.float32
+            starts = np.arange(0, self.g_diff.shape[0], self.device.macro_rows)
+            self.tile_total = (np.add.reduceat(self.g_diff.astype(np.float64), starts, axis=0)
+                               .astype(self.dtype) if self.dtype == np.float32
                                else np.zeros((0, c.n_neurons), self.dtype))
             self.noise_table = np.random.default_rng(self.crossbar.read_seed).standard_normal(
                 NOISE_TABLE_SIZE + c.n_neurons).astype(self.dtype)
