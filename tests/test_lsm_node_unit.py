@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from nodes.lsm.binning import bin_events, event_addresses
+from nodes.lsm.live_binning import LiveBinner
 from nodes.lsm.node import LsmNode
 from nodes.lsm.reservoir import LifReservoir
 from nodes.lsm.presets import get_preset
@@ -91,6 +92,47 @@ def test_rram_device_node_runs_and_differs_from_ideal():
     fi, fr = feed(ideal, ev, 0)[0].body, feed(noisy, ev, 0)[0].body
     assert fr.shape == (1, 200) and not np.array_equal(fi, fr)
     assert np.corrcoef(fi[0], fr[0])[0, 1] > 0.5        # the same reservoir, perturbed
+
+
+@pytest.mark.parametrize("device", ["ideal", {"base": "rram", "adc_bits": 6}])
+def test_fused_packet_path_equals_binning_then_kernel_per_packet(device):
+    """The node's one-call packet path gives the bits (features, op counts, read-noise
+    stream) of LiveBinner.feed + LifReservoir.accumulate packet by packet; a packet with a
+    coordinate off the sensor is rejected whole, naming the field, and the sample goes on."""
+    params = {"preset": "zs_image", "binning": "fixed_width", "bin_width_us": 1000, "device": device}
+    node = LsmNode("lsm", params)
+    node.setup()
+    cfg = node.config
+    ref = LifReservoir(cfg, device)
+    ref.warmup()                          # the node's reservoir was warmed up the same way
+    binner = LiveBinner(cfg.n_inputs, 1000, polarity=cfg.polarity, crop=cfg.crop)
+    cnt = np.zeros(4, np.int64)
+    for sample in range(2):
+        ev = dvs_sample(10 + sample, n=20_000)
+        parts = np.array_split(ev, 40)
+        bad = parts[17].copy()
+        bad["y"][3] = 34
+        node.process(control("start", sample=sample))
+        ref.reset()
+        binner.reset()
+        counts = np.zeros(cfg.n_neurons, np.int64)
+        for k, part in enumerate(parts):
+            if k == 17:
+                with pytest.raises(ValueError, match="'y' value 34"):
+                    node.process(Packet(kind="events", body=bad, geometry=(34, 34), sample=sample))
+            node.process(Packet(kind="events", body=part, geometry=(34, 34), sample=sample))
+            bp, idx, _ = binner.feed(part, (34, 34))
+            if bp.size > 1:
+                ref.accumulate(bp, idx, counts, cnt)
+        assert node.path.geometry == (34, 34)       # packets after the first took the fused path
+        out = node.process(control("end_of_sample", sample=sample))[0]
+        bp, idx = binner.close()
+        ref.accumulate(bp, idx, counts, cnt)
+        n_bins = binner.open_bin + 1
+        np.testing.assert_array_equal(out.body[0], (counts / n_bins).astype(np.float32))
+        assert out.meta["n_bins"] == n_bins and 0 < out.body.mean() < 1
+    np.testing.assert_array_equal(node.reservoir.read_state, ref.read_state)
+    assert dict(node.ops) == ref.op_counts(cnt) and node.ops["spikes"] > 0
 
 
 def test_continuous_mode_emits_every_hop_and_matches_offline():

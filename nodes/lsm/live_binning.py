@@ -166,8 +166,11 @@ def _close_open(st, seen, part):
 
 @njit(cache=True, nogil=True)
 def _feed_dvs(ev, w, h, polarity, x0, y0, cw, ch, st, seen, part, width, align, max_gap):
-    """``_dvs_map`` then ``_bin_live`` without a return to Python between them."""
+    """``_dvs_map`` then ``_bin_live`` without a return to Python between them; a packet with
+    a coordinate outside the sensor (``bad``) is not binned at all."""
     t, addr, bad = _dvs_map(ev, w, h, polarity, x0, y0, cw, ch)
+    if bad:
+        return np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int32), 0, bad
     bp, idx, k = _bin_live(t, addr, 0, st, seen, part, width, align, max_gap)
     return bp, idx, k, bad
 
@@ -193,7 +196,7 @@ class LiveBinner:
         self.seen = np.zeros(self.n_inputs, dtype=np.uint8)
         self.part = np.empty(self.n_inputs, dtype=np.int32)
         self.st = np.zeros(8, dtype=np.int64)
-        self._dvs = None   # (geometry, _dvs_map arguments) of the last DVS packet
+        self.dvs_mapping = None   # (geometry, _dvs_map arguments) of the last checked DVS packet
         self.reset()
 
     def reset(self) -> None:
@@ -230,9 +233,9 @@ class LiveBinner:
         stopped the pass: call :meth:`jump`, then :meth:`resume`.  Coordinates outside the
         geometry are a ValueError naming the field.
         """
-        if self._dvs is not None and self._dvs[0] == geometry and events.dtype == DVS_DTYPE:
+        if self.dvs_mapping is not None and self.dvs_mapping[0] == geometry and events.dtype == DVS_DTYPE:
             # the wire's DVS records on a checked geometry: map and bin in one compiled call
-            bp, idx, k, bad = _feed_dvs(events, *self._dvs[1], self.st, self.seen, self.part,
+            bp, idx, k, bad = _feed_dvs(events, *self.dvs_mapping[1], self.st, self.seen, self.part,
                                         self.width, self.align, self.max_gap)
             if bad:
                 event_addresses(events, geometry, self.polarity, self.crop)   # raises, naming the field
@@ -250,7 +253,7 @@ class LiveBinner:
                 w, h = int(geometry[0]), int(geometry[1])
                 cw, ch = self.crop or (w, h)
                 pol = -1 if self.polarity is None else int(self.polarity)
-                self._dvs = (geometry, (w, h, pol, (w - cw) // 2, (h - ch) // 2, cw, ch))
+                self.dvs_mapping = (geometry, (w, h, pol, (w - cw) // 2, (h - ch) // 2, cw, ch))
         self._pending = (t, addr, 0)
         return self.resume()
 

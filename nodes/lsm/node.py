@@ -24,10 +24,11 @@ from typing import Iterable
 import numpy as np
 
 from stream.node import ConfigError, Node
-from stream.packets import F32, Packet
+from stream.packets import DVS_DTYPE, F32, Packet
 
 from .binning import bin_events, event_addresses
 from .live_binning import LiveBinner
+from .packet_path import PacketPath
 from .presets import get_preset
 from .reservoir import LifReservoir, LsmConfig
 
@@ -72,6 +73,9 @@ class LsmNode(Node):
                                align=self.mode == "continuous",
                                max_gap=self.window_bins if self.mode == "continuous" else None) \
             if c.binning == "fixed_width" else None
+        # trial-mode DVS packets of a checked geometry: binning + kernel in one compiled call
+        self.path = PacketPath(self.live, self.reservoir) \
+            if self.live is not None and self.mode == "trial" else None
         self.cnt = np.zeros(4, dtype=np.int64)   # kernel counters not yet folded into ops
         self._reset_sample()
 
@@ -82,6 +86,8 @@ class LsmNode(Node):
                    mode="fixed_count", n_bins=2)
         if self.live is not None:
             self.live.warmup()
+        if self.path is not None:
+            self.path.warmup()
         self.reservoir.warmup()
         self.ops.clear()
 
@@ -131,9 +137,15 @@ class LsmNode(Node):
             return ()
         if self.mode == "continuous":
             return self._continuous(packet, body, geometry)
+        path = self.path
+        if geometry == path.geometry and body.dtype == DVS_DTYPE:
+            if path(body, self.counts, self.cnt):   # a coordinate off the sensor: nothing binned
+                event_addresses(body, geometry, self.config.polarity, self.config.crop)  # raises, naming it
+            return ()
         bp, idx, _ = self._feed(body, geometry)
         if bp.size > 1:
             self.reservoir.accumulate(bp, idx, self.counts, self.cnt)
+        path.bind()   # the binner has checked this geometry: its next packets take the fused path
         return ()
 
     def _feed(self, body: np.ndarray, geometry):
