@@ -49,6 +49,8 @@ class DemoConfig:
     seed: int = 0                     # head training + sample choice
     epochs: int = 30                  # paper: 100; validation picks an early epoch anyway
     pd: int = 64
+    loss: str = "paper"               # head loss and temperature (EvalConfig's)
+    temperature: float = 1.0
     seen: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7)
     unseen: tuple[int, ...] = (8, 9)
     gain_factors: tuple[float, ...] = (0.5, 1.0, 2.0)
@@ -142,7 +144,8 @@ def prepare(cfg: DemoConfig, run_dir: Path, stages: Stages, log: Callable[[str],
             heads_path, banks, summary, epoch, heads, sweep = _load_model(cached, run_dir)
     else:
         with stages.stage("train", f"projection heads on seen digits {list(cfg.seen)} "
-                                   f"({cfg.epochs} epochs, epoch chosen on validation)"):
+                                   f"({cfg.epochs} epochs, {cfg.loss} loss at T={cfg.temperature:g}, "
+                                   "epoch chosen on validation)"):
             heads_path, banks, summary, epoch, heads = _train(cfg, a, b, run_dir, log)
         with stages.stage("sweep", "split-sweep result"):
             sweep = _sweep(cfg, a, b, log)
@@ -188,7 +191,8 @@ def _model_key(cfg: DemoConfig, consts: dict, a, b) -> str:
     digest = {m.name: float(np.asarray(m.features, np.float64).sum()) for m in (a, b)}
     return cache_key(kind="demo-model", pair=cfg.pair, device=cfg.device, size=cfg.size,
                      data_seed=cfg.data_seed, reservoir_seed=cfg.reservoir_seed, seed=cfg.seed,
-                     epochs=cfg.epochs, pd=cfg.pd, seen=list(cfg.seen), unseen=list(cfg.unseen),
+                     epochs=cfg.epochs, pd=cfg.pd, loss=[cfg.loss, cfg.temperature],
+                     seen=list(cfg.seen), unseen=list(cfg.unseen),
                      consts=consts, sweep=[cfg.sweep_splits, cfg.sweep_epochs],
                      eval_results=str(find_eval_results(cfg)), features=digest,
                      shapes={m.name: list(m.features.shape) for m in (a, b)})
@@ -247,14 +251,16 @@ def _train(cfg: DemoConfig, a, b, run_dir: Path, log):
     from nodes.projection.experiments import EvalConfig, zero_shot
     from nodes.projection.heads import save_heads
 
-    ecfg = EvalConfig(size=cfg.size, pd=cfg.pd, epochs=cfg.epochs, train_seeds=(cfg.seed,))
+    ecfg = EvalConfig(size=cfg.size, pd=cfg.pd, epochs=cfg.epochs, train_seeds=(cfg.seed,),
+                      loss=cfg.loss, temperature=cfg.temperature)
     z = zero_shot(a, b, ecfg, seeds=(cfg.seed,), seen=cfg.seen, unseen=cfg.unseen, keep_heads=True)
     result = z.pop("_results")[0]
     model = run_dir / "model"
     model.mkdir(parents=True, exist_ok=True)
     heads_path = save_heads(model / "heads.npz", result.heads,
                             {"pair": cfg.pair, "device": cfg.device, "seen": list(cfg.seen),
-                             "unseen": list(cfg.unseen), "selected_epoch": result.selected_epoch})
+                             "unseen": list(cfg.unseen), "selected_epoch": result.selected_epoch,
+                             "loss": cfg.loss, "temperature": cfg.temperature})
     banks = {}
     for query, ref in ((a, b), (b, a)):
         train = (ref.split == 0) & np.isin(ref.labels, CLASSES)
@@ -269,7 +275,7 @@ def _train(cfg: DemoConfig, a, b, run_dir: Path, log):
 
 
 def find_eval_results(cfg: DemoConfig) -> Path | None:
-    """A cached ``rram-lsm eval`` results.json on the same dataset size, if one exists."""
+    """A cached ``rram-lsm eval`` results.json on the same dataset size and loss, if one exists."""
     cands = [cfg.eval_results] if cfg.eval_results else [Path("results") / "results.json"]
     for p in cands:
         if p and Path(p).exists():
@@ -277,7 +283,10 @@ def find_eval_results(cfg: DemoConfig) -> Path | None:
                 res = json.loads(Path(p).read_text())
             except (OSError, json.JSONDecodeError):
                 continue
-            if res.get("config", {}).get("size") == cfg.size and cfg.pair in res.get("sweep", {}):
+            rc = res.get("config", {})
+            same = (rc.get("size"), rc.get("loss", "paper"), rc.get("temperature", 1.0)) == \
+                (cfg.size, cfg.loss, cfg.temperature)
+            if same and cfg.pair in res.get("sweep", {}):
                 return Path(p)
     return None
 
@@ -293,8 +302,9 @@ def _sweep(cfg: DemoConfig, a, b, log) -> dict:
         return {"source": "not run (sweep_splits < 2)", "reduced": True}
     from nodes.projection.experiments import EvalConfig, split_sweep
 
-    ecfg = EvalConfig(size=cfg.size, pd=cfg.pd, epochs=cfg.sweep_epochs,
-                      sweep_splits=cfg.sweep_splits, sweep_seeds=(cfg.seed,))
+    ecfg = EvalConfig(size=cfg.size, pd=cfg.pd, epochs=cfg.sweep_epochs, loss=cfg.loss,
+                      temperature=cfg.temperature, sweep_splits=cfg.sweep_splits,
+                      sweep_seeds=(cfg.seed,))
     sw = split_sweep(a, b, ecfg)
     log(f"  reduced split sweep: {len(sw['splits'])} splits x 1 seed, {cfg.sweep_epochs} epochs "
         f"({sw['seconds']:.0f} s); unseen {sw['summary']['unseen_a_to_b']['mean']:.1%}")

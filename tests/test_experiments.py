@@ -83,6 +83,15 @@ def test_train_saves_heads_banks_and_config(tmp_path, capsys):
     assert bank.classes == list(range(10)) and bank.dim == 64
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["seen"] == [1, 2, 3, 4, 5, 6, 7] and cfg["selected_epoch"] >= 1
+    assert (cfg["loss"], cfg["temperature"]) == ("paper", 1.0)
+    # the validation-chosen neural-visual loss is one option away, and really trains with it
+    sup = tmp_path / "supcon"
+    assert main(["train", "--pair", "audio-visual", "--size", "tiny", "--epochs", "8",
+                 "--gain-factors", "1", "--format", "npz", "--loss", "supcon", "--out", str(sup)]) == 0
+    cfg = json.loads((sup / "config.json").read_text())
+    assert (cfg["loss"], cfg["temperature"]) == ("supcon", 0.1)
+    other = load_heads(sup / "heads.npz")["visual"].forward(np.ones((3, 200), np.float32))
+    assert not np.allclose(other, heads["visual"].forward(np.ones((3, 200), np.float32)))
     assert main(["train", "--size", "tiny", "--seen", "1,2", "--unseen", "2,3",
                  "--out", str(out)]) == 2
     assert "overlap" in capsys.readouterr().err
@@ -95,6 +104,14 @@ def test_bad_eval_options_are_plain_errors(tmp_path, capsys):
     assert "--devices" in capsys.readouterr().err
     assert main(["eval", "--size", "tiny", "--baselines", "-1", "--out", str(tmp_path)]) == 2
     assert "--baselines" in capsys.readouterr().err
+    assert main(["eval", "--size", "tiny", "--temperature", "0", "--out", str(tmp_path)]) == 2
+    assert "--temperature" in capsys.readouterr().err
+
+
+def test_loss_names_of_the_cli_are_the_trainer_losses():
+    from launch.commands.eval import LOSS_NAMES
+    from nodes.projection.train import LOSSES
+    assert sorted(LOSS_NAMES) == sorted(LOSSES)
 
 
 def test_eval_baselines_compare_accuracy_and_training_cost(tmp_path, capsys):

@@ -5,6 +5,9 @@ import sys
 from pathlib import Path
 
 
+from .eval import add_loss_args, loss_args
+
+
 def register(sub) -> None:
     p = sub.add_parser(
         "demo", help="the full pipeline on the built-in data, live, then an HTML report",
@@ -25,6 +28,7 @@ def register(sub) -> None:
     p.add_argument("--epochs", type=int, default=30,
                    help="head training epochs (default 30, epoch chosen on validation; the "
                         "paper trains 100: --epochs 100)")
+    add_loss_args(p)
     p.add_argument("--out", type=Path, default=None, help="run folder (default runs/demo-PAIR-TIME)")
     p.add_argument("--no-dashboard", action="store_true", help="plain progress lines, no live table")
     p.add_argument("--metrics-port", type=int, default=None,
@@ -37,7 +41,7 @@ def run(args) -> int:
 
     cfg = DemoConfig(pair=args.pair, size=args.size, samples=args.samples,
                      speed=None if args.speed == 0 else args.speed, device=args.device,
-                     epochs=args.epochs, out=args.out, dashboard=not args.no_dashboard,
+                     epochs=args.epochs, **loss_args(args), out=args.out, dashboard=not args.no_dashboard,
                      metrics_port=args.metrics_port)
     code, _ = run_demo(cfg, log=lambda s: print(s, flush=True))
     sys.stdout.flush()

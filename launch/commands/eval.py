@@ -30,6 +30,7 @@ def register(sub) -> None:
     p.add_argument("--devices", default="ideal,rram", help="devices (default ideal,rram)")
     p.add_argument("--epochs", type=int, default=100, help="head epochs (default 100)")
     p.add_argument("--pd", type=int, default=64, help="embedding dimension (default 64)")
+    add_loss_args(p)
     p.add_argument("--train-seeds", type=int, default=3, help="seeds of the fixed-split runs")
     p.add_argument("--no-raw-probe", action="store_true", help="skip the raw-frame probe")
     p.add_argument("--gain-factors", default="0.5,1,2",
@@ -41,6 +42,27 @@ def register(sub) -> None:
     p.add_argument("--data-seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("results"), help="output folder")
     p.set_defaults(func=run)
+
+
+LOSS_NAMES = ("paper", "infonce", "supcon")   # nodes.projection.train.LOSSES (no torch here)
+
+
+def add_loss_args(p) -> None:
+    """``--loss`` and ``--temperature`` of the projection heads (train, eval, demo)."""
+    p.add_argument("--loss", choices=LOSS_NAMES, default="paper",
+                   help="head loss: the paper's (default), symmetric InfoNCE, or supervised "
+                        "contrastive (supcon at T=0.1 is what validation chose for "
+                        "neural-visual in `eval --ideas`)")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="loss temperature (default 1 for the paper's loss, 0.1 otherwise)")
+
+
+def loss_args(args) -> dict:
+    """``{"loss", "temperature"}`` from the parsed ``--loss`` / ``--temperature``."""
+    t = args.temperature if args.temperature is not None else (1.0 if args.loss == "paper" else 0.1)
+    if not t > 0 or t != t or t == float("inf"):
+        raise ValueError(f"--temperature must be a positive number, got {args.temperature!r}")
+    return {"loss": args.loss, "temperature": float(t)}
 
 
 def config_from_args(args):
@@ -81,7 +103,7 @@ def config_from_args(args):
                       sweep_seeds=tuple(range(seeds)), robustness=grid,
                       raw_probe=not args.no_raw_probe, gain_factors=factors,
                       neural_overrides=neural, pairs=pairs, ideas=args.ideas,
-                      baselines=args.baselines)
+                      baselines=args.baselines, **loss_args(args))
 
 
 def parse_factors(text: str) -> tuple[float, ...]:

@@ -5,20 +5,23 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from launch.commands.eval import add_loss_args, loss_args, parse_factors
+
 
 def register(sub) -> None:
     p = sub.add_parser(
         "train", help="train the contrastive projection heads of a modality pair",
         description="Encodes (cached) and gain-calibrates both modalities of the built-in "
                     "dataset, trains one head per modality on the seen classes with the "
-                    "paper's loss, selects the epoch on validation, and saves heads + config "
-                    "+ prototype banks for the classifier node.")
+                    "paper's loss (or --loss), selects the epoch on validation, and saves "
+                    "heads + config + prototype banks for the classifier node.")
     p.add_argument("--pair", choices=("audio-visual", "neural-visual"), default="audio-visual")
     p.add_argument("--size", choices=("full", "tiny"), default="full",
                    help="built-in dataset size (default %(default)s)")
     p.add_argument("--device", choices=("ideal", "rram"), default="ideal")
     p.add_argument("--pd", type=int, default=64, help="embedding dimension (default 64)")
     p.add_argument("--epochs", type=int, default=100, help="epochs (default 100, the paper's)")
+    add_loss_args(p)
     p.add_argument("--seed", type=int, default=0, help="head seed (default 0)")
     p.add_argument("--reservoir-seed", type=int, default=0, help="reservoir seed (default 0)")
     p.add_argument("--seen", default="1,2,3,4,5,6,7", help="seen classes (default 1-7)")
@@ -47,15 +50,14 @@ def run(args) -> int:
     from nodes.projection.experiments import EvalConfig, FeatureStore, pair_data, zero_shot
     from nodes.projection.heads import save_heads
 
-    from launch.commands.eval import parse_factors
-
     seen, unseen = _classes(args.seen, "--seen"), _classes(args.unseen, "--unseen")
     if set(seen) & set(unseen):
         raise ValueError(f"--seen {seen} and --unseen {unseen} overlap")
     if args.pd <= 0 or args.epochs <= 0:
         raise ValueError("--pd and --epochs must be positive")
+    loss = loss_args(args)
     cfg = EvalConfig(size=args.size, reservoir_seed=args.reservoir_seed, devices=(args.device,),
-                     pd=args.pd, epochs=args.epochs, train_seeds=(args.seed,),
+                     pd=args.pd, epochs=args.epochs, train_seeds=(args.seed,), **loss,
                      gain_factors=parse_factors(args.gain_factors),
                      neural_overrides=({"n_neurons": args.neural_neurons}
                                        if args.neural_neurons else {}))
@@ -68,7 +70,7 @@ def run(args) -> int:
     consts = {m: store.calibration(m, args.device).const for m in (a.name, b.name)}
     info = {"pair": args.pair, "device": args.device, "size": args.size, "seen": list(seen),
             "unseen": list(unseen), "consts": consts, "selected_epoch": result.selected_epoch,
-            "reservoir_seed": args.reservoir_seed, "seed": args.seed}
+            "reservoir_seed": args.reservoir_seed, "seed": args.seed, **loss}
     heads_path = save_heads(out / f"heads.{args.format}", result.heads, info)
     # Banks: the training samples of each modality embedded by its head, for queries of the other.
     banks = {}

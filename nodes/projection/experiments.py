@@ -78,6 +78,8 @@ class EvalConfig:
     gain_factors: tuple[float, ...] = (0.5, 1.0, 2.0)
     pd: int = 64
     epochs: int = 100
+    loss: str = "paper"                   # head loss (nodes.projection.train.LOSSES)
+    temperature: float = 1.0
     train_seeds: tuple[int, ...] = (0, 1, 2)
     sweep_splits: int | None = 9          # None = all 36
     sweep_seeds: tuple[int, ...] = (0, 1)
@@ -155,7 +157,9 @@ def pair_data(store: FeatureStore, pair: str, device):
 
 
 def train_config(cfg: EvalConfig, seed: int = 0, **changes):
+    """The head-training config of ``cfg`` (its loss and temperature unless ``changes`` say)."""
     from nodes.projection.train import TrainConfig
+    changes = {"loss": cfg.loss, "temperature": cfg.temperature, **changes}
     return TrainConfig(pd=cfg.pd, epochs=cfg.epochs, seed=seed, threads=cfg.threads, **changes)
 
 
@@ -438,7 +442,9 @@ def results_markdown(res: dict) -> str:
     cfg = res["config"]
     lines = ["# rram-lsm results", "",
              f"Built-in dataset `{cfg['size']}` (seed {cfg['data_seed']}), reservoir seed "
-             f"{cfg['reservoir_seed']}, heads pd {cfg['pd']}, {cfg['epochs']} epochs. "
+             f"{cfg['reservoir_seed']}, heads pd {cfg['pd']}, {cfg['epochs']} epochs, "
+             + ("the paper's loss. " if cfg.get("loss", "paper") == "paper" else
+                f"**{cfg['loss']} loss at T = {cfg['temperature']:g}, not the paper's**. ") +
              "Every hyper-parameter (gain, probe C, head epoch) is chosen on the validation "
              "split; numbers are test accuracy in %. The paper's numbers are on N-MNIST / "
              "N-TIDIGITS / BMI recordings, not on this dataset.", "",

@@ -96,8 +96,9 @@ def ideas_sweep(store, pair: str, device="ideal", names=None,
         idea = IDEAS[name]
         start = time.perf_counter()
         a, b = variant_data(store, pair, device, idea.get("features"))
-        runs = sweep_heads(a, b, train_config(cfg, **idea.get("train", {})), splits,
-                           list(cfg.sweep_seeds))
+        # every idea is one change against the paper's loss, whatever loss ``cfg`` trains with
+        tc = train_config(cfg, **{"loss": "paper", "temperature": 1.0, **idea.get("train", {})})
+        runs = sweep_heads(a, b, tc, splits, list(cfg.sweep_seeds))
         unseen = summarise(runs.acc["unseen_a_to_b"], splits, runs.chance["unseen"]).as_dict()
         seen = summarise(runs.acc["seen_a_to_b"], splits, runs.chance["seen"]).as_dict()
         rows.append({"idea": name, "pair": pair, "device": str(device), "unseen": unseen,
