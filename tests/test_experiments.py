@@ -185,6 +185,29 @@ def test_robustness_recalibrates_per_device_and_plots(tmp_path):
     assert "| adc_bits | 3 |" in md and "| adc_bits | 8* |" in md
 
 
+def test_feature_variants_zscore_and_larger_reservoirs():
+    """z-scoring uses training statistics only; a larger reservoir really has more neurons
+    (gain re-calibrated), and an encoder already that large is left as it is."""
+    from nodes.projection.experiments import EvalConfig, FeatureStore
+    from nodes.projection.ideas import variant_features
+    cfg = EvalConfig(size="tiny", devices=("ideal",), gain_factors=(1.0,),
+                     neural_overrides={"n_neurons": 900})
+    store = FeatureStore(cfg, log=lambda s: None)
+    fs = store.features("audio", "ideal")
+    z = variant_features(store, "audio", "ideal", {"zscore": True})
+    train = z[fs.split == 0]          # centred exactly only if the statistics are train-only
+    active = fs.features[fs.split == 0].std(axis=0) > 0
+    assert active.sum() > 10
+    np.testing.assert_allclose(train.mean(axis=0), 0, atol=1e-5)
+    np.testing.assert_allclose(train[:, active].std(axis=0), 1, rtol=1e-4)
+    big = variant_features(store, "audio", "ideal", {"n_neurons": 800})
+    assert big.shape == (len(fs.labels), 800) and 0 < big.mean() < 1
+    neural = variant_features(store, "neural", "ideal", {"n_neurons": 800})
+    np.testing.assert_array_equal(neural, store.features("neural", "ideal").features)
+    with pytest.raises(ValueError, match="unknown features variant"):
+        variant_features(store, "audio", "ideal", {"pca": 3})
+
+
 def test_ideas_on_the_split_sweep_beside_a_negative_control():
     """Feature and training variants run on the same sweep; a shuffled pairing (audio paired
     with images of random classes) learns nothing, so the baseline must beat it on seen

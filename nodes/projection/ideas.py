@@ -5,8 +5,12 @@ validation-based epoch selection), and is reported as the sweep's mean unseen re
 its 95% interval, the seen-class retrieval, and the difference to the baseline.  Variants:
 
 - loss: supervised-contrastive or symmetric InfoNCE at temperature 0.1;
+- temperature alone: the paper's loss at 0.1 (separates the loss's form from its sharpness);
 - a deeper head (one hidden layer of 128);
+- feature normalisation: each neuron's rate z-scored with training-split statistics;
 - time-windowed rates: the mean rate in 4 consecutive windows of the sample instead of one;
+- larger reservoirs: the 200-neuron encoders at 800 neurons, gain re-calibrated on validation
+  (the neural encoder already has 2,048 and is left as it is);
 - an ensemble over reservoir seeds: the features of 3 reservoirs (seeds 0-2) side by side.
 
 A shuffled-pairing row (images paired with audio of random classes) is the negative control:
@@ -24,8 +28,11 @@ IDEAS: dict[str, dict] = {
     "paper loss, T=1 (baseline)": {},
     "supervised contrastive, T=0.1": {"train": {"loss": "supcon", "temperature": 0.1}},
     "symmetric InfoNCE, T=0.1": {"train": {"loss": "infonce", "temperature": 0.1}},
+    "paper loss, T=0.1 (temperature alone)": {"train": {"temperature": 0.1}},
     "deeper head (hidden 128)": {"train": {"hidden": (128,)}},
+    "z-scored features (train statistics)": {"features": {"zscore": True}},
     "time-windowed rates (4 windows)": {"features": {"windows": 4}},
+    "larger reservoirs (800 neurons)": {"features": {"n_neurons": 800}},
     "ensemble of 3 reservoir seeds": {"features": {"seeds": (0, 1, 2)}},
     "shuffled pairing (negative control)": {"train": {"pairing": "shuffled"}},
 }
@@ -62,6 +69,45 @@ def seed_ensemble_features(store, modality: str, device, seeds) -> np.ndarray:
     return np.concatenate(parts, axis=1)
 
 
+def larger_reservoir_features(store, modality: str, device, n_neurons: int) -> np.ndarray:
+    """Features of a reservoir with at least ``n_neurons`` neurons, its gain re-calibrated on
+    validation as the store's own are (an encoder already that large is returned as it is)."""
+    from nodes.lsm.features import DEFAULT_PRESETS, builtin_source
+    from nodes.lsm.presets import get_preset
+    from nodes.projection.calibrate import calibrate_gain
+
+    overrides = store.overrides(modality)
+    if get_preset(DEFAULT_PRESETS[modality], **overrides).n_neurons >= n_neurons:
+        return store.features(modality, device).features
+    cal = calibrate_gain(store.dataset.modality(modality), DEFAULT_PRESETS[modality], device,
+                         store.cfg.reservoir_seed, factors=store.cfg.gain_factors,
+                         overrides={**overrides, "n_neurons": int(n_neurons)},
+                         source=builtin_source(store.cfg.size, store.cfg.data_seed, modality))
+    return cal.features.features
+
+
+def zscored_features(store, modality: str, device) -> np.ndarray:
+    """Each neuron's rate minus its training-split mean, over its training-split std (a
+    silent neuron stays 0): no neuron dominates the head's input by its firing rate alone."""
+    fs = store.features(modality, device)
+    train = fs.features[fs.split == 0].astype(np.float64)
+    sd = train.std(axis=0)
+    return ((fs.features - train.mean(axis=0)) / np.where(sd > 0, sd, 1.0)).astype(np.float32)
+
+
+def variant_features(store, modality: str, device, features: dict) -> np.ndarray:
+    """All samples' features of ``modality`` under a features variant of :data:`IDEAS`."""
+    if "windows" in features:
+        return windowed_features(store, modality, device, int(features["windows"]))
+    if "seeds" in features:
+        return seed_ensemble_features(store, modality, device, features["seeds"])
+    if "n_neurons" in features:
+        return larger_reservoir_features(store, modality, device, int(features["n_neurons"]))
+    if features.get("zscore"):
+        return zscored_features(store, modality, device)
+    raise ValueError(f"unknown features variant {features!r}")
+
+
 def variant_data(store, pair: str, device, features: dict | None):
     """The (query, visual) ``ModalityData`` of ``pair`` with the variant's features."""
     from nodes.projection.experiments import pair_data
@@ -70,10 +116,7 @@ def variant_data(store, pair: str, device, features: dict | None):
         return a, b
     out = []
     for md, fs_select in ((a, None), (b, 0 if a.name == "neural" else None)):
-        if "windows" in features:
-            x = windowed_features(store, md.name, device, int(features["windows"]))
-        else:
-            x = seed_ensemble_features(store, md.name, device, features["seeds"])
+        x = variant_features(store, md.name, device, features)
         if fs_select is not None:   # the visual side of neural<->visual uses image half A only
             x = x[store.features(md.name, device).half == fs_select]
         out.append(dataclasses.replace(md, features=x))
