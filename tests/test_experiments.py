@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import re
 
 import numpy as np
 import pytest
@@ -185,21 +184,22 @@ def test_robustness_recalibrates_per_device_and_plots(tmp_path):
     assert "| adc_bits | 3 |" in md and "| adc_bits | 8* |" in md
 
 
-def test_feature_variants_zscore_and_larger_reservoirs():
-    """z-scoring uses training statistics only; a larger reservoir really has more neurons
-    (gain re-calibrated), and an encoder already that large is left as it is."""
+def test_feature_variants_unit_norm_and_larger_reservoirs():
+    """Per-sample normalisation keeps each sample's direction at unit length; a larger
+    reservoir really has more neurons (gain re-calibrated), and an encoder already that large
+    is left as it is."""
     from nodes.projection.experiments import EvalConfig, FeatureStore
     from nodes.projection.ideas import variant_features
     cfg = EvalConfig(size="tiny", devices=("ideal",), gain_factors=(1.0,),
                      neural_overrides={"n_neurons": 900})
     store = FeatureStore(cfg, log=lambda s: None)
     fs = store.features("audio", "ideal")
-    z = variant_features(store, "audio", "ideal", {"zscore": True})
-    train = z[fs.split == 0]          # centred exactly only if the statistics are train-only
-    active = fs.features[fs.split == 0].std(axis=0) > 0
-    assert active.sum() > 10
-    np.testing.assert_allclose(train.mean(axis=0), 0, atol=1e-5)
-    np.testing.assert_allclose(train[:, active].std(axis=0), 1, rtol=1e-4)
+    u = variant_features(store, "audio", "ideal", {"unit_norm": True})
+    fired = fs.features.sum(axis=1) > 0
+    assert fired.mean() > 0.9 and np.all(u[~fired] == 0)
+    np.testing.assert_allclose(np.linalg.norm(u[fired], axis=1), 1, rtol=1e-5)
+    cos = (u[fired] * fs.features[fired]).sum(axis=1) / np.linalg.norm(fs.features[fired], axis=1)
+    np.testing.assert_allclose(cos, 1, rtol=1e-5)     # the same direction, only rescaled
     big = variant_features(store, "audio", "ideal", {"n_neurons": 800})
     assert big.shape == (len(fs.labels), 800) and 0 < big.mean() < 1
     neural = variant_features(store, "neural", "ideal", {"n_neurons": 800})

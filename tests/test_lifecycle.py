@@ -10,7 +10,7 @@ import sys
 import time
 from collections import Counter
 
-from conftest import ROOT, run_graph
+from conftest import run_graph
 
 HANG = """
 [graph]

@@ -47,7 +47,7 @@ class Calibration:
                 "const": self.const, "points": [asdict(p) for p in self.points]}
 
     def table(self) -> str:
-        lines = [f"| const | val probe acc | silent | saturated | mean rate |",
+        lines = ["| const | val probe acc | silent | saturated | mean rate |",
                  "|---|---|---|---|---|"]
         for p in self.points:
             mark = " **(chosen)**" if p.const == self.const else ""

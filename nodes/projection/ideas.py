@@ -7,7 +7,9 @@ its 95% interval, the seen-class retrieval, and the difference to the baseline. 
 - loss: supervised-contrastive or symmetric InfoNCE at temperature 0.1;
 - temperature alone: the paper's loss at 0.1 (separates the loss's form from its sharpness);
 - a deeper head (one hidden layer of 128);
-- feature normalisation: each neuron's rate z-scored with training-split statistics;
+- per-sample normalisation: each sample's rate vector scaled to unit length, so the head sees
+  which neurons fire rather than how much the whole sample drove the reservoir (per-neuron
+  standardisation with training statistics is already part of every head);
 - time-windowed rates: the mean rate in 4 consecutive windows of the sample instead of one;
 - larger reservoirs: the 200-neuron encoders at 800 neurons, gain re-calibrated on validation
   (the neural encoder already has 2,048 and is left as it is);
@@ -30,7 +32,7 @@ IDEAS: dict[str, dict] = {
     "symmetric InfoNCE, T=0.1": {"train": {"loss": "infonce", "temperature": 0.1}},
     "paper loss, T=0.1 (temperature alone)": {"train": {"temperature": 0.1}},
     "deeper head (hidden 128)": {"train": {"hidden": (128,)}},
-    "z-scored features (train statistics)": {"features": {"zscore": True}},
+    "rates L2-normalised per sample": {"features": {"unit_norm": True}},
     "time-windowed rates (4 windows)": {"features": {"windows": 4}},
     "larger reservoirs (800 neurons)": {"features": {"n_neurons": 800}},
     "ensemble of 3 reservoir seeds": {"features": {"seeds": (0, 1, 2)}},
@@ -86,13 +88,12 @@ def larger_reservoir_features(store, modality: str, device, n_neurons: int) -> n
     return cal.features.features
 
 
-def zscored_features(store, modality: str, device) -> np.ndarray:
-    """Each neuron's rate minus its training-split mean, over its training-split std (a
-    silent neuron stays 0): no neuron dominates the head's input by its firing rate alone."""
-    fs = store.features(modality, device)
-    train = fs.features[fs.split == 0].astype(np.float64)
-    sd = train.std(axis=0)
-    return ((fs.features - train.mean(axis=0)) / np.where(sd > 0, sd, 1.0)).astype(np.float32)
+def unit_norm_features(store, modality: str, device) -> np.ndarray:
+    """Each sample's rate vector over its L2 norm (a silent sample stays 0): the pattern of
+    which neurons fired, without the sample's overall drive."""
+    x = store.features(modality, device).features.astype(np.float64)
+    norm = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.where(norm > 0, norm, 1.0)).astype(np.float32)
 
 
 def variant_features(store, modality: str, device, features: dict) -> np.ndarray:
@@ -103,8 +104,8 @@ def variant_features(store, modality: str, device, features: dict) -> np.ndarray
         return seed_ensemble_features(store, modality, device, features["seeds"])
     if "n_neurons" in features:
         return larger_reservoir_features(store, modality, device, int(features["n_neurons"]))
-    if features.get("zscore"):
-        return zscored_features(store, modality, device)
+    if features.get("unit_norm"):
+        return unit_norm_features(store, modality, device)
     raise ValueError(f"unknown features variant {features!r}")
 
 

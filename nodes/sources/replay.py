@@ -9,7 +9,6 @@ and its ``origin_ns`` is the wall-clock time its first event was due; as fast as
 """
 from __future__ import annotations
 
-import time
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
