@@ -172,6 +172,35 @@ def _mark_tiles(touched, rows, r0, r1, offset, tile_rows):
 
 
 @njit(cache=True, nogil=True)
+def _lif_update(cur, gain, decay, vth, mem, spk, prev, counts, raster, t, record):
+    """One bin of PAPER.md's LIF for every neuron, from its summed input ``cur``:
+    ``mem = decay * mem * (1 - spk) + gain * cur``; spike where ``mem >= vth``.
+
+    Writes this bin's spiking neurons to ``prev`` (the next bin's recurrent rows), counts them
+    in ``counts`` and ``raster[t]`` (if ``record``); returns how many spiked.  ``gain`` 1.0
+    leaves ``cur`` exact (the ideal kernel's weights already carry the gain).
+    """
+    n_new = 0
+    for j in range(mem.shape[0]):
+        inp = gain * cur[j]
+        if spk[j]:
+            m = inp
+        else:
+            m = decay * mem[j] + inp
+        mem[j] = m
+        if m >= vth:
+            spk[j] = 1
+            prev[n_new] = j
+            n_new += 1
+            counts[j] += 1
+        else:
+            spk[j] = 0
+        if record:
+            raster[t, j] = spk[j]
+    return n_new
+
+
+@njit(cache=True, nogil=True)
 def _lif_ideal(bin_ptr, idx, w_in, w_rec, w_in_total, decay, vth, mem, spk, counts, raster,
                record, tile_rows, touched, cnt):
     """Event-driven LIF over ``len(bin_ptr) - 1`` bins; mutates mem/spk/counts/raster/cnt.
@@ -221,24 +250,8 @@ def _lif_ideal(bin_ptr, idx, w_in, w_rec, w_in_total, decay, vth, mem, spk, coun
         cnt[0] += (a1 - a0) + n_prev
         for r in range(touched.shape[0]):
             cnt[1] += touched[r]
-        n_new = 0
-        for j in range(n):
-            if spk[j]:
-                m = cur[j]
-            else:
-                m = decay * mem[j] + cur[j]
-            mem[j] = m
-            if m >= vth:
-                spk[j] = 1
-                prev[n_new] = j
-                n_new += 1
-                counts[j] += 1
-            else:
-                spk[j] = 0
-            if record:
-                raster[t, j] = spk[j]
-        n_prev = n_new
-        cnt[2] += n_new
+        n_prev = _lif_update(cur, 1.0, decay, vth, mem, spk, prev, counts, raster, t, record)
+        cnt[2] += n_prev
     cnt[3] += n_bins
 
 
@@ -376,25 +389,8 @@ def _lif_rram(bin_ptr, idx, g_diff, g_sq_row, tile_total, n_in, const, read_nois
             off = np.int64(((state * np.uint64(0x2545F4914F6CDD1D)) >> np.uint64(11)) % span)
             _read_tile(acc, sq, cur, read_noise, table, off, adc_bits, inv_lsb, lsb, top)
         cnt[0] += n_rows
-        n_new = 0
-        for j in range(n):
-            inp = const * cur[j]
-            if spk[j]:
-                m = inp
-            else:
-                m = decay * mem[j] + inp
-            mem[j] = m
-            if m >= vth:
-                spk[j] = 1
-                prev[n_new] = j
-                n_new += 1
-                counts[j] += 1
-            else:
-                spk[j] = 0
-            if record:
-                raster[t, j] = spk[j]
-        n_prev = n_new
-        cnt[2] += n_new
+        n_prev = _lif_update(cur, const, decay, vth, mem, spk, prev, counts, raster, t, record)
+        cnt[2] += n_prev
     cnt[3] += n_bins
 
 
