@@ -257,3 +257,12 @@ def _descendants(root: int) -> dict[int, str]:
                     found[child] = ""
                 frontier.append(child)
     return found
+
+
+def test_demo_config_names_a_bad_loss_or_temperature():
+    from launch.demo import DemoConfig
+    with pytest.raises(ValueError, match="--loss"):
+        DemoConfig(loss="triplet").check()
+    with pytest.raises(ValueError, match="--temperature"):
+        DemoConfig(loss="supcon", temperature=0.0).check()
+    DemoConfig(loss="supcon", temperature=0.1).check()

@@ -4,7 +4,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-
 from .eval import add_loss_args, loss_args
 
 
@@ -41,8 +40,8 @@ def run(args) -> int:
 
     cfg = DemoConfig(pair=args.pair, size=args.size, samples=args.samples,
                      speed=None if args.speed == 0 else args.speed, device=args.device,
-                     epochs=args.epochs, **loss_args(args), out=args.out, dashboard=not args.no_dashboard,
-                     metrics_port=args.metrics_port)
+                     epochs=args.epochs, **loss_args(args), out=args.out,
+                     dashboard=not args.no_dashboard, metrics_port=args.metrics_port)
     code, _ = run_demo(cfg, log=lambda s: print(s, flush=True))
     sys.stdout.flush()
     return code

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 
@@ -60,7 +61,7 @@ def add_loss_args(p) -> None:
 def loss_args(args) -> dict:
     """``{"loss", "temperature"}`` from the parsed ``--loss`` / ``--temperature``."""
     t = args.temperature if args.temperature is not None else (1.0 if args.loss == "paper" else 0.1)
-    if not t > 0 or t != t or t == float("inf"):
+    if not (t > 0 and math.isfinite(t)):
         raise ValueError(f"--temperature must be a positive number, got {args.temperature!r}")
     return {"loss": args.loss, "temperature": float(t)}
 
