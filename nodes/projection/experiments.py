@@ -157,10 +157,10 @@ def pair_data(store: FeatureStore, pair: str, device):
 
 
 def train_config(cfg: EvalConfig, seed: int = 0, **changes):
-    """The head-training config of ``cfg`` (its loss and temperature unless ``changes`` say)."""
+    """The head-training config of ``cfg``; ``changes`` override any field (pd and loss too)."""
     from nodes.projection.train import TrainConfig
-    changes = {"loss": cfg.loss, "temperature": cfg.temperature, **changes}
-    return TrainConfig(pd=cfg.pd, epochs=cfg.epochs, seed=seed, threads=cfg.threads, **changes)
+    return TrainConfig(**{"pd": cfg.pd, "epochs": cfg.epochs, "seed": seed, "threads": cfg.threads,
+                          "loss": cfg.loss, "temperature": cfg.temperature, **changes})
 
 
 def zero_shot(a, b, cfg: EvalConfig, seeds=(0,), seen=(1, 2, 3, 4, 5, 6, 7), unseen=(8, 9),
