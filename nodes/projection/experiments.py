@@ -106,24 +106,32 @@ class FeatureStore:
     def overrides(self, modality: str) -> dict:
         return dict(self.cfg.neural_overrides) if modality == "neural" else {}
 
-    def calibration(self, modality: str, device) -> Calibration:
+    def calibration(self, modality: str, device, overrides: dict | None = None) -> Calibration:
+        """The validation-calibrated gain (and its features) of ``modality`` on ``device``;
+        ``overrides`` (a larger reservoir, say) go on top of the store's own, cached apart."""
         dev = make_device(device)
-        key = (modality, repr(dev))
+        extra = tuple(sorted((overrides or {}).items()))
+        key = (modality, repr(dev), extra)
         if key not in self.cal:
             ms = self.dataset.modality(modality)
             start = time.perf_counter()
             self.cal[key] = calibrate_gain(
                 ms, DEFAULT_PRESETS[modality], dev, self.cfg.reservoir_seed,
-                factors=self.cfg.gain_factors, overrides=self.overrides(modality),
+                factors=self.cfg.gain_factors, overrides={**self.overrides(modality), **dict(extra)},
                 source=builtin_source(self.cfg.size, self.cfg.data_seed, modality))
             c = self.cal[key]
             self.cal_devices[key] = (c, dev)
-            self.log(f"  gain {modality}/{dev.name}: const {c.const:.4g} "
+            self.log(f"  gain {modality}/{dev.name}{_label(extra)}: const {c.const:.4g} "
                      f"({time.perf_counter() - start:.0f} s)")
         return self.cal[key]
 
-    def features(self, modality: str, device) -> FeatureSet:
-        return self.calibration(modality, device).features
+    def features(self, modality: str, device, overrides: dict | None = None) -> FeatureSet:
+        return self.calibration(modality, device, overrides).features
+
+
+def _label(extra: tuple) -> str:
+    """`` n_neurons=800`` for a calibration's extra overrides ('' for none)."""
+    return "".join(f" {k}={v}" for k, v in extra)
 
 
 # ------------------------------------------------------------------------------ probes
@@ -421,8 +429,8 @@ def run_all(cfg: EvalConfig, pairs: tuple[str, ...] | None = None,
     if cfg.robustness:
         log("robustness")
         res["robustness"] = robustness(store, cfg.robustness, cfg.robustness_modalities, log)
-    res["calibration"] = {f"{m}/{device_label(dev)}": c.as_dict()
-                          for (m, _), (c, dev) in store.cal_devices.items()}
+    res["calibration"] = {f"{m}/{device_label(dev)}{_label(extra)}": c.as_dict()
+                          for (m, _, extra), (c, dev) in store.cal_devices.items()}
     res["seconds"] = time.perf_counter() - start
     return res
 

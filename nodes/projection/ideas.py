@@ -74,18 +74,12 @@ def seed_ensemble_features(store, modality: str, device, seeds) -> np.ndarray:
 def larger_reservoir_features(store, modality: str, device, n_neurons: int) -> np.ndarray:
     """Features of a reservoir with at least ``n_neurons`` neurons, its gain re-calibrated on
     validation as the store's own are (an encoder already that large is returned as it is)."""
-    from nodes.lsm.features import DEFAULT_PRESETS, builtin_source
+    from nodes.lsm.features import DEFAULT_PRESETS
     from nodes.lsm.presets import get_preset
-    from nodes.projection.calibrate import calibrate_gain
 
-    overrides = store.overrides(modality)
-    if get_preset(DEFAULT_PRESETS[modality], **overrides).n_neurons >= n_neurons:
+    if get_preset(DEFAULT_PRESETS[modality], **store.overrides(modality)).n_neurons >= n_neurons:
         return store.features(modality, device).features
-    cal = calibrate_gain(store.dataset.modality(modality), DEFAULT_PRESETS[modality], device,
-                         store.cfg.reservoir_seed, factors=store.cfg.gain_factors,
-                         overrides={**overrides, "n_neurons": int(n_neurons)},
-                         source=builtin_source(store.cfg.size, store.cfg.data_seed, modality))
-    return cal.features.features
+    return store.features(modality, device, {"n_neurons": int(n_neurons)}).features
 
 
 def unit_norm_features(store, modality: str, device) -> np.ndarray:
