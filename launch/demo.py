@@ -78,11 +78,8 @@ class DemoConfig:
             raise ValueError(f"seen {self.seen} and unseen {self.unseen} overlap")
         if self.epochs <= 0 or self.pd <= 0:
             raise ValueError("epochs and pd must be positive")
-        from launch.commands.eval import LOSS_NAMES
-        if self.loss not in LOSS_NAMES:
-            raise ValueError(f"--loss must be one of {LOSS_NAMES}, got {self.loss!r}")
-        if not (self.temperature > 0 and math.isfinite(self.temperature)):
-            raise ValueError(f"--temperature must be a positive number, got {self.temperature!r}")
+        from launch.commands.eval import check_loss
+        check_loss(self.loss, self.temperature)
 
 
 class Stages:

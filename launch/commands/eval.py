@@ -58,11 +58,18 @@ def add_loss_args(p) -> None:
                    help="loss temperature (default 1 for the paper's loss, 0.1 otherwise)")
 
 
+def check_loss(loss: str, temperature: float) -> None:
+    """A ValueError naming ``--loss`` or ``--temperature`` when either is unusable."""
+    if loss not in LOSS_NAMES:
+        raise ValueError(f"--loss must be one of {LOSS_NAMES}, got {loss!r}")
+    if not (temperature > 0 and math.isfinite(temperature)):
+        raise ValueError(f"--temperature must be a positive number, got {temperature!r}")
+
+
 def loss_args(args) -> dict:
     """``{"loss", "temperature"}`` from the parsed ``--loss`` / ``--temperature``."""
     t = args.temperature if args.temperature is not None else (1.0 if args.loss == "paper" else 0.1)
-    if not (t > 0 and math.isfinite(t)):
-        raise ValueError(f"--temperature must be a positive number, got {args.temperature!r}")
+    check_loss(args.loss, t)
     return {"loss": args.loss, "temperature": float(t)}
 
 
