@@ -51,6 +51,7 @@ class DemoConfig:
     pd: int = 64
     loss: str = "paper"               # head loss and temperature (EvalConfig's)
     temperature: float = 1.0
+    windows: int = 1                  # rate windows per sample in the LSM features (EvalConfig's)
     seen: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7)
     unseen: tuple[int, ...] = (8, 9)
     gain_factors: tuple[float, ...] = (0.5, 1.0, 2.0)
@@ -78,8 +79,9 @@ class DemoConfig:
             raise ValueError(f"seen {self.seen} and unseen {self.unseen} overlap")
         if self.epochs <= 0 or self.pd <= 0:
             raise ValueError("epochs and pd must be positive")
-        from launch.commands.eval import check_loss
+        from launch.commands.eval import check_loss, check_windows
         check_loss(self.loss, self.temperature)
+        check_windows(self.windows)
 
 
 class Stages:
@@ -130,7 +132,7 @@ def prepare(cfg: DemoConfig, run_dir: Path, stages: Stages, log: Callable[[str],
     ecfg = EvalConfig(size=cfg.size, data_seed=cfg.data_seed, reservoir_seed=cfg.reservoir_seed,
                       devices=(cfg.device,), pd=cfg.pd, epochs=cfg.epochs,
                       train_seeds=(cfg.seed,), gain_factors=tuple(cfg.gain_factors),
-                      sweep_splits=cfg.sweep_splits, sweep_seeds=(cfg.seed,))
+                      sweep_splits=cfg.sweep_splits, sweep_seeds=(cfg.seed,), windows=cfg.windows)
     with stages.stage("encode", f"LSM encoding of {a_name} and {b_name} ({cfg.device}, gain "
                                 f"calibrated on validation, cached)"):
         store = FeatureStore(ecfg, log=lambda s: log("  " + s.strip()))
@@ -147,7 +149,8 @@ def prepare(cfg: DemoConfig, run_dir: Path, stages: Stages, log: Callable[[str],
     else:
         with stages.stage("train", f"projection heads on seen digits {list(cfg.seen)} "
                                    f"({cfg.epochs} epochs, {cfg.loss} loss at T={cfg.temperature:g}, "
-                                   "epoch chosen on validation)"):
+                                   + (f"rates in {cfg.windows} windows, " if cfg.windows > 1 else "")
+                                   + "epoch chosen on validation)"):
             heads_path, banks, summary, epoch, heads = _train(cfg, a, b, run_dir, log)
         with stages.stage("sweep", "split-sweep result"):
             sweep = _sweep(cfg, a, b, log)
@@ -174,13 +177,14 @@ def _calibrated_features(cfg: DemoConfig, store, modality: str, log):
         ms = store.dataset.modality(modality)
         fs = encode_modality(ms, DEFAULT_PRESETS[modality], cfg.device, cfg.reservoir_seed,
                              overrides={**store.overrides(modality), "const": const},
-                             source=builtin_source(cfg.size, cfg.data_seed, modality))
+                             source=builtin_source(cfg.size, cfg.data_seed, modality),
+                             windows=cfg.windows)
         log(f"  gain {modality}/{cfg.device}: const {const:.4g} (chosen on validation earlier; "
             f"features {'cached' if fs.cached else 'encoded'})")
         return fs
     cal = store.calibration(modality, cfg.device)
     path.write_text(json.dumps({"const": cal.const, "calibration": cal.as_dict()}))
-    return cal.features
+    return store.features(modality, cfg.device)   # with the config's windows
 
 
 MODEL_FILES = ("heads.npz", "bank_for_{a}.npz", "bank_for_{b}.npz", "model.json")
@@ -194,6 +198,7 @@ def _model_key(cfg: DemoConfig, consts: dict, a, b) -> str:
     return cache_key(kind="demo-model", pair=cfg.pair, device=cfg.device, size=cfg.size,
                      data_seed=cfg.data_seed, reservoir_seed=cfg.reservoir_seed, seed=cfg.seed,
                      epochs=cfg.epochs, pd=cfg.pd, loss=[cfg.loss, cfg.temperature],
+                     windows=cfg.windows,
                      seen=list(cfg.seen), unseen=list(cfg.unseen),
                      consts=consts, sweep=[cfg.sweep_splits, cfg.sweep_epochs],
                      eval_results=str(find_eval_results(cfg)), features=digest,
@@ -254,7 +259,7 @@ def _train(cfg: DemoConfig, a, b, run_dir: Path, log):
     from nodes.projection.heads import save_heads
 
     ecfg = EvalConfig(size=cfg.size, pd=cfg.pd, epochs=cfg.epochs, train_seeds=(cfg.seed,),
-                      loss=cfg.loss, temperature=cfg.temperature)
+                      loss=cfg.loss, temperature=cfg.temperature, windows=cfg.windows)
     z = zero_shot(a, b, ecfg, seeds=(cfg.seed,), seen=cfg.seen, unseen=cfg.unseen, keep_heads=True)
     result = z.pop("_results")[0]
     model = run_dir / "model"
@@ -262,7 +267,8 @@ def _train(cfg: DemoConfig, a, b, run_dir: Path, log):
     heads_path = save_heads(model / "heads.npz", result.heads,
                             {"pair": cfg.pair, "device": cfg.device, "seen": list(cfg.seen),
                              "unseen": list(cfg.unseen), "selected_epoch": result.selected_epoch,
-                             "loss": cfg.loss, "temperature": cfg.temperature})
+                             "loss": cfg.loss, "temperature": cfg.temperature,
+                             "windows": cfg.windows})
     banks = {}
     for query, ref in ((a, b), (b, a)):
         train = (ref.split == 0) & np.isin(ref.labels, CLASSES)
@@ -277,7 +283,8 @@ def _train(cfg: DemoConfig, a, b, run_dir: Path, log):
 
 
 def find_eval_results(cfg: DemoConfig) -> Path | None:
-    """A cached ``rram-lsm eval`` results.json on the same dataset size and loss, if one exists."""
+    """A cached ``rram-lsm eval`` results.json on the same dataset size, loss and features,
+    if one exists."""
     cands = [cfg.eval_results] if cfg.eval_results else [Path("results") / "results.json"]
     for p in cands:
         if p and Path(p).exists():
@@ -286,8 +293,8 @@ def find_eval_results(cfg: DemoConfig) -> Path | None:
             except (OSError, json.JSONDecodeError):
                 continue
             rc = res.get("config", {})
-            same = (rc.get("size"), rc.get("loss", "paper"), rc.get("temperature", 1.0)) == \
-                (cfg.size, cfg.loss, cfg.temperature)
+            same = (rc.get("size"), rc.get("loss", "paper"), rc.get("temperature", 1.0),
+                    rc.get("windows", 1)) == (cfg.size, cfg.loss, cfg.temperature, cfg.windows)
             if same and cfg.pair in res.get("sweep", {}):
                 return Path(p)
     return None
@@ -306,7 +313,7 @@ def _sweep(cfg: DemoConfig, a, b, log) -> dict:
 
     ecfg = EvalConfig(size=cfg.size, pd=cfg.pd, epochs=cfg.sweep_epochs, loss=cfg.loss,
                       temperature=cfg.temperature, sweep_splits=cfg.sweep_splits,
-                      sweep_seeds=(cfg.seed,))
+                      sweep_seeds=(cfg.seed,), windows=cfg.windows)
     sw = split_sweep(a, b, ecfg)
     log(f"  reduced split sweep: {len(sw['splits'])} splits x 1 seed, {cfg.sweep_epochs} epochs "
         f"({sw['seconds']:.0f} s); unseen {sw['summary']['unseen_a_to_b']['mean']:.1%}")
@@ -443,7 +450,7 @@ def graph_text(cfg: DemoConfig, prep: Prepared, run_dir: Path, speed: float | No
     edges = []
     for m in PAIRS[cfg.pair]:
         chain = (chains or {}).get(m) or replay_chain(cfg, m, speed)
-        lsm = {"preset": DEFAULT_PRESETS[m], "device": cfg.device,
+        lsm = {"preset": DEFAULT_PRESETS[m], "device": cfg.device, "windows": cfg.windows,
                "overrides": {"const": prep.consts[m], "seed": cfg.reservoir_seed}}
         proj = {"weights": str(prep.heads_path), "modality": m}
         nodes = chain + [(f"lsm_{m}", "lsm", lsm), (f"proj_{m}", "projection", proj)]

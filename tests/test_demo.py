@@ -56,8 +56,10 @@ def demo_run(tmp_path_factory):
     from launch.demo import DemoConfig, run_demo
 
     out = tmp_path_factory.mktemp("demo") / "run"
+    # windowed rates (2 per sample): the lsm nodes emit 400 values, the heads take them
     cfg = DemoConfig(size="tiny", samples=9, speed=50.0, epochs=5, out=out, dashboard=False,
-                     gain_factors=(1.0,), sweep_splits=2, sweep_epochs=2, raster_samples=1)
+                     gain_factors=(1.0,), sweep_splits=2, sweep_epochs=2, raster_samples=1,
+                     windows=2)
     code, report = run_demo(cfg, log=lambda s: None)
     return cfg, code, report, out
 
@@ -128,6 +130,13 @@ def test_demo_report_matches_the_logs(demo_run):
              / summary["energy"]["per_inference_pj"]["rram_macro"])
     assert summary["energy"]["ratio_to_rram"]["digital_45nm_event"] == pytest.approx(ratio)
     assert any(r.get("op") == "cell_reads" for r in summary["sensitivity"])
+
+    # the graph asks the lsm nodes for the windowed rates the heads were trained on
+    from nodes.projection.heads import load_heads
+    assert {h.n_features for h in load_heads(run / "model" / "heads.npz").values()} == {400}
+    graph = tomllib.loads((run / "graph.toml").read_text())
+    assert {n: v["params"]["windows"] for n, v in graph["nodes"].items() if v["kind"] == "lsm"} \
+        == {"lsm_audio": 2, "lsm_visual": 2}
 
     # no process left behind: every node exited 0
     events = [json.loads(l) for l in (run / "telemetry.jsonl").read_text().splitlines()]
@@ -265,4 +274,6 @@ def test_demo_config_names_a_bad_loss_or_temperature():
         DemoConfig(loss="triplet").check()
     with pytest.raises(ValueError, match="--temperature"):
         DemoConfig(loss="supcon", temperature=0.0).check()
-    DemoConfig(loss="supcon", temperature=0.1).check()
+    with pytest.raises(ValueError, match="--windows"):
+        DemoConfig(windows=0).check()
+    DemoConfig(loss="supcon", temperature=0.1, windows=4).check()

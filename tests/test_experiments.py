@@ -91,9 +91,18 @@ def test_train_saves_heads_banks_and_config(tmp_path, capsys):
     assert (cfg["loss"], cfg["temperature"]) == ("supcon", 0.1)
     other = load_heads(sup / "heads.npz")["visual"].forward(np.ones((3, 200), np.float32))
     assert not np.allclose(other, heads["visual"].forward(np.ones((3, 200), np.float32)))
+    # windowed rates: heads take 3 x 200 features, the config says so, the gain is the same
+    win = tmp_path / "windows"
+    assert main(["train", "--pair", "audio-visual", "--size", "tiny", "--epochs", "8",
+                 "--gain-factors", "1", "--format", "npz", "--windows", "3", "--out", str(win)]) == 0
+    wcfg = json.loads((win / "config.json").read_text())
+    assert wcfg["windows"] == 3 and wcfg["consts"] == cfg["consts"]
+    assert load_heads(win / "heads.npz")["audio"].n_features == 600
     assert main(["train", "--size", "tiny", "--seen", "1,2", "--unseen", "2,3",
                  "--out", str(out)]) == 2
     assert "overlap" in capsys.readouterr().err
+    assert main(["train", "--size", "tiny", "--windows", "0", "--out", str(out)]) == 2
+    assert "--windows" in capsys.readouterr().err
 
 
 def test_bad_eval_options_are_plain_errors(tmp_path, capsys):
@@ -206,6 +215,18 @@ def test_feature_variants_unit_norm_and_larger_reservoirs():
     np.testing.assert_array_equal(neural, store.features("neural", "ideal").features)
     with pytest.raises(ValueError, match="unknown features variant"):
         variant_features(store, "audio", "ideal", {"pca": 3})
+    # a store of windowed rates: same calibrated gain, features widened; ideas stay on mean rates
+    import dataclasses
+    from nodes.projection.experiments import pair_data, results_markdown
+    wstore = FeatureStore(dataclasses.replace(cfg, windows=2), log=lambda s: None)
+    wfs = wstore.features("audio", "ideal")
+    assert wfs.features.shape == (len(fs.labels), 400) and wfs.windows == 2
+    assert wstore.calibration("audio", "ideal").const == store.calibration("audio", "ideal").const
+    a, _ = pair_data(wstore, "audio-visual", "ideal", windows=1)
+    np.testing.assert_array_equal(a.features, fs.features)
+    md = results_markdown({"config": {**dataclasses.asdict(wstore.cfg)}, "table": []})
+    assert "rates in 2 windows per sample, not the paper's" in md
+    assert "windows" not in results_markdown({"config": dataclasses.asdict(cfg), "table": []})
 
 
 def test_ideas_on_the_split_sweep_beside_a_negative_control():

@@ -46,8 +46,11 @@ def test_cache_key_covers_device_seed_gain_and_data(tiny):
     other_seed = encode_modality(ms, "zs_audio", "ideal", 1, source=src)
     rram = encode_modality(ms, "zs_audio", "rram", 0, source=src)
     gain = encode_modality(ms, "zs_audio", "ideal", 0, source=src, overrides={"const": 0.2})
-    paths = {base.path, other_seed.path, rram.path, gain.path}
-    assert len(paths) == 4
+    windowed = encode_modality(ms, "zs_audio", "ideal", 0, source=src, windows=3)
+    paths = {base.path, other_seed.path, rram.path, gain.path, windowed.path}
+    assert len(paths) == 5
+    assert windowed.features.shape == (len(ms), 600) and windowed.windows == 3
+    assert read_features(windowed.path).windows == 3 and read_features(base.path).windows == 1
     assert not np.array_equal(base.features, other_seed.features)  # another reservoir
     assert not np.array_equal(base.features, rram.features)        # device non-idealities
     assert rram.device["name"] == "rram" and rram.device["adc_bits"] == 8

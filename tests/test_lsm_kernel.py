@@ -7,7 +7,7 @@ import pytest
 from nodes.lsm.binning import bin_events, from_dense, to_dense
 from nodes.lsm.encode import encode_samples
 from nodes.lsm.presets import PRESETS, get_preset
-from nodes.lsm.reservoir import LifReservoir, LsmConfig
+from nodes.lsm.reservoir import LifReservoir, LsmConfig, window_edges
 from stream.node import ConfigError
 
 
@@ -232,3 +232,41 @@ def test_windowed_rates_and_dense_roundtrip():
     res = r.run(bp, ix, record=True, n_windows=4)
     np.testing.assert_allclose(res.window_rates, res.spikes.reshape(4, 5, 100).mean(axis=1))
     np.testing.assert_allclose(res.window_rates.mean(axis=0), res.features, rtol=1e-6)
+
+
+def test_window_edges_round_half_up_and_empty_windows_are_zero():
+    np.testing.assert_array_equal(window_edges(10, 4), [0, 3, 5, 8, 10])
+    np.testing.assert_array_equal(window_edges(2, 4), [0, 1, 1, 2, 2])
+    cfg = LsmConfig(n_inputs=64, n_neurons=100, n_bins=2, decay=0.9, vth=1.0, const=0.1)
+    bp, ix = from_dense(healthy_samples(1, seed=3)[0][:2])
+    res = LifReservoir(cfg).run(bp, ix, record=True, n_windows=4)
+    np.testing.assert_array_equal(res.window_rates[[0, 2]], res.spikes)
+    assert not res.window_rates[[1, 3]].any()
+
+
+@pytest.mark.parametrize("device", ["ideal", "rram"])
+def test_batched_windowed_rates_match_the_per_sample_raster(device):
+    """The batched encoder's windowed rates equal the windows of the same samples' rasters
+    (ideal: from ``run``; both devices: weighted by window length they are the mean rates)."""
+    cfg = LsmConfig(n_inputs=64, n_neurons=100, n_bins=20, decay=0.9, vth=1.0, const=0.1)
+    frames = healthy_samples(12, seed=4)
+    samples = []
+    for fr in frames:
+        t, a = np.nonzero(fr)
+        samples.append((t.astype(np.int64), a.astype(np.int64)))
+    r = LifReservoir(cfg, device)
+    win = encode_samples(samples, r, mode="fixed_width", width_us=1, windows=5)
+    mean = encode_samples(samples, r, mode="fixed_width", width_us=1)
+    assert win.shape == (12, 500) and mean.shape == (12, 100)
+    for s, (t, a) in enumerate(samples):
+        n_bins = int(t.max() - t.min()) + 1      # fixed_width bins start at the first event
+        w = np.diff(window_edges(n_bins, 5))
+        np.testing.assert_allclose((win[s].reshape(5, 100) * w[:, None]).sum(0) / n_bins,
+                                   mean[s], atol=1e-6)
+        if device == "ideal":
+            bp, ix = bin_events(t, a, 64, mode="fixed_width", width_us=1)
+            res = LifReservoir(cfg).run(bp, ix, n_windows=5)
+            np.testing.assert_array_equal(win[s], res.window_rates.ravel())
+    assert not np.allclose(win[:, :100], win[:, 400:])
+    with pytest.raises(ValueError, match="windows"):
+        encode_samples(samples, r, windows=0)

@@ -7,7 +7,8 @@ import pytest
 from nodes.lsm.binning import bin_events, event_addresses
 from nodes.lsm.live_binning import LiveBinner
 from nodes.lsm.node import LsmNode
-from nodes.lsm.reservoir import LifReservoir
+from nodes.lsm.encode import encode_samples
+from nodes.lsm.reservoir import LifReservoir, window_edges
 from nodes.lsm.presets import get_preset
 from stream.node import ConfigError
 from stream.packets import DVS_DTYPE, NEURAL_DTYPE, Origin, Packet, control
@@ -72,6 +73,33 @@ def test_trial_mode_one_feature_per_sample_equal_to_offline(binning):
     assert {"silent_frac", "saturated_frac"} <= set(node.gauges)
     assert node.ops["neuron_updates"] == total_bins * 200 and node.ops["spikes"] > 0
     assert node.ops["synaptic_ops"] == node.ops["dac_row_activations"] * 200
+
+
+@pytest.mark.parametrize("binning", ["fixed_count", "fixed_width"])
+def test_windowed_features_equal_the_offline_encoder(binning):
+    """``windows`` 4: each feature is the batched encoder's windowed rates of the same sample
+    (window-major), the first 200 values are the first window, and the mean rates weighted by
+    window length are the node's ``windows`` 1 feature."""
+    params = {"preset": "zs_image", "binning": binning}
+    node, plain = LsmNode("lsm", {**params, "windows": 4}), LsmNode("lsm", params)
+    for n in (node, plain):
+        n.setup()
+    assert node.path is None                        # windowed rates keep the raster
+    cfg = get_preset("zs_image", binning=binning)
+    evs = [dvs_sample(20 + s) for s in range(3)]
+    samples = [event_addresses(ev, (34, 34), cfg.polarity, cfg.crop)[:2] for ev in evs]
+    kw = {"n_bins": 50} if binning == "fixed_count" else {"width_us": 6000}
+    want = encode_samples(samples, LifReservoir(cfg), mode=binning, windows=4, **kw)
+    assert want.shape == (3, 800)
+    for s, ev in enumerate(evs):
+        f = feed(node, ev, s)[0]
+        assert f.body.shape == (1, 800) and f.meta["windows"] == 4
+        np.testing.assert_array_equal(f.body[0], want[s])
+        n_bins = f.meta["n_bins"]
+        edges = window_edges(n_bins, 4)
+        mean = (f.body[0].reshape(4, 200) * np.diff(edges)[:, None]).sum(axis=0) / n_bins
+        np.testing.assert_allclose(mean, feed(plain, ev, s)[0].body[0], atol=1e-6)
+        assert not np.allclose(f.body[0, :200], f.body[0, 600:])   # windows differ in time
 
 
 def test_trial_resets_state_between_samples():
@@ -184,6 +212,8 @@ def test_bad_params():
         LsmNode("lsm", {"preset": "bmi_neural", "mode": "continuous", "hop_us": 15_000})
     with pytest.raises(ConfigError, match="device"):
         LsmNode("lsm", {"device": "pcm"})
+    with pytest.raises(ConfigError, match="windows"):
+        LsmNode("lsm", {"windows": 0})
     node = LsmNode("lsm", {"preset": "zs_image", "overrides": {"crop": None}})
     with pytest.raises(ConfigError, match="n_inputs"):
         feed(node, dvs_sample(0), 0)

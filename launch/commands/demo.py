@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .eval import add_loss_args, loss_args
+from .eval import add_loss_args, add_windows_arg, loss_args
 
 
 def register(sub) -> None:
@@ -28,6 +28,7 @@ def register(sub) -> None:
                    help="head training epochs (default 30, epoch chosen on validation; the "
                         "paper trains 100: --epochs 100)")
     add_loss_args(p)
+    add_windows_arg(p)
     p.add_argument("--out", type=Path, default=None, help="run folder (default runs/demo-PAIR-TIME)")
     p.add_argument("--no-dashboard", action="store_true", help="plain progress lines, no live table")
     p.add_argument("--metrics-port", type=int, default=None,
@@ -40,7 +41,7 @@ def run(args) -> int:
 
     cfg = DemoConfig(pair=args.pair, size=args.size, samples=args.samples,
                      speed=None if args.speed == 0 else args.speed, device=args.device,
-                     epochs=args.epochs, **loss_args(args), out=args.out,
+                     epochs=args.epochs, **loss_args(args), windows=args.windows, out=args.out,
                      dashboard=not args.no_dashboard, metrics_port=args.metrics_port)
     code, _ = run_demo(cfg, log=lambda s: print(s, flush=True))
     sys.stdout.flush()

@@ -32,6 +32,7 @@ def register(sub) -> None:
     p.add_argument("--epochs", type=int, default=100, help="head epochs (default 100)")
     p.add_argument("--pd", type=int, default=64, help="embedding dimension (default 64)")
     add_loss_args(p)
+    add_windows_arg(p)
     p.add_argument("--train-seeds", type=int, default=3, help="seeds of the fixed-split runs")
     p.add_argument("--no-raw-probe", action="store_true", help="skip the raw-frame probe")
     p.add_argument("--gain-factors", default="0.5,1,2",
@@ -56,6 +57,21 @@ def add_loss_args(p) -> None:
                         "neural-visual in `eval --ideas`)")
     p.add_argument("--temperature", type=float, default=None,
                    help="loss temperature (default 1 for the paper's loss, 0.1 otherwise)")
+
+
+def add_windows_arg(p) -> None:
+    """``--windows``: rate windows per sample in the LSM features (train, eval, demo)."""
+    p.add_argument("--windows", type=int, default=1,
+                   help="LSM features: each neuron's rate in this many consecutive windows of "
+                        "the sample (default 1: the paper's one mean rate; 4 with --loss supcon "
+                        "is what validation chose for neural-visual)")
+
+
+def check_windows(windows) -> int:
+    """``--windows`` as a positive int, or a ValueError naming it."""
+    if isinstance(windows, bool) or not isinstance(windows, int) or windows < 1:
+        raise ValueError(f"--windows must be a positive integer, got {windows!r}")
+    return windows
 
 
 def check_loss(loss: str, temperature: float) -> None:
@@ -111,7 +127,8 @@ def config_from_args(args):
                       sweep_seeds=tuple(range(seeds)), robustness=grid,
                       raw_probe=not args.no_raw_probe, gain_factors=factors,
                       neural_overrides=neural, pairs=pairs, ideas=args.ideas,
-                      baselines=args.baselines, **loss_args(args))
+                      baselines=args.baselines, windows=check_windows(args.windows),
+                      **loss_args(args))
 
 
 def parse_factors(text: str) -> tuple[float, ...]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from launch.commands.eval import add_loss_args, loss_args, parse_factors
+from launch.commands.eval import (add_loss_args, add_windows_arg, check_windows, loss_args,
+                                  parse_factors)
 
 
 def register(sub) -> None:
@@ -22,6 +23,7 @@ def register(sub) -> None:
     p.add_argument("--pd", type=int, default=64, help="embedding dimension (default 64)")
     p.add_argument("--epochs", type=int, default=100, help="epochs (default 100, the paper's)")
     add_loss_args(p)
+    add_windows_arg(p)
     p.add_argument("--seed", type=int, default=0, help="head seed (default 0)")
     p.add_argument("--reservoir-seed", type=int, default=0, help="reservoir seed (default 0)")
     p.add_argument("--seen", default="1,2,3,4,5,6,7", help="seen classes (default 1-7)")
@@ -56,7 +58,8 @@ def run(args) -> int:
     if args.pd <= 0 or args.epochs <= 0:
         raise ValueError("--pd and --epochs must be positive")
     loss = loss_args(args)
-    cfg = EvalConfig(size=args.size, reservoir_seed=args.reservoir_seed, devices=(args.device,),
+    windows = check_windows(args.windows)
+    cfg = EvalConfig(windows=windows, size=args.size, reservoir_seed=args.reservoir_seed, devices=(args.device,),
                      pd=args.pd, epochs=args.epochs, train_seeds=(args.seed,), **loss,
                      gain_factors=parse_factors(args.gain_factors),
                      neural_overrides=({"n_neurons": args.neural_neurons}
@@ -70,7 +73,8 @@ def run(args) -> int:
     consts = {m: store.calibration(m, args.device).const for m in (a.name, b.name)}
     info = {"pair": args.pair, "device": args.device, "size": args.size, "seen": list(seen),
             "unseen": list(unseen), "consts": consts, "selected_epoch": result.selected_epoch,
-            "reservoir_seed": args.reservoir_seed, "seed": args.seed, **loss}
+            "reservoir_seed": args.reservoir_seed, "seed": args.seed, "windows": windows,
+            **loss}
     heads_path = save_heads(out / f"heads.{args.format}", result.heads, info)
     # Banks: the training samples of each modality embedded by its head, for queries of the other.
     banks = {}

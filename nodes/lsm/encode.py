@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .binning import bin_events
-from .reservoir import _N_COUNTERS, LifReservoir, _batch_ideal, _batch_rram
+from .reservoir import _N_COUNTERS, LifReservoir, _batch_ideal, _batch_rram, check_windows
 
 
 def bin_samples(samples: Sequence[tuple[np.ndarray, np.ndarray]], n_inputs: int, *, mode: str,
@@ -36,11 +36,13 @@ def bin_samples(samples: Sequence[tuple[np.ndarray, np.ndarray]], n_inputs: int,
 
 
 def encode_binned(sample_bins: np.ndarray, bin_ptrs: np.ndarray, idx: np.ndarray,
-                  reservoir: LifReservoir, *, first_sample: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Features ``(N, n_neurons)`` float32 and kernel counters ``(N, 4)`` of pre-binned samples."""
+                  reservoir: LifReservoir, *, first_sample: int = 0, windows: int = 1
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Features ``(N, windows * n_neurons)`` float32 and kernel counters ``(N, 4)`` of
+    pre-binned samples (``windows`` > 1: rates per window, window-major)."""
     n = reservoir.n_neurons
     n_samples = sample_bins.size - 1
-    out = np.zeros((n_samples, n), dtype=reservoir.dtype)
+    out = np.zeros((n_samples, windows * n), dtype=reservoir.dtype)
     cnts = np.zeros((n_samples, _N_COUNTERS), dtype=np.int64)
     c, d = reservoir.config, reservoir.device
     if n_samples == 0:
@@ -52,18 +54,22 @@ def encode_binned(sample_bins: np.ndarray, bin_ptrs: np.ndarray, idx: np.ndarray
         _batch_rram(sample_bins, bin_ptrs, idx, reservoir.g_diff, reservoir.g_sq_row,
                     reservoir.tile_total, c.n_inputs,
                     c.const, d.read_noise_scale, d.adc_bits, d.adc_full_scale_us, c.decay, c.vth,
-                    reservoir.tile_rows, reservoir.n_row_tiles, seeds, reservoir.noise_table, out, cnts)
+                    reservoir.tile_rows, reservoir.n_row_tiles, seeds, reservoir.noise_table, windows,
+                    out, cnts)
     else:
         _batch_ideal(sample_bins, bin_ptrs, idx, reservoir.w_in, reservoir.w_rec, reservoir.w_in_total,
                      c.decay, c.vth,
-                     reservoir.tile_rows, reservoir.n_row_tiles, out, cnts)
+                     reservoir.tile_rows, reservoir.n_row_tiles, windows, out, cnts)
     return out.astype(np.float32), cnts
 
 
 def encode_samples(samples: Sequence[tuple[np.ndarray, np.ndarray]], reservoir: LifReservoir, *,
                    mode: str | None = None, n_bins: int | None = None, width_us: int | None = None,
-                   chunk: int = 512, progress: Callable[[int, int], None] | None = None) -> np.ndarray:
-    """Mean-rate features ``float32 (N, n_neurons)`` of ``(t_us, addr)`` samples, each from rest.
+                   chunk: int = 512, progress: Callable[[int, int], None] | None = None,
+                   windows: int = 1) -> np.ndarray:
+    """Mean-rate features ``float32 (N, n_neurons)`` of ``(t_us, addr)`` samples, each from rest;
+    with ``windows`` > 1, the rates in that many consecutive windows of each sample
+    ``(N, windows * n_neurons)``, window-major (``LifReservoir.run(n_windows=)``'s order).
 
     ``mode``/``n_bins``/``width_us`` default to the reservoir's config (``chunk_pad`` uses a
     1 ms raster). Samples are processed ``chunk`` at a time; ``progress(done, total)`` is
@@ -76,11 +82,12 @@ def encode_samples(samples: Sequence[tuple[np.ndarray, np.ndarray]], reservoir: 
     if width_us is None:
         width_us = 1000 if mode == "chunk_pad" else c.bin_width_us
     total = len(samples)
-    feats = np.zeros((total, reservoir.n_neurons), dtype=np.float32)
+    windows = check_windows(windows)
+    feats = np.zeros((total, windows * reservoir.n_neurons), dtype=np.float32)
     for start in range(0, total, chunk):
         part = samples[start:start + chunk]
         sb, bp, ix = bin_samples(part, c.n_inputs, mode=mode, n_bins=n_bins, width_us=width_us)
-        f, cnts = encode_binned(sb, bp, ix, reservoir, first_sample=start)
+        f, cnts = encode_binned(sb, bp, ix, reservoir, first_sample=start, windows=windows)
         feats[start:start + len(part)] = f
         reservoir.ops.update(reservoir.op_counts(cnts.sum(axis=0)))
         if progress is not None:

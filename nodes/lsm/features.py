@@ -25,7 +25,7 @@ from stream.node import ConfigError
 from .binning import bin_events, event_addresses, to_dense
 from .encode import encode_samples
 from .presets import get_preset
-from .reservoir import LifReservoir, LsmConfig
+from .reservoir import LifReservoir, LsmConfig, check_windows
 from .rram import make_device
 
 FEATURES_FORMAT = 2   # 2: the float32 kernels sum dense bins as total minus silent rows (rounding)
@@ -37,7 +37,8 @@ EXTERNAL = ("nmnist", "ntidigits", "shd")
 
 @dataclass
 class FeatureSet:
-    """Features ``(N, n_neurons)`` of one modality, aligned with its labels/split/ids/half."""
+    """Features ``(N, windows * n_neurons)`` of one modality, aligned with its
+    labels/split/ids/half (``windows`` 1: one mean rate per neuron)."""
 
     modality: str
     preset: str
@@ -53,6 +54,7 @@ class FeatureSet:
     cached: bool = False          # True when read back from the cache (no encoding ran)
     seconds: float = 0.0          # encoding wall time (0 when cached)
     ops: dict = field(default_factory=dict)
+    windows: int = 1
 
     def __len__(self) -> int:
         return len(self.features)
@@ -62,7 +64,8 @@ class FeatureSet:
         keep = np.ones(len(self), bool) if half is None else self.half == half
         return FeatureSet(self.modality, self.preset, self.features[keep], self.labels[keep],
                           self.split[keep], self.ids[keep], self.half[keep], self.config,
-                          self.device, self.health, self.path, self.cached, self.seconds, self.ops)
+                          self.device, self.health, self.path, self.cached, self.seconds, self.ops,
+                          self.windows)
 
     def modality_data(self, name: str | None = None):
         """``nodes.projection.train.ModalityData`` for head training (imports torch)."""
@@ -117,18 +120,22 @@ def addresses(ms, config: LsmConfig) -> list[tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-def feature_path(source: str, config: LsmConfig, device) -> Path:
+def feature_path(source: str, config: LsmConfig, device, windows: int = 1) -> Path:
     dev = make_device(device)
+    extra = {"windows": windows} if windows > 1 else {}   # mean-rate caches keep their keys
     key = cache_key(kind="lsm-features", format=FEATURES_FORMAT, source=source,
-                    config=config.as_dict(), device=dev.as_dict())
+                    config=config.as_dict(), device=dev.as_dict(), **extra)
     return cache_dir("features") / f"{dev.name}-{key}.npz"
 
 
 def encode_modality(ms, preset: str | None = None, device="ideal", seed: int = 0,
                     progress: Callable[[int, int], None] | None = None, *,
                     overrides: dict | None = None, source: str | None = None,
-                    use_cache: bool = True) -> FeatureSet:
+                    use_cache: bool = True, windows: int = 1) -> FeatureSet:
     """Encode every sample of ``ms`` (a ``ModalitySet``) through the LSM, or read the cache.
+
+    ``windows`` > 1 gives the rates in that many consecutive windows of each sample instead
+    of one mean rate (what the ``lsm`` node's ``windows`` parameter emits).
 
     ``source`` names the data for the cache key (e.g. :func:`builtin_source`); without it a
     content hash of the samples is used.  ``progress(done, total)`` follows the encoder.
@@ -137,20 +144,21 @@ def encode_modality(ms, preset: str | None = None, device="ideal", seed: int = 0
     if preset is None:
         raise ConfigError(f"no default preset for modality {ms.name!r}; pass preset=")
     config = resolve_config(ms, preset, overrides, seed)
+    windows = check_windows(windows)
     dev = make_device(device)
-    path = feature_path(source or source_key(ms), config, dev)
+    path = feature_path(source or source_key(ms), config, dev, windows)
     if use_cache and path.exists():
         fs = read_features(path)
         fs.cached = True
         return fs
     start = time.perf_counter()
     reservoir = LifReservoir(config, dev)
-    feats = encode_samples(addresses(ms, config), reservoir, progress=progress)
+    feats = encode_samples(addresses(ms, config), reservoir, progress=progress, windows=windows)
     seconds = time.perf_counter() - start
     fs = FeatureSet(ms.name, preset, feats, np.asarray(ms.labels, np.int64),
                     np.asarray(ms.split, np.int8), np.asarray(ms.ids, np.int64),
                     np.asarray(ms.half, np.int8), config.as_dict(), dev.as_dict(),
-                    LifReservoir.health(feats), path, False, seconds, dict(reservoir.ops))
+                    LifReservoir.health(feats), path, False, seconds, dict(reservoir.ops), windows)
     write_features(fs)
     return fs
 
@@ -159,7 +167,8 @@ def write_features(fs: FeatureSet) -> Path:
     """Save a FeatureSet as ``.npz`` (arrays + JSON metadata, no pickle), atomically."""
     meta = {"format": FEATURES_FORMAT, "modality": fs.modality, "preset": fs.preset,
             "config": fs.config, "device": fs.device, "health": fs.health,
-            "seconds": fs.seconds, "ops": {k: int(v) for k, v in fs.ops.items()}}
+            "seconds": fs.seconds, "ops": {k: int(v) for k, v in fs.ops.items()},
+            "windows": fs.windows}
     fs.path.parent.mkdir(parents=True, exist_ok=True)
     tmp = fs.path.with_name(fs.path.name + f".tmp{os.getpid()}.npz")
     np.savez(tmp, meta=np.array(json.dumps(meta, default=str)), features=fs.features,
@@ -177,7 +186,8 @@ def read_features(path: str | Path) -> FeatureSet:
             raise ValueError(f"{path}: feature format {meta.get('format')} is not {FEATURES_FORMAT}")
         return FeatureSet(meta["modality"], meta["preset"], z["features"], z["labels"], z["split"],
                           z["ids"], z["half"], meta["config"], meta["device"], meta["health"],
-                          path, False, float(meta.get("seconds", 0.0)), meta.get("ops", {}))
+                          path, False, float(meta.get("seconds", 0.0)), meta.get("ops", {}),
+                          int(meta.get("windows", 1)))
 
 
 def binned(ms, config: LsmConfig) -> Iterator[tuple[np.ndarray, np.ndarray]]:

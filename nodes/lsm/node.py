@@ -9,7 +9,10 @@ Params (plain data):
 - ``mode``: ``trial`` (reset at ``start``, one feature at ``end_of_sample``) or ``continuous``
   (state carried, a feature every ``hop_us`` over the last ``window_us``; fixed_width only);
 - ``geometry``: sensor geometry used when a packet carries none;
-- ``saturated_rate`` (0.9): the rate above which a neuron counts as saturated in health.
+- ``saturated_rate`` (0.9): the rate above which a neuron counts as saturated in health;
+- ``windows`` (1): rate windows per feature; above 1 a feature holds each neuron's rate in
+  that many consecutive windows of the sample (or of the continuous window), window-major,
+  as ``encode_modality(windows=)`` computes them offline.
 
 In ``fixed_width`` mode bins are run as soon as they complete (an event at or after a bin's
 end closes it), so at ``end_of_sample`` only the last, partial bin is left to run; bins start
@@ -30,7 +33,7 @@ from .binning import bin_events, event_addresses
 from .live_binning import LiveBinner
 from .packet_path import PacketPath
 from .presets import get_preset
-from .reservoir import LifReservoir, LsmConfig
+from .reservoir import LifReservoir, LsmConfig, check_windows, window_rates
 
 MODES = ("trial", "continuous")
 
@@ -52,6 +55,10 @@ class LsmNode(Node):
         if self.mode not in MODES:
             raise ConfigError(f"node {name!r}: parameter 'mode' must be one of {MODES}, got {self.mode!r}")
         self.saturated_rate = float(self.param("saturated_rate", 0.9, (int, float)))
+        try:
+            self.windows = check_windows(self.param("windows", 1, int))
+        except ConfigError as exc:
+            raise ConfigError(f"node {name!r}: {exc}") from None
         geom = self.param("geometry", None, (list, tuple))
         self.default_geometry = tuple(geom) if geom is not None else None
         self.reservoir = LifReservoir(self.config, self.param("device", "ideal", (str, dict)))
@@ -74,8 +81,9 @@ class LsmNode(Node):
                                max_gap=self.window_bins if self.mode == "continuous" else None) \
             if c.binning == "fixed_width" else None
         # trial-mode DVS packets of a checked geometry: binning + kernel in one compiled call
+        # (mean rates only: windowed rates need the raster, which the fused call does not keep)
         self.path = PacketPath(self.live, self.reservoir) \
-            if self.live is not None and self.mode == "trial" else None
+            if self.live is not None and self.mode == "trial" and self.windows == 1 else None
         self.cnt = np.zeros(4, dtype=np.int64)   # kernel counters not yet folded into ops
         self._reset_sample()
 
@@ -100,6 +108,7 @@ class LsmNode(Node):
         self.t_first = self.t_last = None
         self.bins_done = 0                 # continuous: bins run so far
         self.ring: list[np.ndarray] = []   # continuous: per-bin spike rows of the window
+        self.rasters: list[np.ndarray] = []  # trial, fixed_width, windows > 1: the spike raster
         self.since_emit = 0
 
     def _fold_ops(self) -> None:
@@ -138,15 +147,24 @@ class LsmNode(Node):
         if self.mode == "continuous":
             return self._continuous(packet, body, geometry)
         path = self.path
-        if geometry == path.geometry and body.dtype == DVS_DTYPE:
+        if path is not None and geometry == path.geometry and body.dtype == DVS_DTYPE:
             if path(body, self.counts, self.cnt):   # a coordinate off the sensor: nothing binned
                 event_addresses(body, geometry, self.config.polarity, self.config.crop)  # raises, naming it
             return ()
         bp, idx, _ = self._feed(body, geometry)
         if bp.size > 1:
-            self.reservoir.accumulate(bp, idx, self.counts, self.cnt)
-        path.bind()   # the binner has checked this geometry: its next packets take the fused path
+            self._accumulate(bp, idx)
+        if path is not None:
+            path.bind()   # the binner has checked this geometry: next packets take the fused path
         return ()
+
+    def _accumulate(self, bp: np.ndarray, idx: np.ndarray) -> None:
+        """Run closed trial bins; keep their raster when features are windowed."""
+        raster = None
+        if self.windows > 1:
+            raster = np.zeros((bp.size - 1, self.config.n_neurons), dtype=np.uint8)
+            self.rasters.append(raster)
+        self.reservoir.accumulate(bp, idx, self.counts, self.cnt, raster)
 
     def _feed(self, body: np.ndarray, geometry):
         try:
@@ -165,22 +183,26 @@ class LsmNode(Node):
             n_bins = 0
             if self.live.started:
                 bp, idx = self.live.close()
-                self.reservoir.accumulate(bp, idx, self.counts, self.cnt)
+                self._accumulate(bp, idx)
                 n_bins = self.live.open_bin + 1
-            feats = (self.counts / max(n_bins, 1)).astype(F32)
+            rates = (self.counts / max(n_bins, 1)).astype(F32)
+            feats = rates if self.windows == 1 else window_rates(
+                np.concatenate(self.rasters) if self.rasters else np.zeros((0, c.n_neurons), np.uint8),
+                self.windows)
         else:
             t = np.concatenate([ch[0] for ch in self.chunks]) if self.chunks else np.zeros(0, np.int64)
             a = np.concatenate([ch[1] for ch in self.chunks]) if self.chunks else np.zeros(0, np.int64)
             width = 1000 if c.binning == "chunk_pad" else None
             bp, ix = bin_events(t, a, c.n_inputs, mode=c.binning, n_bins=c.n_bins, width_us=width)
-            res = self.reservoir.run(bp, ix)
+            res = self.reservoir.run(bp, ix, n_windows=self.windows if self.windows > 1 else 0)
             self.ops.update(res.ops)
-            feats, n_bins = res.features, res.n_bins
+            n_bins, rates = res.n_bins, res.features
+            feats = rates if self.windows == 1 else res.window_rates.ravel()
         self._fold_ops()
-        health = LifReservoir.health(feats, self.saturated_rate)
+        health = LifReservoir.health(rates, self.saturated_rate)   # of the mean rates
         self.gauges.update(health)
         out = packet.derive("features", body=feats.reshape(1, -1),
-                            meta={"n_bins": int(n_bins), **health})
+                            meta={"n_bins": int(n_bins), "windows": self.windows, **health})
         if self.t_first is not None:
             out.t0, out.t1 = self.t_first, self.t_last
         self._reset_sample()
@@ -225,10 +247,13 @@ class LsmNode(Node):
             self.since_emit += step
             if self.since_emit >= self.hop_bins:
                 self.since_emit = 0
-                feats = np.mean(self.ring, axis=0).astype(F32)
-                health = LifReservoir.health(feats, self.saturated_rate)
+                ring = np.array(self.ring)
+                rates = ring.mean(axis=0).astype(F32)
+                feats = rates if self.windows == 1 else window_rates(ring, self.windows)
+                health = LifReservoir.health(rates, self.saturated_rate)
                 self.gauges.update(health)
                 end = self.live.t_origin + self.bins_done * w
                 out.append(packet.derive("features", body=feats.reshape(1, -1),
                                          t0=end - len(self.ring) * w, t1=end,
-                                         meta={"n_bins": len(self.ring), **health}))
+                                         meta={"n_bins": len(self.ring), "windows": self.windows,
+                                               **health}))

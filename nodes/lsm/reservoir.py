@@ -102,6 +102,13 @@ class LsmConfig:
         return {f.name for f in fields(cls)}
 
 
+def check_windows(windows) -> int:
+    """``windows`` (rate windows per sample) as a positive int, or a ConfigError naming it."""
+    if isinstance(windows, bool) or not isinstance(windows, (int, np.integer)) or windows < 1:
+        raise ConfigError(f"LSM parameter 'windows' must be a positive integer, got {windows!r}")
+    return int(windows)
+
+
 @dataclass
 class RunResult:
     """Output of one reservoir run. ``features`` is the mean rate per neuron (float32)."""
@@ -394,44 +401,75 @@ def _lif_rram(bin_ptr, idx, g_diff, g_sq_row, tile_total, n_in, const, read_nois
     cnt[3] += n_bins
 
 
+@njit(cache=True, nogil=True)
+def window_edges(n_bins, n_windows):
+    """Bin edges of ``n_windows`` consecutive windows over ``n_bins`` bins: window ``k`` is
+    bins ``[edges[k], edges[k+1])``, edges at ``k * n_bins / n_windows`` rounded half up
+    (integer arithmetic, so every entry point cuts a sample the same way)."""
+    edges = np.empty(n_windows + 1, dtype=np.int64)
+    for k in range(n_windows + 1):
+        edges[k] = (2 * k * n_bins + n_windows) // (2 * n_windows)
+    return edges
+
+
+@njit(cache=True, nogil=True)
+def _sample_rates(counts, n_bins, raster, n_windows, out):
+    """A sample's features into ``out``: the mean rate per neuron over its ``n_bins`` bins
+    (``n_windows`` 1), or the mean rate in each of ``n_windows`` windows of ``raster``,
+    window-major (``out[k * n + j]``); a window without bins gives 0."""
+    n = counts.shape[0]
+    if n_windows <= 1:
+        for j in range(n):
+            out[j] = counts[j] / n_bins if n_bins > 0 else 0.0
+        return
+    edges = window_edges(raster.shape[0], n_windows)
+    acc = np.zeros(n, dtype=np.int64)
+    for k in range(n_windows):
+        a = edges[k]
+        b = edges[k + 1]
+        acc[:] = 0
+        for i in range(a, b):
+            for j in range(n):
+                acc[j] += raster[i, j]
+        for j in range(n):
+            out[k * n + j] = acc[j] / (b - a) if b > a else 0.0
+
+
 @njit(cache=True, parallel=True)
 def _batch_ideal(sample_bins, bin_ptrs, idx, w_in, w_rec, w_in_total, decay, vth, tile_rows, n_tiles,
-                 out, cnts):
-    """Samples in parallel: sample s uses ``bin_ptrs[sample_bins[s]:sample_bins[s+1]+1]``."""
+                 n_windows, out, cnts):
+    """Samples in parallel: sample s uses ``bin_ptrs[sample_bins[s]:sample_bins[s+1]+1]``;
+    ``out[s]`` gets its rates (:func:`_sample_rates`)."""
     n = w_in.shape[1]
     for s in prange(out.shape[0]):
         bp = bin_ptrs[sample_bins[s]:sample_bins[s + 1] + 1]
         mem = np.zeros(n, dtype=w_in.dtype)
         spk = np.zeros(n, dtype=np.uint8)
         counts = np.zeros(n, dtype=np.int64)
-        raster = np.zeros((0, n), dtype=np.uint8)
         touched = np.zeros(n_tiles, dtype=np.uint8)
         cnt = np.zeros(_N_COUNTERS, dtype=np.int64)
-        _lif_ideal(bp, idx, w_in, w_rec, w_in_total, decay, vth, mem, spk, counts, raster, False,
-                   tile_rows, touched, cnt)
-        t = bp.shape[0] - 1
-        for j in range(n):
-            out[s, j] = counts[j] / t if t > 0 else 0.0
+        raster = np.zeros((bp.shape[0] - 1 if n_windows > 1 else 0, n), dtype=np.uint8)
+        _lif_ideal(bp, idx, w_in, w_rec, w_in_total, decay, vth, mem, spk, counts, raster,
+                   n_windows > 1, tile_rows, touched, cnt)
+        _sample_rates(counts, bp.shape[0] - 1, raster, n_windows, out[s])
         cnts[s, :] = cnt
 
 
 @njit(cache=True, parallel=True)
 def _batch_rram(sample_bins, bin_ptrs, idx, g_diff, g_sq_row, tile_total, n_in, const, read_noise, adc_bits,
-                adc_fs, decay, vth, tile_rows, n_tiles, seeds, table, out, cnts):
+                adc_fs, decay, vth, tile_rows, n_tiles, seeds, table, n_windows, out, cnts):
     n = g_diff.shape[1]
     for s in prange(out.shape[0]):
         bp = bin_ptrs[sample_bins[s]:sample_bins[s + 1] + 1]
         mem = np.zeros(n, dtype=g_diff.dtype)
         spk = np.zeros(n, dtype=np.uint8)
         counts = np.zeros(n, dtype=np.int64)
-        raster = np.zeros((0, n), dtype=np.uint8)
         touched = np.zeros(n_tiles, dtype=np.uint8)
         cnt = np.zeros(_N_COUNTERS, dtype=np.int64)
+        raster = np.zeros((bp.shape[0] - 1 if n_windows > 1 else 0, n), dtype=np.uint8)
         _lif_rram(bp, idx, g_diff, g_sq_row, tile_total, n_in, const, read_noise, adc_bits, adc_fs, decay, vth,
-                  mem, spk, counts, raster, False, tile_rows, touched, cnt, seeds[s], table)
-        t = bp.shape[0] - 1
-        for j in range(n):
-            out[s, j] = counts[j] / t if t > 0 else 0.0
+                  mem, spk, counts, raster, n_windows > 1, tile_rows, touched, cnt, seeds[s], table)
+        _sample_rates(counts, bp.shape[0] - 1, raster, n_windows, out[s])
         cnts[s, :] = cnt
 
 
@@ -567,9 +605,9 @@ class LifReservoir:
         feats = (counts / max(n_bins, 1)).astype(np.float32)
         win = None
         if n_windows > 0:
-            edges = np.linspace(0, n_bins, n_windows + 1).round().astype(int)
-            win = np.stack([raster[a:b].mean(axis=0) if b > a else np.zeros(self.n_neurons)
-                            for a, b in zip(edges[:-1], edges[1:])]).astype(np.float32)
+            win = np.zeros(n_windows * self.n_neurons, dtype=np.float32)
+            _sample_rates(counts, n_bins, raster, n_windows, win)
+            win = win.reshape(n_windows, self.n_neurons)
         return RunResult(features=feats, n_bins=n_bins, spike_counts=counts,
                          final_mem=self.mem.copy(), spikes=raster if record else None,
                          window_rates=win, ops=ops)
@@ -618,6 +656,17 @@ class LifReservoir:
         self.step_bins(bp, np.zeros(1, dtype=np.int32))
         self.reset()
         self.ops.clear()
+
+
+def window_rates(raster: np.ndarray, windows: int) -> np.ndarray:
+    """The rates of a sample's spike ``raster`` ``(n_bins, n_neurons)`` in ``windows``
+    consecutive windows, window-major ``float32 (windows * n_neurons,)``: the batched
+    encoder's cut (:func:`window_edges`), for the live node."""
+    raster = np.ascontiguousarray(raster, dtype=np.uint8)
+    n = raster.shape[1]
+    out = np.zeros(windows * n, dtype=np.float32)
+    _sample_rates(np.zeros(n, np.int64), raster.shape[0], raster, windows, out)
+    return out
 
 
 def numba_threads() -> int:

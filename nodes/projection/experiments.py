@@ -19,8 +19,8 @@ from typing import Callable
 
 import numpy as np
 
-from nodes.lsm.features import (DEFAULT_PRESETS, FeatureSet, builtin_source, raw_frames,
-                                resolve_config)
+from nodes.lsm.features import (DEFAULT_PRESETS, FeatureSet, builtin_source, encode_modality,
+                                raw_frames, resolve_config)
 from nodes.lsm.rram import DeviceConfig, make_device
 from nodes.projection.calibrate import Calibration, calibrate_gain
 from nodes.projection.probe import linear_probe
@@ -80,6 +80,7 @@ class EvalConfig:
     epochs: int = 100
     loss: str = "paper"                   # head loss (nodes.projection.train.LOSSES)
     temperature: float = 1.0
+    windows: int = 1                      # rate windows per sample (1 = the paper's mean rate)
     train_seeds: tuple[int, ...] = (0, 1, 2)
     sweep_splits: int | None = 9          # None = all 36
     sweep_seeds: tuple[int, ...] = (0, 1)
@@ -101,6 +102,7 @@ class FeatureStore:
         self.cfg, self.log = cfg, log
         self.dataset = load_builtin(cfg.size, cfg.data_seed, progress=False)
         self.cal: dict[tuple, Calibration] = {}
+        self.windowed: dict[tuple, FeatureSet] = {}
         self.cal_devices: dict[tuple, tuple[Calibration, DeviceConfig]] = {}
 
     def overrides(self, modality: str) -> dict:
@@ -125,8 +127,22 @@ class FeatureStore:
                      f"({time.perf_counter() - start:.0f} s)")
         return self.cal[key]
 
-    def features(self, modality: str, device, overrides: dict | None = None) -> FeatureSet:
-        return self.calibration(modality, device, overrides).features
+    def features(self, modality: str, device, overrides: dict | None = None,
+                 windows: int | None = None) -> FeatureSet:
+        """Features at the calibrated gain, with ``windows`` rate windows per sample (default:
+        the config's).  The gain is calibrated on mean rates either way."""
+        cal = self.calibration(modality, device, overrides)
+        windows = self.cfg.windows if windows is None else windows
+        if windows == 1:
+            return cal.features
+        key = (modality, repr(make_device(device)), tuple(sorted((overrides or {}).items())), windows)
+        if key not in self.windowed:
+            self.windowed[key] = encode_modality(
+                self.dataset.modality(modality), DEFAULT_PRESETS[modality], device,
+                self.cfg.reservoir_seed, windows=windows,
+                overrides={**self.overrides(modality), **(overrides or {}), "const": cal.const},
+                source=builtin_source(self.cfg.size, self.cfg.data_seed, modality))
+        return self.windowed[key]
 
 
 def _label(extra: tuple) -> str:
@@ -141,7 +157,8 @@ def probe_experiment(store: FeatureStore, modality: str, device, raw: bool = Tru
     fs = store.features(modality, device)
     out = {"lsm": linear_probe(fs.features, fs.labels, fs.split,
                                seed=store.cfg.reservoir_seed).as_dict(),
-           "const": store.calibration(modality, device).const, "health": fs.health}
+           "const": store.calibration(modality, device).const,
+           "health": store.calibration(modality, device).features.health}   # mean rates
     if raw:
         ms = store.dataset.modality(modality)
         config = resolve_config(ms, fs.preset, store.overrides(modality), store.cfg.reservoir_seed)
@@ -153,12 +170,13 @@ def probe_experiment(store: FeatureStore, modality: str, device, raw: bool = Tru
 
 # ------------------------------------------------------------------------------ zero-shot
 
-def pair_data(store: FeatureStore, pair: str, device):
-    """(A, B) ``ModalityData``: A is the query side (audio or neural), B the visual side."""
+def pair_data(store: FeatureStore, pair: str, device, windows: int | None = None):
+    """(A, B) ``ModalityData``: A is the query side (audio or neural), B the visual side;
+    ``windows`` as :meth:`FeatureStore.features`."""
     if pair not in PAIRS:
         raise ValueError(f"unknown pair {pair!r}; expected one of {sorted(PAIRS)}")
     a_name, b_name = PAIRS[pair]
-    fa, fb = store.features(a_name, device), store.features(b_name, device)
+    fa, fb = store.features(a_name, device, windows=windows), store.features(b_name, device, windows=windows)
     if a_name == "neural":
         fb = fb.select(half=0)  # neural trials are written from half B: never meet their image
     return fa.modality_data(), fb.modality_data()
@@ -264,13 +282,13 @@ def robustness(store: FeatureStore, grid: dict, modalities=("visual", "audio"),
                 continue
             for m in modalities:
                 cal = store.calibration(m, dev)
-                fs = cal.features
+                fs = store.features(m, dev)
                 p = linear_probe(fs.features, fs.labels, fs.split, seed=store.cfg.reservoir_seed)
                 row[f"probe_{m}"] = p.test
                 row[f"probe_{m}_chance"] = p.chance
                 row[f"const_{m}"] = cal.const
-                row[f"silent_{m}"] = fs.health["silent_frac"]
-                row[f"saturated_{m}"] = fs.health["saturated_frac"]
+                row[f"silent_{m}"] = cal.features.health["silent_frac"]   # mean rates
+                row[f"saturated_{m}"] = cal.features.health["saturated_frac"]
             if {"audio", "visual"} <= set(modalities):
                 a, b = pair_data(store, "audio-visual", dev)
                 z = zero_shot(a, b, store.cfg, seeds=store.cfg.train_seeds[:1])["summary"]
@@ -451,8 +469,11 @@ def results_markdown(res: dict) -> str:
     lines = ["# rram-lsm results", "",
              f"Built-in dataset `{cfg['size']}` (seed {cfg['data_seed']}), reservoir seed "
              f"{cfg['reservoir_seed']}, heads pd {cfg['pd']}, {cfg['epochs']} epochs, "
-             + ("the paper's loss. " if cfg.get("loss", "paper") == "paper" else
-                f"**{cfg['loss']} loss at T = {cfg['temperature']:g}, not the paper's**. ") +
+             + ("the paper's loss" if cfg.get("loss", "paper") == "paper" else
+                f"**{cfg['loss']} loss at T = {cfg['temperature']:g}, not the paper's**")
+             + (". " if cfg.get("windows", 1) == 1 else
+                f", **features: rates in {cfg['windows']} windows per sample, not the paper's "
+                "one mean rate** (gain calibrated on mean rates). ") +
              "Every hyper-parameter (gain, probe C, head epoch) is chosen on the validation "
              "split; numbers are test accuracy in %. The paper's numbers are on N-MNIST / "
              "N-TIDIGITS / BMI recordings, not on this dataset.", "",

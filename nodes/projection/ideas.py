@@ -41,23 +41,6 @@ IDEAS: dict[str, dict] = {
 BASELINE = "paper loss, T=1 (baseline)"
 
 
-def windowed_features(store, modality: str, device, n_windows: int) -> np.ndarray:
-    """Mean rates in ``n_windows`` consecutive windows of each sample, at the calibrated gain:
-    ``(N, n_windows * n_neurons)``.  Keeps when in the sample a neuron fired, which one mean
-    rate averages away."""
-    from nodes.lsm.features import DEFAULT_PRESETS, binned, resolve_config
-    from nodes.lsm.reservoir import LifReservoir
-
-    ms = store.dataset.modality(modality)
-    const = store.calibration(modality, device).const
-    config = resolve_config(ms, DEFAULT_PRESETS[modality],
-                            {**store.overrides(modality), "const": const}, store.cfg.reservoir_seed)
-    reservoir = LifReservoir(config, device)
-    rows = [reservoir.run(bp, ix, n_windows=n_windows).window_rates.ravel()
-            for bp, ix in binned(ms, config)]
-    return np.stack(rows).astype(np.float32)
-
-
 def seed_ensemble_features(store, modality: str, device, seeds) -> np.ndarray:
     """Features of reservoirs with each seed (at the calibrated gain), side by side."""
     from nodes.lsm.features import DEFAULT_PRESETS, builtin_source, encode_modality
@@ -78,14 +61,14 @@ def larger_reservoir_features(store, modality: str, device, n_neurons: int) -> n
     from nodes.lsm.presets import get_preset
 
     if get_preset(DEFAULT_PRESETS[modality], **store.overrides(modality)).n_neurons >= n_neurons:
-        return store.features(modality, device).features
-    return store.features(modality, device, {"n_neurons": int(n_neurons)}).features
+        return store.features(modality, device, windows=1).features
+    return store.features(modality, device, {"n_neurons": int(n_neurons)}, windows=1).features
 
 
 def unit_norm_features(store, modality: str, device) -> np.ndarray:
     """Each sample's rate vector over its L2 norm (a silent sample stays 0): the pattern of
     which neurons fired, without the sample's overall drive."""
-    x = store.features(modality, device).features.astype(np.float64)
+    x = store.features(modality, device, windows=1).features.astype(np.float64)
     norm = np.linalg.norm(x, axis=1, keepdims=True)
     return (x / np.where(norm > 0, norm, 1.0)).astype(np.float32)
 
@@ -93,7 +76,7 @@ def unit_norm_features(store, modality: str, device) -> np.ndarray:
 def variant_features(store, modality: str, device, features: dict) -> np.ndarray:
     """All samples' features of ``modality`` under a features variant of :data:`IDEAS`."""
     if "windows" in features:
-        return windowed_features(store, modality, device, int(features["windows"]))
+        return store.features(modality, device, windows=int(features["windows"])).features
     if "seeds" in features:
         return seed_ensemble_features(store, modality, device, features["seeds"])
     if "n_neurons" in features:
@@ -106,14 +89,14 @@ def variant_features(store, modality: str, device, features: dict) -> np.ndarray
 def variant_data(store, pair: str, device, features: dict | None):
     """The (query, visual) ``ModalityData`` of ``pair`` with the variant's features."""
     from nodes.projection.experiments import pair_data
-    a, b = pair_data(store, pair, device)
+    a, b = pair_data(store, pair, device, windows=1)   # the paper's mean rates
     if not features:
         return a, b
     out = []
     for md, fs_select in ((a, None), (b, 0 if a.name == "neural" else None)):
         x = variant_features(store, md.name, device, features)
         if fs_select is not None:   # the visual side of neural<->visual uses image half A only
-            x = x[store.features(md.name, device).half == fs_select]
+            x = x[store.features(md.name, device, windows=1).half == fs_select]
         out.append(dataclasses.replace(md, features=x))
     return out[0], out[1]
 
