@@ -186,6 +186,18 @@ def test_continuous_mode_emits_every_hop_and_matches_offline():
         np.testing.assert_allclose(o.body[0], want, rtol=1e-6)
         assert o.t1 == t_origin + end * w and o.t0 == o.t1 - min(end, 10) * w
     assert node.ops["neuron_updates"] == done * 200
+    # windows 2: the first and second half of each full window, window-major
+    node = LsmNode("lsm", {"preset": "zs_image", "binning": "fixed_width", "mode": "continuous",
+                           "window_us": 10 * w, "hop_us": 5 * w, "windows": 2})
+    node.setup()
+    wins = []
+    for part in np.array_split(ev, 23):
+        wins += list(node.process(Packet(kind="events", body=part, geometry=(34, 34), sample=-1)))
+    assert len(wins) == len(outs) and all(o.body.shape == (1, 400) for o in wins)
+    for k, o in enumerate(wins[1:], start=2):
+        end = 5 * k
+        np.testing.assert_allclose(o.body[0, :200], raster[end - 10:end - 5].mean(axis=0), rtol=1e-6)
+        np.testing.assert_allclose(o.body[0, 200:], raster[end - 5:end].mean(axis=0), rtol=1e-6)
 
 
 def test_continuous_gap_longer_than_window_restarts_from_rest():
