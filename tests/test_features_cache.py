@@ -1,6 +1,8 @@
 """Feature cache: the tiny built-in dataset through the real LSM, encoded once and re-read."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -93,6 +95,10 @@ def test_encode_command_prints_path_and_health(tiny, capsys):
     assert "silent" in out and "saturated" in out and ".npz" in out
     assert main(["encode", "--dataset", "builtin:tiny", "--modality", "audio"]) == 0
     assert capsys.readouterr().out.startswith("cached: ")
+    assert main(["encode", "--dataset", "builtin:tiny", "--modality", "audio", "--windows", "3",
+                 "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["windows"] == 3 and info["features"][1] == 600
     assert main(["encode", "--dataset", "nope"]) == 2
     assert "nope" in capsys.readouterr().err
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+from launch.commands.eval import add_windows_arg, check_windows
+
 EXTERNAL = ("nmnist", "ntidigits", "shd")  # as nodes.lsm.features (kept light: --help is fast)
 
 MODALITIES = ("visual", "audio", "neural")
@@ -65,6 +67,7 @@ def register(sub) -> None:
     p.add_argument("--device", choices=("ideal", "rram"), default="ideal",
                    help="software LSM or the RRAM device model (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="reservoir seed (default 0)")
+    add_windows_arg(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -88,17 +91,19 @@ def run(args) -> int:
         bar.update(done - bar.n)
 
     fs = encode_modality(ms, preset, args.device, args.seed, progress,
-                         overrides=overrides, source=source)
+                         overrides=overrides, source=source, windows=check_windows(args.windows))
     bar.close()
     info = {"path": str(fs.path), "cached": fs.cached, "samples": len(fs),
-            "features": list(fs.features.shape), "preset": fs.preset, "device": args.device,
+            "features": list(fs.features.shape), "windows": fs.windows, "preset": fs.preset,
+            "device": args.device,
             "const": fs.config["const"], "seconds": round(fs.seconds, 2), "health": fs.health}
     if args.json:
         print(json.dumps(info))
     else:
         print(f"{'cached' if fs.cached else f'encoded in {fs.seconds:.1f} s'}: {fs.path}")
         h = fs.health
-        print(f"{len(fs)} samples x {fs.features.shape[1]} neurons ({fs.preset}, {args.device}, "
+        what = "neurons" if fs.windows == 1 else f"values ({fs.windows} windows of rates)"
+        print(f"{len(fs)} samples x {fs.features.shape[1]} {what} ({fs.preset}, {args.device}, "
               f"const {fs.config['const']:.4g}); health: silent {h['silent_frac']:.1%}, "
               f"saturated {h['saturated_frac']:.1%}, mean rate {h['mean_rate']:.3f}")
     return 0
