@@ -102,8 +102,9 @@ def run(args) -> int:
     else:
         print(f"{'cached' if fs.cached else f'encoded in {fs.seconds:.1f} s'}: {fs.path}")
         h = fs.health
-        what = "neurons" if fs.windows == 1 else f"values ({fs.windows} windows of rates)"
+        what, of = ("neurons", "") if fs.windows == 1 else \
+            (f"values ({fs.windows} windows of rates)", " of the windowed rates")
         print(f"{len(fs)} samples x {fs.features.shape[1]} {what} ({fs.preset}, {args.device}, "
-              f"const {fs.config['const']:.4g}); health: silent {h['silent_frac']:.1%}, "
+              f"const {fs.config['const']:.4g}); health{of}: silent {h['silent_frac']:.1%}, "
               f"saturated {h['saturated_frac']:.1%}, mean rate {h['mean_rate']:.3f}")
     return 0

@@ -38,7 +38,8 @@ EXTERNAL = ("nmnist", "ntidigits", "shd")
 @dataclass
 class FeatureSet:
     """Features ``(N, windows * n_neurons)`` of one modality, aligned with its
-    labels/split/ids/half (``windows`` 1: one mean rate per neuron)."""
+    labels/split/ids/half (``windows`` 1: one mean rate per neuron; ``health`` is of these
+    values, so of the windowed rates when ``windows`` > 1)."""
 
     modality: str
     preset: str
