@@ -258,3 +258,19 @@ def test_ideas_on_the_split_sweep_beside_a_negative_control():
     assert chosen_on_validation(rows, "audio-visual") == best
     md = ideas_markdown(rows)
     assert all(f"| {name} |" in md for name in by) and f"**{best}**" in md
+    # on a supcon run with 2 windows, ideas change that setting: "supcon" is the baseline
+    # itself (not re-run), "one mean rate" goes back to n features, "paper loss" trains anew
+    import dataclasses
+    wcfg = dataclasses.replace(cfg, loss="supcon", temperature=0.1, windows=2, sweep_seeds=(0,))
+    wstore = FeatureStore(wcfg, log=lambda s: None)
+    supcon, mean, paper = ("supervised contrastive, T=0.1", "one mean rate per neuron (the paper's)",
+                           "paper loss, T=1")
+    rows = ideas_sweep(wstore, "audio-visual", "ideal", [BASELINE, supcon, mean, paper],
+                       log=lambda s: None)
+    by = {r["idea"]: r for r in rows}
+    assert by[BASELINE]["n_features"] == 2 * n and by[mean]["n_features"] == n
+    assert by[BASELINE]["train"] == {"loss": "supcon", "temperature": 0.1}
+    assert by[supcon]["same_as"] == BASELINE and by[supcon]["unseen"] == by[BASELINE]["unseen"]
+    assert by[paper]["train"]["loss"] == "paper" and "same_as" not in by[paper]
+    assert by[paper]["seen"]["mean"] != by[BASELINE]["seen"]["mean"]
+    assert f"{supcon} (= {BASELINE}, not re-run)" in ideas_markdown(rows)

@@ -23,7 +23,8 @@ def register(sub) -> None:
                    default="off", help="RRAM robustness sweep (flag alone = reduced)")
     p.add_argument("--ideas", action="store_true",
                    help="also measure the ideas past the paper (losses, deeper head, windowed "
-                        "rates, reservoir-seed ensemble) on the split sweep")
+                        "rates, reservoir-seed ensemble) on the split sweep, each one change "
+                        "on top of this run's --loss and --windows")
     p.add_argument("--baselines", type=int, nargs="?", const=5, default=0, metavar="EPOCHS",
                    help="also train the paper's baselines (LSM and SRNN prototypical nets, "
                         "SRNN-CLIP by BPTT, SRNN and RNN readouts) and compare training costs; "

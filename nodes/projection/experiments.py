@@ -490,8 +490,9 @@ def results_markdown(res: dict) -> str:
                 f"saturated {p['saturated_frac']:.0%}" for p in c["points"]))
     if res.get("ideas"):
         from nodes.projection.ideas import ideas_markdown
-        lines += ["", "## Ideas past the paper, each on the same split sweep (validation-selected "
-                  "test accuracy; the shuffled pairing is a negative control)", "",
+        lines += ["", "## Ideas past the paper, each one change on top of this run's loss and "
+                  "features, on the same split sweep (validation-selected test accuracy; the "
+                  "shuffled pairing is a negative control)", "",
                   ideas_markdown(res["ideas"])]
     if res.get("baselines"):
         from nodes.projection.comparison import comparison_markdown

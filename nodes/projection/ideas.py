@@ -1,16 +1,19 @@
 """Ideas past the paper, each measured on the unseen-class split sweep (never on one split).
 
-Every variant changes one thing against the paper's setting (same splits, seeds, epochs and
-validation-based epoch selection), and is reported as the sweep's mean unseen retrieval with
-its 95% interval, the seen-class retrieval, and the difference to the baseline.  Variants:
+Every variant changes one thing against the run's own setting (its loss, temperature and
+rate windows: the paper's by default), with the same splits, seeds, epochs and
+validation-based epoch selection, and is reported as the sweep's mean unseen retrieval with
+its 95% interval, the seen-class retrieval, and the difference to the baseline.  A variant
+that resolves to the baseline's own setting (supcon on a supcon run, say) is not trained
+again: its row repeats the baseline's numbers and says so.  Variants:
 
-- loss: supervised-contrastive or symmetric InfoNCE at temperature 0.1;
+- loss: the paper's at T = 1, supervised-contrastive or symmetric InfoNCE at temperature 0.1;
 - temperature alone: the paper's loss at 0.1 (separates the loss's form from its sharpness);
 - a deeper head (one hidden layer of 128);
-- per-sample normalisation: each sample's rate vector scaled to unit length, so the head sees
-  which neurons fire rather than how much the whole sample drove the reservoir (per-neuron
-  standardisation with training statistics is already part of every head);
-- time-windowed rates: the mean rate in 4 consecutive windows of the sample instead of one;
+- per-sample normalisation: each sample's feature vector scaled to unit length, so the head
+  sees which neurons fire rather than how much the whole sample drove the reservoir
+  (per-neuron standardisation with training statistics is already part of every head);
+- time-windowed rates: the rates in 4 consecutive windows of the sample, or one mean rate;
 - larger reservoirs: the 200-neuron encoders at 800 neurons, gain re-calibrated on validation
   (the neural encoder already has 2,048 and is left as it is);
 - an ensemble over reservoir seeds: the features of 3 reservoirs (seeds 0-2) side by side.
@@ -26,71 +29,86 @@ from typing import Callable
 
 import numpy as np
 
+BASELINE = "baseline (the run's loss and features)"
 IDEAS: dict[str, dict] = {
-    "paper loss, T=1 (baseline)": {},
+    BASELINE: {},
+    "paper loss, T=1": {"train": {"loss": "paper", "temperature": 1.0}},
     "supervised contrastive, T=0.1": {"train": {"loss": "supcon", "temperature": 0.1}},
     "symmetric InfoNCE, T=0.1": {"train": {"loss": "infonce", "temperature": 0.1}},
-    "paper loss, T=0.1 (temperature alone)": {"train": {"temperature": 0.1}},
+    "paper loss, T=0.1 (temperature alone)": {"train": {"loss": "paper", "temperature": 0.1}},
     "deeper head (hidden 128)": {"train": {"hidden": (128,)}},
-    "rates L2-normalised per sample": {"features": {"unit_norm": True}},
+    "features L2-normalised per sample": {"features": {"unit_norm": True}},
     "time-windowed rates (4 windows)": {"features": {"windows": 4}},
+    "one mean rate per neuron (the paper's)": {"features": {"windows": 1}},
     "larger reservoirs (800 neurons)": {"features": {"n_neurons": 800}},
     "ensemble of 3 reservoir seeds": {"features": {"seeds": (0, 1, 2)}},
     "shuffled pairing (negative control)": {"train": {"pairing": "shuffled"}},
 }
-BASELINE = "paper loss, T=1 (baseline)"
 
 
-def seed_ensemble_features(store, modality: str, device, seeds) -> np.ndarray:
+def resolve(cfg, idea: dict) -> tuple[dict, dict]:
+    """The (training changes, features) an idea runs with on top of ``cfg`` (an EvalConfig):
+    the run's loss, temperature and windows unless the idea changes them."""
+    train = {"loss": cfg.loss, "temperature": cfg.temperature, **idea.get("train", {})}
+    features = {"windows": cfg.windows, **idea.get("features", {})}
+    return train, features
+
+
+def seed_ensemble_features(store, modality: str, device, seeds, windows: int) -> np.ndarray:
     """Features of reservoirs with each seed (at the calibrated gain), side by side."""
     from nodes.lsm.features import DEFAULT_PRESETS, builtin_source, encode_modality
 
     ms = store.dataset.modality(modality)
     const = store.calibration(modality, device).const
-    parts = [encode_modality(ms, DEFAULT_PRESETS[modality], device, int(s),
+    parts = [encode_modality(ms, DEFAULT_PRESETS[modality], device, int(s), windows=windows,
                              overrides={**store.overrides(modality), "const": const},
                              source=builtin_source(store.cfg.size, store.cfg.data_seed, modality)
                              ).features for s in seeds]
     return np.concatenate(parts, axis=1)
 
 
-def larger_reservoir_features(store, modality: str, device, n_neurons: int) -> np.ndarray:
+def larger_reservoir_features(store, modality: str, device, n_neurons: int,
+                              windows: int) -> np.ndarray:
     """Features of a reservoir with at least ``n_neurons`` neurons, its gain re-calibrated on
     validation as the store's own are (an encoder already that large is returned as it is)."""
     from nodes.lsm.features import DEFAULT_PRESETS
     from nodes.lsm.presets import get_preset
 
     if get_preset(DEFAULT_PRESETS[modality], **store.overrides(modality)).n_neurons >= n_neurons:
-        return store.features(modality, device, windows=1).features
-    return store.features(modality, device, {"n_neurons": int(n_neurons)}, windows=1).features
+        return store.features(modality, device, windows=windows).features
+    return store.features(modality, device, {"n_neurons": int(n_neurons)}, windows=windows).features
 
 
-def unit_norm_features(store, modality: str, device) -> np.ndarray:
-    """Each sample's rate vector over its L2 norm (a silent sample stays 0): the pattern of
+def unit_norm_features(store, modality: str, device, windows: int) -> np.ndarray:
+    """Each sample's feature vector over its L2 norm (a silent sample stays 0): the pattern of
     which neurons fired, without the sample's overall drive."""
-    x = store.features(modality, device, windows=1).features.astype(np.float64)
+    x = store.features(modality, device, windows=windows).features.astype(np.float64)
     norm = np.linalg.norm(x, axis=1, keepdims=True)
     return (x / np.where(norm > 0, norm, 1.0)).astype(np.float32)
 
 
 def variant_features(store, modality: str, device, features: dict) -> np.ndarray:
-    """All samples' features of ``modality`` under a features variant of :data:`IDEAS`."""
-    if "windows" in features:
-        return store.features(modality, device, windows=int(features["windows"])).features
-    if "seeds" in features:
-        return seed_ensemble_features(store, modality, device, features["seeds"])
-    if "n_neurons" in features:
-        return larger_reservoir_features(store, modality, device, int(features["n_neurons"]))
-    if features.get("unit_norm"):
-        return unit_norm_features(store, modality, device)
+    """All samples' features of ``modality`` under a features variant of :data:`IDEAS`
+    (``windows``: rate windows per sample, default 1; at most one other key)."""
+    windows = int(features.get("windows", 1))
+    other = {k: v for k, v in features.items() if k != "windows"}
+    if not other:
+        return store.features(modality, device, windows=windows).features
+    if "seeds" in other:
+        return seed_ensemble_features(store, modality, device, other["seeds"], windows)
+    if "n_neurons" in other:
+        return larger_reservoir_features(store, modality, device, int(other["n_neurons"]), windows)
+    if other.get("unit_norm"):
+        return unit_norm_features(store, modality, device, windows)
     raise ValueError(f"unknown features variant {features!r}")
 
 
-def variant_data(store, pair: str, device, features: dict | None):
+def variant_data(store, pair: str, device, features: dict):
     """The (query, visual) ``ModalityData`` of ``pair`` with the variant's features."""
     from nodes.projection.experiments import pair_data
-    a, b = pair_data(store, pair, device, windows=1)   # the paper's mean rates
-    if not features:
+    windows = int(features.get("windows", 1))
+    a, b = pair_data(store, pair, device, windows=windows)
+    if set(features) <= {"windows"}:
         return a, b
     out = []
     for md, fs_select in ((a, None), (b, 0 if a.name == "neural" else None)):
@@ -110,22 +128,26 @@ def ideas_sweep(store, pair: str, device="ideal", names=None,
 
     cfg = store.cfg
     splits = pick_splits(cfg.sweep_splits)
-    rows = []
+    rows, done = [], {}
     for name in names or IDEAS:
         if name not in IDEAS:
             raise ValueError(f"unknown idea {name!r}; expected one of {list(IDEAS)}")
-        idea = IDEAS[name]
+        train, features = resolve(cfg, IDEAS[name])
+        key = repr((sorted(train.items()), sorted(features.items())))
+        if key in done:   # the same setting as an earlier row (e.g. the baseline): not re-run
+            rows.append({**done[key], "idea": name, "same_as": done[key]["idea"]})
+            log(f"  idea {name} ({pair}): the setting of {done[key]['idea']!r}, not re-run")
+            continue
         start = time.perf_counter()
-        a, b = variant_data(store, pair, device, idea.get("features"))
-        # every idea is one change against the paper's loss, whatever loss ``cfg`` trains with
-        tc = train_config(cfg, **{"loss": "paper", "temperature": 1.0, **idea.get("train", {})})
-        runs = sweep_heads(a, b, tc, splits, list(cfg.sweep_seeds))
+        a, b = variant_data(store, pair, device, features)
+        runs = sweep_heads(a, b, train_config(cfg, **train), splits, list(cfg.sweep_seeds))
         unseen = summarise(runs.acc["unseen_a_to_b"], splits, runs.chance["unseen"]).as_dict()
         seen = summarise(runs.acc["seen_a_to_b"], splits, runs.chance["seen"]).as_dict()
         rows.append({"idea": name, "pair": pair, "device": str(device), "unseen": unseen,
                      "seen": seen, "val_seen": validation_seen(runs),
-                     "n_features": int(a.features.shape[1]),
-                     "seconds": time.perf_counter() - start})
+                     "n_features": int(a.features.shape[1]), "train": train,
+                     "features": features, "seconds": time.perf_counter() - start})
+        done[key] = rows[-1]
         log(f"  idea {name} ({pair}): unseen {unseen['mean']:.1%} "
             f"[{unseen['ci_low']:.1%}, {unseen['ci_high']:.1%}], seen {seen['mean']:.1%} "
             f"({rows[-1]['seconds']:.0f} s)")
@@ -145,7 +167,8 @@ def validation_seen(runs) -> float:
 def chosen_on_validation(rows: list[dict], pair: str) -> str:
     """The idea of ``pair`` with the best validation seen-class retrieval (controls excluded):
     the honest way to pick one row of the table."""
-    cands = [r for r in rows if r["pair"] == pair and "control" not in r["idea"]]
+    cands = [r for r in rows if r["pair"] == pair and "control" not in r["idea"]
+             and "same_as" not in r]
     return max(cands, key=lambda r: r["val_seen"])["idea"]
 
 
@@ -158,7 +181,8 @@ def ideas_markdown(rows: list[dict]) -> str:
     for r in rows:
         u, s = r["unseen"], r["seen"]
         d = r["unseen_vs_baseline"]
-        lines.append(f"| {r['pair']} | {r['idea']} | {u['mean']:.1%} | [{u['ci_low']:.1%}, "
+        name = r["idea"] + (f" (= {r['same_as']}, not re-run)" if "same_as" in r else "")
+        lines.append(f"| {r['pair']} | {name} | {u['mean']:.1%} | [{u['ci_low']:.1%}, "
                      f"{u['ci_high']:.1%}] | {'—' if d is None else f'{d * 100:+.1f}'} | "
                      f"{u['chance']:.1%} | {s['mean']:.1%} | {r['val_seen']:.1%} |")
     lines.append("")
