@@ -7,7 +7,7 @@ import pytest
 from nodes.lsm.binning import bin_events, from_dense, to_dense
 from nodes.lsm.encode import encode_samples
 from nodes.lsm.presets import PRESETS, get_preset
-from nodes.lsm.reservoir import LifReservoir, LsmConfig, window_edges
+from nodes.lsm.reservoir import LifReservoir, LsmConfig, window_edges, window_rates
 from stream.node import ConfigError
 
 
@@ -242,6 +242,8 @@ def test_window_edges_round_half_up_and_empty_windows_are_zero():
     res = LifReservoir(cfg).run(bp, ix, record=True, n_windows=4)
     np.testing.assert_array_equal(res.window_rates[[0, 2]], res.spikes)
     assert not res.window_rates[[1, 3]].any()
+    np.testing.assert_array_equal(window_rates(res.spikes, 4), res.window_rates.ravel())
+    np.testing.assert_array_equal(window_rates(res.spikes, 1), res.features)
 
 
 @pytest.mark.parametrize("device", ["ideal", "rram"])

@@ -59,8 +59,8 @@ def run(args) -> int:
         raise ValueError("--pd and --epochs must be positive")
     loss = loss_args(args)
     windows = check_windows(args.windows)
-    cfg = EvalConfig(windows=windows, size=args.size, reservoir_seed=args.reservoir_seed, devices=(args.device,),
-                     pd=args.pd, epochs=args.epochs, train_seeds=(args.seed,), **loss,
+    cfg = EvalConfig(size=args.size, reservoir_seed=args.reservoir_seed, devices=(args.device,),
+                     pd=args.pd, epochs=args.epochs, train_seeds=(args.seed,), windows=windows, **loss,
                      gain_factors=parse_factors(args.gain_factors),
                      neural_overrides=({"n_neurons": args.neural_neurons}
                                        if args.neural_neurons else {}))

@@ -663,9 +663,9 @@ def window_rates(raster: np.ndarray, windows: int) -> np.ndarray:
     consecutive windows, window-major ``float32 (windows * n_neurons,)``: the batched
     encoder's cut (:func:`window_edges`), for the live node."""
     raster = np.ascontiguousarray(raster, dtype=np.uint8)
-    n = raster.shape[1]
-    out = np.zeros(windows * n, dtype=np.float32)
-    _sample_rates(np.zeros(n, np.int64), raster.shape[0], raster, windows, out)
+    out = np.zeros(windows * raster.shape[1], dtype=np.float32)
+    # the counts give the one-window (mean-rate) case, so every ``windows`` is right
+    _sample_rates(raster.sum(axis=0, dtype=np.int64), raster.shape[0], raster, windows, out)
     return out
 
 
