@@ -176,13 +176,14 @@ def node_rows(ev: np.ndarray, repeats: int) -> list[dict]:
     """The node end to end on wire frames at 1 ms fixed_width bins, events packed every 5 ms
     (and every 1 ms, as a live DVS driver delivers them: per-packet cost shows there)."""
     rows = []
-    for label, overrides, device, packet_us in (
-            ("nmnist 256->200", {}, "ideal", 5000),
-            ("nmnist 256->200", {}, "ideal", 1000),
-            ("nmnist 256->200", {}, "rram", 5000),
-            ("1000-neuron reservoir", {"n_neurons": 1000}, "ideal", 5000)):
+    for label, overrides, device, packet_us, threads in (
+            ("nmnist 256->200", {}, "ideal", 5000, 1),
+            ("nmnist 256->200", {}, "ideal", 1000, 1),
+            ("nmnist 256->200", {}, "rram", 5000, 1),
+            ("1000-neuron reservoir", {"n_neurons": 1000}, "ideal", 5000, 1),
+            ("1000-neuron reservoir, 2 threads", {"n_neurons": 1000}, "ideal", 5000, 2)):
         node = LsmNode("lsm", {"preset": "nmnist", "binning": "fixed_width", "bin_width_us": 1000,
-                               "overrides": overrides, "device": device})
+                               "overrides": overrides, "device": device, "threads": threads})
         node.setup()
         frames = wire_packets(ev, packet_us)
         packets = [codec.decode(f) for f in frames]

@@ -20,7 +20,7 @@ kind = "synthetic_dvs"
 params = {{ n_samples = 3, rate_hz = 40000, sample_ms = 100, geometry = [16, 16], seed = 4 }}
 [nodes.lsm]
 kind = "lsm"
-params = {{ preset = "zs_image", binning = "{binning}", bin_width_us = 2000 }}
+params = {{ preset = "zs_image", binning = "{binning}", bin_width_us = 2000, threads = {threads} }}
 [nodes.rec]
 kind = "recorder"
 params = {{ path = "{feat}" }}
@@ -39,10 +39,12 @@ to = "raw"
 """
 
 
-@pytest.mark.parametrize("binning", ["fixed_count", "fixed_width"])
-def test_lsm_node_emits_one_feature_per_sample(binning, tmp_path, sockdir):
+@pytest.mark.parametrize("binning,threads", [("fixed_count", 1), ("fixed_width", 2)])
+def test_lsm_node_emits_one_feature_per_sample(binning, threads, tmp_path, sockdir):
+    """(fixed_width runs its reservoir split over two threads: the same features.)"""
     feat, raw = tmp_path / "feat.npz", tmp_path / "raw.npz"
-    launcher = run_graph(GRAPH.format(binning=binning, feat=feat, raw=raw), tmp_path, sockdir)
+    launcher = run_graph(GRAPH.format(binning=binning, threads=threads, feat=feat, raw=raw),
+                         tmp_path, sockdir)
     assert launcher.exit_code == 0
     rows, _ = read_recording(feat, "features")
     assert [r.shape for r, _ in rows] == [(1, 200)] * 3

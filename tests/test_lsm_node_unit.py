@@ -122,12 +122,15 @@ def test_rram_device_node_runs_and_differs_from_ideal():
     assert np.corrcoef(fi[0], fr[0])[0, 1] > 0.5        # the same reservoir, perturbed
 
 
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("device", ["ideal", {"base": "rram", "adc_bits": 6}])
-def test_fused_packet_path_equals_binning_then_kernel_per_packet(device):
+def test_fused_packet_path_equals_binning_then_kernel_per_packet(device, threads):
     """The node's one-call packet path gives the bits (features, op counts, read-noise
-    stream) of LiveBinner.feed + LifReservoir.accumulate packet by packet; a packet with a
-    coordinate off the sensor is rejected whole, naming the field, and the sample goes on."""
-    params = {"preset": "zs_image", "binning": "fixed_width", "bin_width_us": 1000, "device": device}
+    stream) of LiveBinner.feed + LifReservoir.accumulate packet by packet, on one core or
+    with the neurons split over two; a packet with a coordinate off the sensor is rejected
+    whole, naming the field, and the sample goes on."""
+    params = {"preset": "zs_image", "binning": "fixed_width", "bin_width_us": 1000, "device": device,
+              "threads": threads}
     node = LsmNode("lsm", params)
     node.setup()
     cfg = node.config
@@ -226,6 +229,9 @@ def test_bad_params():
         LsmNode("lsm", {"device": "pcm"})
     with pytest.raises(ConfigError, match="windows"):
         LsmNode("lsm", {"windows": 0})
+    for bad in (0, -2, True):
+        with pytest.raises(ConfigError, match="'threads' must be a positive integer"):
+            LsmNode("lsm", {"threads": bad})
     node = LsmNode("lsm", {"preset": "zs_image", "overrides": {"crop": None}})
     with pytest.raises(ConfigError, match="n_inputs"):
         feed(node, dvs_sample(0), 0)

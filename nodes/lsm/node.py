@@ -12,7 +12,9 @@ Params (plain data):
 - ``saturated_rate`` (0.9): the rate above which a neuron counts as saturated in health;
 - ``windows`` (1): rate windows per feature; above 1 a feature holds each neuron's rate in
   that many consecutive windows of the sample (or of the continuous window), window-major,
-  as ``encode_modality(windows=)`` computes them offline.
+  as ``encode_modality(windows=)`` computes them offline;
+- ``threads`` (1): cores one sample runs on, the neurons split between them
+  (:mod:`nodes.lsm.columns`; same features) — for reservoirs of ~1,000 neurons and more.
 
 In ``fixed_width`` mode bins are run as soon as they complete (an event at or after a bin's
 end closes it), so at ``end_of_sample`` only the last, partial bin is left to run; bins start
@@ -33,7 +35,7 @@ from .binning import bin_events, event_addresses
 from .live_binning import LiveBinner
 from .packet_path import PacketPath
 from .presets import get_preset
-from .reservoir import LifReservoir, LsmConfig, check_windows, window_rates
+from .reservoir import LifReservoir, LsmConfig, check_threads, check_windows, window_rates
 
 MODES = ("trial", "continuous")
 
@@ -61,7 +63,12 @@ class LsmNode(Node):
             raise ConfigError(f"node {name!r}: {exc}") from None
         geom = self.param("geometry", None, (list, tuple))
         self.default_geometry = tuple(geom) if geom is not None else None
-        self.reservoir = LifReservoir(self.config, self.param("device", "ideal", (str, dict)))
+        try:
+            threads = check_threads(self.param("threads", 1, int))
+        except ConfigError as exc:
+            raise ConfigError(f"node {name!r}: {exc}") from None
+        self.reservoir = LifReservoir(self.config, self.param("device", "ideal", (str, dict)),
+                                      threads=threads)
         c = self.config
         self.width = c.bin_width_us
         self.window_bins = self.hop_bins = 0

@@ -15,6 +15,7 @@ import numpy as np
 from stream.packets import DVS_DTYPE
 
 from .live_binning import LiveBinner, _feed_dvs
+from .columns import _lif_ideal_cols, _lif_rram_cols
 from .reservoir import LifReservoir, _lif_ideal, _lif_rram, next_read_seed
 
 from numba import njit  # noqa: E402  (binning imported rram, which configured Numba's cache)
@@ -52,8 +53,33 @@ def _packet_rram(ev, geo, st, seen, part, bin_p, g_diff, g_sq_row, tile_total, l
     return bad
 
 
+@njit(cache=True, nogil=True)
+def _packet_ideal_cols(ev, geo, st, seen, part, bin_p, w_in_p, w_rec_p, total_p, lif_p, mem_p,
+                       spk_p, touched, counts, cnt):
+    """:func:`_packet_ideal` on a reservoir split in column parts (:mod:`nodes.lsm.columns`)."""
+    bp, idx, bad = _map_and_bin(ev, geo, st, seen, part, bin_p)
+    if bp.shape[0] > 1:
+        _lif_ideal_cols(bp, idx, w_in_p, w_rec_p, total_p, lif_p[0], lif_p[1], mem_p, spk_p, counts,
+                        np.zeros((0, counts.shape[0]), dtype=np.uint8), False, bin_p[3], touched, cnt)
+    return bad
+
+
+@njit(cache=True, nogil=True)
+def _packet_rram_cols(ev, geo, st, seen, part, bin_p, g_p, g_sq_row, tile_total_p, lif_p, mem_p,
+                      spk_p, read_state, noise_table, counts, cnt):
+    """:func:`_packet_rram` on a reservoir split in column parts."""
+    bp, idx, bad = _map_and_bin(ev, geo, st, seen, part, bin_p)
+    if bp.shape[0] > 1:
+        _lif_rram_cols(bp, idx, g_p, g_sq_row, tile_total_p, bin_p[4], lif_p[2], lif_p[3], bin_p[5],
+                       lif_p[4], lif_p[0], lif_p[1], mem_p, spk_p, counts,
+                       np.zeros((0, counts.shape[0]), dtype=np.uint8), False, bin_p[3], cnt,
+                       next_read_seed(read_state), noise_table)
+    return bad
+
+
 class PacketPath:
-    """The fused per-packet call of a trial-mode ``fixed_width`` node.
+    """The fused per-packet call of a trial-mode ``fixed_width`` node (on one core, or on the
+    column parts of a reservoir with ``threads`` above 1).
 
     It follows the DVS geometry the binner last checked on its slow path (:meth:`bind`);
     then ``path(events, counts, cnt)`` runs a packet of that geometry in one compiled call and
@@ -74,19 +100,31 @@ class PacketPath:
             return
         self.geometry = b.dvs_mapping[0]
         head = (np.array(b.dvs_mapping[1], dtype=np.int64), b.st, b.seen, b.part)
+        cols = r.columns
         if r.noisy:
             d = r.device
             bin_p = np.array([b.width, b.align, b.max_gap, r.tile_rows, c.n_inputs, d.adc_bits],
                              dtype=np.int64)
             lif_p = np.array([c.decay, c.vth, c.const, d.read_noise_scale, d.adc_full_scale_us])
-            self._fn = _packet_rram
-            self._args = (*head, bin_p, r.g_diff, r.g_sq_row, r.tile_total, lif_p, r.mem, r.spk,
-                          r.touched, r.read_state, r.noise_table)
+            if cols is None:
+                self._fn = _packet_rram
+                self._args = (*head, bin_p, r.g_diff, r.g_sq_row, r.tile_total, lif_p, r.mem, r.spk,
+                              r.touched, r.read_state, r.noise_table)
+            else:
+                self._fn = _packet_rram_cols
+                self._args = (*head, bin_p, cols.g_p, r.g_sq_row, cols.tile_total_p, lif_p,
+                              cols.mem_p, cols.spk_p, r.read_state, cols.table)
         else:
             bin_p = np.array([b.width, b.align, b.max_gap, r.tile_rows], dtype=np.int64)
-            self._fn = _packet_ideal
-            self._args = (*head, bin_p, r.w_in, r.w_rec, r.w_in_total, np.array([c.decay, c.vth]),
-                          r.mem, r.spk, r.touched)
+            lif_p = np.array([c.decay, c.vth])
+            if cols is None:
+                self._fn = _packet_ideal
+                self._args = (*head, bin_p, r.w_in, r.w_rec, r.w_in_total, lif_p, r.mem, r.spk,
+                              r.touched)
+            else:
+                self._fn = _packet_ideal_cols
+                self._args = (*head, bin_p, *cols.weights(), lif_p, cols.mem_p, cols.spk_p,
+                              r.touched)
 
     def __call__(self, events: np.ndarray, counts: np.ndarray, cnt: np.ndarray) -> bool:
         return self._fn(events, *self._args, counts, cnt)

@@ -109,6 +109,13 @@ def check_windows(windows) -> int:
     return int(windows)
 
 
+def check_threads(threads) -> int:
+    """``threads`` (cores one sample runs on) as a positive int, or a ConfigError naming it."""
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+        raise ConfigError(f"LSM parameter 'threads' must be a positive integer, got {threads!r}")
+    return int(threads)
+
+
 @dataclass
 class RunResult:
     """Output of one reservoir run. ``features`` is the mean rate per neuron (float32)."""
@@ -482,11 +489,14 @@ class LifReservoir:
     ``t_inference``); with a device that has read noise or an ADC, runs use the conductances
     and draw the noise per read.  ``dtype`` float32 is the production path, float64 the
     exact path used by tests.  State (``mem``, ``spk``) is explicit and only carried by
-    :meth:`step_bins`; :meth:`run` always starts from rest.
+    :meth:`step_bins`; :meth:`run` always starts from rest.  ``threads`` above 1 runs each
+    sample with the neurons split over that many cores (:mod:`nodes.lsm.columns`): the same
+    bits, worth it for large reservoirs (1,000 neurons and up); the batched encoder is
+    parallel over samples instead.
     """
 
     def __init__(self, config: LsmConfig, device: DeviceConfig | str | dict = "ideal",
-                 dtype=np.float32):
+                 dtype=np.float32, threads: int = 1):
         if not isinstance(config, LsmConfig):
             raise ConfigError(f"config must be an LsmConfig, got {type(config).__name__}")
         self.config = config
@@ -515,8 +525,15 @@ class LifReservoir:
         self.ops: Counter[str] = Counter()
         # (read seed, kernel calls so far): advances the read-noise stream from call to call
         self.read_state = np.array([self.crossbar.read_seed, 0], dtype=np.int64)
-        self.mem = np.zeros(c.n_neurons, dtype=self.dtype)
-        self.spk = np.zeros(c.n_neurons, dtype=np.uint8)
+        self.threads = check_threads(threads)
+        self.columns = None
+        if self.threads > 1:
+            from .columns import ColumnParts
+            self.columns = ColumnParts(self, self.threads)
+            self.mem, self.spk = self.columns.state_views()
+        else:
+            self.mem = np.zeros(c.n_neurons, dtype=self.dtype)
+            self.spk = np.zeros(c.n_neurons, dtype=np.uint8)
         self.touched = np.zeros(self.n_row_tiles, dtype=np.uint8)   # kernel scratch (tiles read per bin)
         self._no_raster = np.zeros((0, c.n_neurons), dtype=np.uint8)
 
@@ -564,7 +581,10 @@ class LifReservoir:
             cnt = np.zeros(_N_COUNTERS, dtype=np.int64)
         touched = self.touched
         c = self.config
-        if self.noisy:
+        if self.columns is not None:
+            seed = next_read_seed(self.read_state) if self.noisy else 0
+            self.columns.kernel(bin_ptr, idx, counts, raster, record, cnt, seed)
+        elif self.noisy:
             d = self.device
             seed = next_read_seed(self.read_state)
             _lif_rram(bin_ptr, idx, self.g_diff, self.g_sq_row, self.tile_total, c.n_inputs, c.const,
