@@ -279,6 +279,17 @@ def next_read_seed(read_state):
 
 
 @njit(cache=True, nogil=True)
+def _touch(table, off, n, sink):
+    """Load one value per cache line of ``table[off:off + n]`` (into ``sink``, so the loads
+    stay): issued before a read's rows are summed, the noise draws' cache misses overlap
+    that work instead of stalling the noise loop after it."""
+    v = 0.0
+    for j in range(0, n, 16):
+        v += table[off + j]
+    sink[0] = v
+
+
+@njit(cache=True, nogil=True)
 def _read_tile(acc, sq, cur, read_noise, table, off, adc_bits, inv_lsb, lsb, top):
     """One row tile's partial column currents -> read noise -> ADC -> added to ``cur``."""
     n = acc.shape[0]
@@ -287,13 +298,8 @@ def _read_tile(acc, sq, cur, read_noise, table, off, adc_bits, inv_lsb, lsb, top
         for j in range(n):
             acc[j] += sd * table[off + j]
     if adc_bits > 0:
-        for j in range(n):
-            c = math.floor(acc[j] * inv_lsb + 0.5)
-            if c > top:
-                c = top
-            elif c < -top:
-                c = -top
-            cur[j] += c * lsb
+        for j in range(n):   # min/max rather than branches: the loop vectorises
+            cur[j] += min(max(math.floor(acc[j] * inv_lsb + 0.5), -top), top) * lsb
     else:
         for j in range(n):
             cur[j] += acc[j]
@@ -353,6 +359,7 @@ def _lif_rram(bin_ptr, idx, g_diff, g_sq_row, tile_total, n_in, const, read_nois
         for r in range(n_stacked):
             tile_sq[r // tile_rows] += g_sq_row[r]
     silent = np.empty(tile_rows, dtype=np.int64)
+    sink = np.zeros(1, dtype=table.dtype)
     for t in range(n_bins):
         a0 = bin_ptr[t]
         a1 = bin_ptr[t + 1]
@@ -371,6 +378,13 @@ def _lif_rram(bin_ptr, idx, g_diff, g_sq_row, tile_total, n_in, const, read_nois
             e = q
             while e < n_rows and lo <= rows[e] < hi:
                 e += 1
+            cnt[1] += 1
+            state ^= state >> np.uint64(12)
+            state ^= state << np.uint64(25)
+            state ^= state >> np.uint64(27)
+            off = np.int64(((state * np.uint64(0x2545F4914F6CDD1D)) >> np.uint64(11)) % span)
+            if read_noise > 0.0:
+                _touch(table, off, n, sink)
             sq = 0.0
             if complement and 2 * (e - q) > hi - lo:
                 n_silent = 0
@@ -396,11 +410,6 @@ def _lif_rram(bin_ptr, idx, g_diff, g_sq_row, tile_total, n_in, const, read_nois
                     acc[j] = 0.0
                 _add_rows(acc, g_diff, rows, q, e)
             q = e
-            cnt[1] += 1
-            state ^= state >> np.uint64(12)
-            state ^= state << np.uint64(25)
-            state ^= state >> np.uint64(27)
-            off = np.int64(((state * np.uint64(0x2545F4914F6CDD1D)) >> np.uint64(11)) % span)
             _read_tile(acc, sq, cur, read_noise, table, off, adc_bits, inv_lsb, lsb, top)
         cnt[0] += n_rows
         n_prev = _lif_update(cur, const, decay, vth, mem, spk, prev, counts, raster, t, record)
