@@ -232,6 +232,8 @@ def test_bad_params():
     for bad in (0, -2, True):
         with pytest.raises(ConfigError, match="'threads' must be a positive integer"):
             LsmNode("lsm", {"threads": bad})
+    with pytest.raises(ConfigError, match="'threads' is 4096 but Numba has"):
+        LsmNode("lsm", {"threads": 4096})
     node = LsmNode("lsm", {"preset": "zs_image", "overrides": {"crop": None}})
     with pytest.raises(ConfigError, match="n_inputs"):
         feed(node, dvs_sample(0), 0)

@@ -35,7 +35,8 @@ from .binning import bin_events, event_addresses
 from .live_binning import LiveBinner
 from .packet_path import PacketPath
 from .presets import get_preset
-from .reservoir import LifReservoir, LsmConfig, check_threads, check_windows, window_rates
+from .reservoir import (LifReservoir, LsmConfig, check_threads, check_windows, numba_threads,
+                        window_rates)
 
 MODES = ("trial", "continuous")
 
@@ -67,6 +68,9 @@ class LsmNode(Node):
             threads = check_threads(self.param("threads", 1, int))
         except ConfigError as exc:
             raise ConfigError(f"node {name!r}: {exc}") from None
+        if threads > numba_threads():
+            raise ConfigError(f"node {name!r}: parameter 'threads' is {threads} but Numba has "
+                              f"{numba_threads()} threads here (cores, or NUMBA_NUM_THREADS)")
         self.reservoir = LifReservoir(self.config, self.param("device", "ideal", (str, dict)),
                                       threads=threads)
         c = self.config

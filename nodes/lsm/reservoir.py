@@ -699,5 +699,5 @@ def window_rates(raster: np.ndarray, windows: int) -> np.ndarray:
 
 
 def numba_threads() -> int:
-    """Threads the batched kernels use."""
+    """Threads the parallel kernels (batched encoding, a split reservoir) can use."""
     return numba.get_num_threads()
