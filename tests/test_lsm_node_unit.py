@@ -102,6 +102,32 @@ def test_windowed_features_equal_the_offline_encoder(binning):
         assert not np.allclose(f.body[0, :200], f.body[0, 600:])   # windows differ in time
 
 
+@pytest.mark.parametrize("binning,mode", [("fixed_count", "trial"), ("fixed_width", "trial"),
+                                          ("fixed_width", "continuous")])
+def test_setup_leaves_nothing_to_load_for_the_first_wire_packets(binning, mode):
+    """After setup, wire-decoded (read-only) DVS packets run only kernels that are already
+    loaded: no Numba signature is added on the first packets of a sample (a load from the
+    cache took ~5 ms on the first packet)."""
+    from nodes.lsm import binning as binning_mod, live_binning, packet_path, reservoir
+    from stream import codec
+    node = LsmNode("lsm", {"preset": "zs_image", "binning": binning, "bin_width_us": 1000,
+                           "mode": mode})
+    node.setup()
+    kernels = [f for mod in (binning_mod, live_binning, packet_path, reservoir)
+               for f in vars(mod).values() if hasattr(f, "signatures") and hasattr(f, "py_func")]
+    before = {f.py_func.__qualname__: len(f.signatures) for f in kernels}
+    ev = dvs_sample(3)
+    frames = [codec.encode(control("start", sample=0))]
+    frames += [codec.encode(Packet(kind="events", body=part, geometry=(34, 34), sample=0))
+               for part in np.array_split(ev, 5)]
+    frames.append(codec.encode(control("end_of_sample", sample=0)))
+    packets = [codec.decode([bytes(memoryview(b)) for b in f]) for f in frames]   # as received
+    assert not packets[1].body.flags.writeable
+    out = [o for p in packets for o in node.process(p)]
+    assert (len(out) == 1 if mode == "trial" else len(out) > 20) and out[0].body.mean() > 0
+    assert {f.py_func.__qualname__: len(f.signatures) for f in kernels} == before
+
+
 def test_trial_resets_state_between_samples():
     node = LsmNode("lsm", {"preset": "zs_image"})
     node.setup()

@@ -10,6 +10,8 @@ import math
 
 import numpy as np
 
+from stream.packets import COCHLEA_DTYPE, DVS_DTYPE, NEURAL_DTYPE
+
 from . import rram as _rram  # noqa: F401  (package __init__ has configured Numba's cache)
 
 from numba import njit  # noqa: E402
@@ -311,6 +313,17 @@ def event_addresses(events: np.ndarray, geometry: tuple[int, ...], polarity: int
         keep = events["p"] == polarity
         return t[keep], addr[keep], n
     return t, addr, n
+
+
+def warm_addresses() -> None:
+    """Load :func:`event_addresses`' compiled passes for each wire event dtype, writable and
+    read-only (bodies decoded from the wire are read-only views): otherwise the first packet
+    of a stream pays ~5 ms loading them from Numba's cache."""
+    for dtype, geometry in ((DVS_DTYPE, (1, 1)), (COCHLEA_DTYPE, (1,)), (NEURAL_DTYPE, (1,))):
+        for writable in (True, False):
+            ev = np.zeros(1, dtype)
+            ev.flags.writeable = writable
+            event_addresses(ev, geometry)
 
 
 def _check_range(v: np.ndarray, n: int, field: str) -> None:

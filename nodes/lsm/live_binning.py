@@ -279,10 +279,14 @@ class LiveBinner:
         return _close_open(self.st, self.seen, self.part)
 
     def warmup(self) -> None:
-        """Compile (or load) the binning passes; state is left reset."""
-        _feed_dvs(np.zeros(1, DVS_DTYPE), 1, 1, -1, 0, 0, 1, 1, self.st, self.seen, self.part,
-                  self.width, self.align, self.max_gap)
-        self.reset()
+        """Compile (or load) the binning passes, for writable and read-only (wire-decoded)
+        DVS bodies; state is left reset."""
+        for writable in (True, False):
+            ev = np.zeros(1, DVS_DTYPE)
+            ev.flags.writeable = writable
+            _feed_dvs(ev, 1, 1, -1, 0, 0, 1, 1, self.st, self.seen, self.part, self.width,
+                      self.align, self.max_gap)
+            self.reset()
         _bin_live(np.array([0, 2 * self.width]), np.zeros(2, np.int64), 0, self.st, self.seen,
                   self.part, self.width, self.align, self.max_gap)
         _close_open(self.st, self.seen, self.part)

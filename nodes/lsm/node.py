@@ -31,7 +31,7 @@ import numpy as np
 from stream.node import ConfigError, Node
 from stream.packets import DVS_DTYPE, F32, Packet
 
-from .binning import bin_events, event_addresses
+from .binning import bin_events, event_addresses, warm_addresses
 from .live_binning import LiveBinner
 from .packet_path import PacketPath
 from .presets import get_preset
@@ -103,6 +103,7 @@ class LsmNode(Node):
         """Compile (or load from Numba's cache) the binning and reservoir kernels."""
         bin_events(np.zeros(1, np.int64), np.zeros(1, np.int64), self.config.n_inputs,
                    mode="fixed_count", n_bins=2)
+        warm_addresses()
         if self.live is not None:
             self.live.warmup()
         if self.path is not None:

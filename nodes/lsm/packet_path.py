@@ -135,6 +135,9 @@ class PacketPath:
         b = self.binner
         b.dvs_mapping = ((1, 1), (1, 1, -1, 0, 0, 1, 1))
         self.bind()
-        self(np.zeros(1, DVS_DTYPE), np.zeros(self.reservoir.n_neurons, np.int64), np.zeros(4, np.int64))
+        for writable in (True, False):   # bodies decoded from the wire are read-only views
+            ev = np.zeros(1, DVS_DTYPE)
+            ev.flags.writeable = writable
+            self(ev, np.zeros(self.reservoir.n_neurons, np.int64), np.zeros(4, np.int64))
+            b.reset()
         b.dvs_mapping, self.geometry, self._fn = None, None, None
-        b.reset()
