@@ -285,7 +285,7 @@ class ColumnParts:
         self.m = part_width(n, parts)
         self.mem_p = np.zeros((parts, self.m), dtype=reservoir.dtype)
         self.spk_p = np.zeros((parts, self.m), dtype=np.uint8)
-        self._src: tuple = ()
+        self._src: tuple = (None, None, None)
         if reservoir.noisy:
             r = reservoir
             self.g_p = split_columns(r.g_diff, parts)
@@ -300,13 +300,14 @@ class ColumnParts:
     def weights(self) -> tuple:
         """``(w_in, w_rec, w_in_total)`` in parts, from the reservoir's current arrays."""
         r = self.r
-        if self._src != (id(r.w_in), id(r.w_rec), id(r.w_in_total)):
+        src = (r.w_in, r.w_rec, r.w_in_total)   # held, so an identity test is sound
+        if any(a is not b for a, b in zip(src, self._src)):
             total = r.w_in_total
             self.w_in_p = split_columns(r.w_in, self.parts)
             self.w_rec_p = split_columns(r.w_rec, self.parts)
             self.total_p = (split_columns(total[None], self.parts)[:, 0] if total.size
                             else np.zeros((self.parts, 0), r.dtype))
-            self._src = (id(r.w_in), id(r.w_rec), id(r.w_in_total))
+            self._src = src
         return self.w_in_p, self.w_rec_p, self.total_p
 
     def kernel(self, bin_ptr, idx, counts, raster, record, cnt, seed) -> None:
