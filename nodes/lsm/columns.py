@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .reservoir import _add_rows, _lif_update, _mark_tiles, _read_tile
+from .reservoir import (_add_rows, _adc_scale, _lif_update, _mark_tiles, _next_offset, _read_tile,
+                        _seed_state, _stack_rows, _tile_sq, _widest_bin)
 
 from numba import njit, prange  # noqa: E402  (reservoir configured Numba's cache first)
 
@@ -181,10 +182,7 @@ def _plan_reads(rows, n_rows, tile_rows, n_stacked, complement, g_sq_row, tile_s
             run_dense[n_runs] = 0
         run_tl[n_runs] = tl
         run_sq[n_runs] = sq
-        state ^= state >> np.uint64(12)
-        state ^= state << np.uint64(25)
-        state ^= state >> np.uint64(27)
-        run_off[n_runs] = np.int64(((state * np.uint64(0x2545F4914F6CDD1D)) >> np.uint64(11)) % span)
+        run_off[n_runs], state = _next_offset(state, span)
         n_runs += 1
         q = e
     return n_runs, state
@@ -198,49 +196,27 @@ def _lif_rram_cols(bin_ptr, idx, g_p, g_sq_row, tile_total_p, n_in, const, read_
     once per bin (:func:`_plan_reads`), then each part sums, reads and updates its columns
     (column ``j`` of part ``h`` reads noise ``table[off + h * m + j]``, as column ``h * m + j``
     does in the serial kernel; ``table`` has ``parts * m - n`` extra entries)."""
-    state = np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(0x2545F4914F6CDD1D)
-    if state == np.uint64(0):
-        state = np.uint64(1)
+    state = _seed_state(seed)
     parts, n_stacked, m = g_p.shape
     n = counts.shape[0]
     n_bins = bin_ptr.shape[0] - 1
     counts_p, no_raster, cur_p, acc_p, prev_p, n_new, prev = _part_scratch(parts, m, mem_p)
     span = np.uint64(table.shape[0] - parts * m)
-    top = 0.0
-    lsb = 0.0
-    inv_lsb = 0.0
-    if adc_bits > 0:
-        top = 2.0 ** (adc_bits - 1) - 1.0
-        lsb = adc_fs / top
-        inv_lsb = 1.0 / lsb
+    top, lsb, inv_lsb = _adc_scale(adc_bits, adc_fs)
     n_prev = _first_spikes(spk_p, n, prev)
-    widest = 0
-    for t in range(n_bins):
-        widest = max(widest, bin_ptr[t + 1] - bin_ptr[t])
-    rows = np.empty(widest + n, dtype=np.int64)
+    most = _widest_bin(bin_ptr) + n    # rows (and reads) of a bin at most
+    rows = np.empty(most, dtype=np.int64)
     complement = tile_total_p.shape[1] > 0
-    n_tiles = (n_stacked + tile_rows - 1) // tile_rows
-    tile_sq = np.empty(n_tiles)
-    for r in range(n_tiles):
-        tile_sq[r] = 0.0
-    if complement:
-        for r in range(n_stacked):
-            tile_sq[r // tile_rows] += g_sq_row[r]
+    tile_sq = _tile_sq(g_sq_row, tile_rows, tile_total_p.shape[1])
     silent = np.empty(n_stacked, dtype=np.int64)
-    run_lo = np.empty(widest + n, dtype=np.int64)
-    run_hi = np.empty(widest + n, dtype=np.int64)
-    run_dense = np.empty(widest + n, dtype=np.uint8)
-    run_tl = np.empty(widest + n, dtype=np.int64)
-    run_sq = np.empty(widest + n)
-    run_off = np.empty(widest + n, dtype=np.int64)
+    run_lo = np.empty(most, dtype=np.int64)
+    run_hi = np.empty(most, dtype=np.int64)
+    run_dense = np.empty(most, dtype=np.uint8)
+    run_tl = np.empty(most, dtype=np.int64)
+    run_sq = np.empty(most)
+    run_off = np.empty(most, dtype=np.int64)
     for t in range(n_bins):
-        a0 = bin_ptr[t]
-        a1 = bin_ptr[t + 1]
-        n_rows = (a1 - a0) + n_prev
-        for q in range(a1 - a0):
-            rows[q] = idx[a0 + q]
-        for q in range(n_prev):
-            rows[a1 - a0 + q] = n_in + prev[q]
+        n_rows = _stack_rows(idx, bin_ptr[t], bin_ptr[t + 1], prev, n_prev, n_in, rows)
         n_runs, state = _plan_reads(rows, n_rows, tile_rows, n_stacked, complement, g_sq_row,
                                     tile_sq, silent, run_lo, run_hi, run_dense, run_tl, run_sq,
                                     run_off, state, span)

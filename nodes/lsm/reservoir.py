@@ -279,6 +279,64 @@ def next_read_seed(read_state):
 
 
 @njit(cache=True, nogil=True)
+def _seed_state(seed):
+    """The xorshift64* state of a kernel call's read-noise stream (never zero)."""
+    state = np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(0x2545F4914F6CDD1D)
+    return np.uint64(1) if state == np.uint64(0) else state
+
+
+@njit(cache=True, nogil=True)
+def _next_offset(state, span):
+    """One xorshift64* step: ``(offset in [0, span), new state)`` of the next read's draws."""
+    state ^= state >> np.uint64(12)
+    state ^= state << np.uint64(25)
+    state ^= state >> np.uint64(27)
+    return np.int64(((state * np.uint64(0x2545F4914F6CDD1D)) >> np.uint64(11)) % span), state
+
+
+@njit(cache=True, nogil=True)
+def _adc_scale(adc_bits, adc_fs):
+    """``(top code, LSB, 1 / LSB)`` of the signed ADC (zeros without one)."""
+    if adc_bits <= 0:
+        return 0.0, 0.0, 0.0
+    top = 2.0 ** (adc_bits - 1) - 1.0
+    lsb = adc_fs / top
+    return top, lsb, 1.0 / lsb
+
+
+@njit(cache=True, nogil=True)
+def _widest_bin(bin_ptr):
+    """The most inputs any bin of the CSR holds."""
+    widest = 0
+    for t in range(bin_ptr.shape[0] - 1):
+        widest = max(widest, bin_ptr[t + 1] - bin_ptr[t])
+    return widest
+
+
+@njit(cache=True, nogil=True)
+def _stack_rows(idx, a0, a1, prev, n_prev, n_in, rows):
+    """A bin's driven crossbar rows into ``rows``: its inputs, then the previous bin's spiking
+    neurons (offset by ``n_in``), both ascending; returns how many."""
+    for q in range(a1 - a0):
+        rows[q] = idx[a0 + q]
+    for q in range(n_prev):
+        rows[a1 - a0 + q] = n_in + prev[q]
+    return (a1 - a0) + n_prev
+
+
+@njit(cache=True, nogil=True)
+def _tile_sq(g_sq_row, tile_rows, n_tiles):
+    """Each row tile's sum of the rows' mean squared conductances (none when ``n_tiles`` is 0:
+    the kernel does not sum tiles as total minus silent rows)."""
+    out = np.zeros(n_tiles)
+    if n_tiles == 0:
+        return out
+    for r in range(g_sq_row.shape[0]):
+        out[r // tile_rows] += g_sq_row[r]
+    return out
+
+
+@njit(cache=True, nogil=True)
 def _touch(table, off, n, sink):
     """Load one value per cache line of ``table[off:off + n]`` (into ``sink``, so the loads
     stay): issued before a read's rows are summed, the noise draws' cache misses overlap
@@ -326,9 +384,7 @@ def _lif_rram(bin_ptr, idx, g_diff, g_sq_row, tile_total, n_in, const, read_nois
     covering more than half its tile is summed as the tile total minus the silent rows (and
     its ``sq`` likewise): the same partial current, read with the same noise and ADC.
     """
-    state = np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(0x2545F4914F6CDD1D)
-    if state == np.uint64(0):
-        state = np.uint64(1)
+    state = _seed_state(seed)
     n = mem.shape[0]
     n_bins = bin_ptr.shape[0] - 1
     span = np.uint64(table.shape[0] - n)
@@ -336,38 +392,20 @@ def _lif_rram(bin_ptr, idx, g_diff, g_sq_row, tile_total, n_in, const, read_nois
     sq = 0.0
     cur = np.zeros(n, dtype=mem.dtype)
     prev = np.empty(n, dtype=np.int64)
-    top = 0.0
-    lsb = 0.0
-    inv_lsb = 0.0
-    if adc_bits > 0:
-        top = 2.0 ** (adc_bits - 1) - 1.0
-        lsb = adc_fs / top
-        inv_lsb = 1.0 / lsb
+    top, lsb, inv_lsb = _adc_scale(adc_bits, adc_fs)
     n_prev = 0
     for j in range(n):
         if spk[j]:
             prev[n_prev] = j
             n_prev += 1
-    widest = 0
-    for t in range(n_bins):
-        widest = max(widest, bin_ptr[t + 1] - bin_ptr[t])
-    rows = np.empty(widest + n, dtype=np.int64)   # one bin's driven rows, stacked
+    rows = np.empty(_widest_bin(bin_ptr) + n, dtype=np.int64)   # one bin's driven rows, stacked
     n_stacked = g_diff.shape[0]
     complement = tile_total.shape[0] > 0
-    tile_sq = np.zeros(tile_total.shape[0])
-    if complement:
-        for r in range(n_stacked):
-            tile_sq[r // tile_rows] += g_sq_row[r]
+    tile_sq = _tile_sq(g_sq_row, tile_rows, tile_total.shape[0])
     silent = np.empty(tile_rows, dtype=np.int64)
     sink = np.zeros(1, dtype=table.dtype)
     for t in range(n_bins):
-        a0 = bin_ptr[t]
-        a1 = bin_ptr[t + 1]
-        n_rows = (a1 - a0) + n_prev
-        for q in range(a1 - a0):
-            rows[q] = idx[a0 + q]
-        for q in range(n_prev):
-            rows[a1 - a0 + q] = n_in + prev[q]
+        n_rows = _stack_rows(idx, bin_ptr[t], bin_ptr[t + 1], prev, n_prev, n_in, rows)
         for j in range(n):
             cur[j] = 0.0
         q = 0
@@ -379,10 +417,7 @@ def _lif_rram(bin_ptr, idx, g_diff, g_sq_row, tile_total, n_in, const, read_nois
             while e < n_rows and lo <= rows[e] < hi:
                 e += 1
             cnt[1] += 1
-            state ^= state >> np.uint64(12)
-            state ^= state << np.uint64(25)
-            state ^= state >> np.uint64(27)
-            off = np.int64(((state * np.uint64(0x2545F4914F6CDD1D)) >> np.uint64(11)) % span)
+            off, state = _next_offset(state, span)
             if read_noise > 0.0:
                 _touch(table, off, n, sink)
             sq = 0.0
