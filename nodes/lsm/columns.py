@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .reservoir import (_add_rows, _adc_scale, _lif_update, _mark_tiles, _next_offset, _read_tile,
-                        _seed_state, _stack_rows, _tile_sq, _widest_bin)
+                        _seed_state, _silent_rows, _stack_rows, _tile_run, _tile_sq, _widest_bin)
 
 from numba import njit, prange  # noqa: E402  (reservoir configured Numba's cache first)
 
@@ -152,21 +152,10 @@ def _plan_reads(rows, n_rows, tile_rows, n_stacked, complement, g_sq_row, tile_s
     n_silent = 0
     q = 0
     while q < n_rows:
-        tl = rows[q] // tile_rows
-        lo = tl * tile_rows
-        hi = min(lo + tile_rows, n_stacked)
-        e = q
-        while e < n_rows and lo <= rows[e] < hi:
-            e += 1
+        tl, lo, hi, e = _tile_run(rows, q, n_rows, tile_rows, n_stacked)
         if complement and 2 * (e - q) > hi - lo:
             s0 = n_silent
-            p = q
-            for r in range(lo, hi):
-                if p < e and rows[p] == r:
-                    p += 1
-                else:
-                    silent[n_silent] = r
-                    n_silent += 1
+            n_silent = _silent_rows(rows, q, e, lo, hi, silent, n_silent)
             sq = tile_sq[tl]
             for k in range(s0, n_silent):
                 sq -= g_sq_row[silent[k]]

@@ -325,6 +325,33 @@ def _stack_rows(idx, a0, a1, prev, n_prev, n_in, rows):
 
 
 @njit(cache=True, nogil=True)
+def _tile_run(rows, q, n_rows, tile_rows, n_stacked):
+    """The read starting at ``rows[q]``: ``(tile, first row, end row of the tile, end of the
+    run in rows)`` — the driven rows that fall in the same row tile (rows are ascending)."""
+    tl = rows[q] // tile_rows
+    lo = tl * tile_rows
+    hi = min(lo + tile_rows, n_stacked)
+    e = q
+    while e < n_rows and lo <= rows[e] < hi:
+        e += 1
+    return tl, lo, hi, e
+
+
+@njit(cache=True, nogil=True)
+def _silent_rows(rows, q, e, lo, hi, silent, n_silent):
+    """Append the rows of ``[lo, hi)`` not in the run ``rows[q:e]`` to ``silent`` (from
+    ``n_silent``); returns the new count."""
+    p = q
+    for r in range(lo, hi):
+        if p < e and rows[p] == r:
+            p += 1
+        else:
+            silent[n_silent] = r
+            n_silent += 1
+    return n_silent
+
+
+@njit(cache=True, nogil=True)
 def _tile_sq(g_sq_row, tile_rows, n_tiles):
     """Each row tile's sum of the rows' mean squared conductances (none when ``n_tiles`` is 0:
     the kernel does not sum tiles as total minus silent rows)."""
@@ -410,26 +437,14 @@ def _lif_rram(bin_ptr, idx, g_diff, g_sq_row, tile_total, n_in, const, read_nois
             cur[j] = 0.0
         q = 0
         while q < n_rows:  # one run of rows in the same tile = one read
-            tl = rows[q] // tile_rows
-            lo = tl * tile_rows
-            hi = min(lo + tile_rows, n_stacked)
-            e = q
-            while e < n_rows and lo <= rows[e] < hi:
-                e += 1
+            tl, lo, hi, e = _tile_run(rows, q, n_rows, tile_rows, n_stacked)
             cnt[1] += 1
             off, state = _next_offset(state, span)
             if read_noise > 0.0:
                 _touch(table, off, n, sink)
             sq = 0.0
             if complement and 2 * (e - q) > hi - lo:
-                n_silent = 0
-                p = q
-                for r in range(lo, hi):
-                    if p < e and rows[p] == r:
-                        p += 1
-                    else:
-                        silent[n_silent] = r
-                        n_silent += 1
+                n_silent = _silent_rows(rows, q, e, lo, hi, silent, 0)
                 for j in range(n):   # -(-total + silent rows): negation is exact
                     acc[j] = -tile_total[tl, j]
                 _add_rows(acc, g_diff, silent, 0, n_silent)
