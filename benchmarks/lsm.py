@@ -5,8 +5,9 @@ thread), snnTorch's RLeaky and Norse's LIFRecurrentCell with the same weights (i
 ``pip install --no-deps snntorch norse nir nirtorch``, so no other torch build is pulled), and
 the ``lsm`` node end to end (wire decode + address mapping + binning + kernel) on a DVS stream
 of 1 M events/s at 1 ms bins in 5 ms packets (and 1 ms ones), for the N-MNIST preset and a
-1,000-neuron reservoir.  The node's resident memory is measured in
-a separate process that imports only the node (no torch).
+1,000-neuron reservoir (on one core, and split over two with ``threads = 2``, also in 20 ms
+packets: each packet costs the large reservoir ~25-45 µs more than its bins).  The node's
+resident memory is measured in a separate process that imports only the node (no torch).
 
     .venv/bin/python benchmarks/lsm.py [--repeats 20] [--out PATH.csv]
 """
@@ -181,7 +182,8 @@ def node_rows(ev: np.ndarray, repeats: int) -> list[dict]:
             ("nmnist 256->200", {}, "ideal", 1000, 1),
             ("nmnist 256->200", {}, "rram", 5000, 1),
             ("1000-neuron reservoir", {"n_neurons": 1000}, "ideal", 5000, 1),
-            ("1000-neuron reservoir, 2 threads", {"n_neurons": 1000}, "ideal", 5000, 2)):
+            ("1000-neuron reservoir, 2 threads", {"n_neurons": 1000}, "ideal", 5000, 2),
+            ("1000-neuron reservoir, 2 threads", {"n_neurons": 1000}, "ideal", 20000, 2)):
         node = LsmNode("lsm", {"preset": "nmnist", "binning": "fixed_width", "bin_width_us": 1000,
                                "overrides": overrides, "device": device, "threads": threads})
         node.setup()

@@ -165,10 +165,11 @@ def prepare(cfg: DemoConfig, run_dir: Path, stages: Stages, log: Callable[[str],
 def _calibrated_features(cfg: DemoConfig, store, modality: str, log):
     """Features at the validation-calibrated gain; the chosen gain is remembered in the cache
     so a second demo reads the cached features directly instead of re-running the probes."""
-    from nodes.lsm.features import DEFAULT_PRESETS, builtin_source, encode_modality
+    from nodes.lsm.features import DEFAULT_PRESETS, FEATURES_FORMAT, builtin_source, encode_modality
     from stream.cache import cache_dir, cache_key
 
-    key = cache_key(kind="demo-gain", size=cfg.size, data_seed=cfg.data_seed, modality=modality,
+    key = cache_key(kind="demo-gain", features=FEATURES_FORMAT, size=cfg.size, data_seed=cfg.data_seed,
+                    modality=modality,
                     device=cfg.device, reservoir_seed=cfg.reservoir_seed,
                     factors=list(cfg.gain_factors), overrides=store.overrides(modality))
     path = cache_dir("demo") / f"gain-{key}.json"

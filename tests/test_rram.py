@@ -175,17 +175,23 @@ def test_unknown_device_setting():
         make_device({"bogus": 1})
 
 
-def test_rram_mostly_driven_tiles_as_total_minus_silent_rows():
-    """float32 sums a tile run covering most of its tile as (tile total - silent rows): the same
-    partial currents up to rounding, read with the same noise draws and ADC, so the spikes
-    match those of summing the driven rows, and the crossbar's op counts are unchanged."""
+def test_rram_mostly_driven_segments_as_total_minus_silent_rows():
+    """float32 sums a tile's input (or recurrent) rows that are mostly driven as (segment total
+    - silent rows): the same partial currents up to rounding, read with the same noise draws
+    and ADC, so the spikes match those of summing the driven rows, and the crossbar's op
+    counts are unchanged.  Tile 1 holds dense inputs beside the sparser neurons."""
     cfg = LsmConfig(n_inputs=600, n_neurons=100, n_bins=30, decay=0.5, vth=1.0, const=0.02, seed=4)
     fast, rows = LifReservoir(cfg, "rram"), LifReservoir(cfg, "rram")
-    assert fast.noisy and fast.tile_total.shape == (2, 100)   # 700 stacked rows, 512-row macros
-    rows.tile_total = np.zeros((0, 100), np.float32)         # disables the shortcut
+    # 700 stacked rows, 512-row macros: tile 0 = inputs 0-511; tile 1 = inputs 512-599 + neurons
+    assert fast.noisy and fast.seg_total.shape == (4, 100)
+    g = fast.g_diff.astype(np.float64)
+    for seg, (lo, hi) in enumerate([(0, 512), (512, 512), (512, 600), (600, 700)]):
+        np.testing.assert_allclose(fast.seg_total[seg], g[lo:hi].sum(axis=0), rtol=1e-5, atol=1e-3)
+    rows.seg_total = np.zeros((0, 100), np.float32)          # disables the shortcut
     rng = np.random.default_rng(1)
     frames = (rng.random((cfg.n_bins, cfg.n_inputs)) < rng.uniform(0.3, 1.0, (cfg.n_bins, 1))).astype(np.uint8)
     assert (frames[:, :512].sum(axis=1) > 256).sum() >= 10      # the first tile is often mostly driven
+    assert (frames[:, 512:].sum(axis=1) > 44).sum() >= 10       # and tile 1's inputs too
     bp, ix = from_dense(frames)
     a, b = fast.run(bp, ix, record=True), rows.run(bp, ix, record=True)
     assert (a.spikes == b.spikes).mean() >= 0.99 and a.spikes.sum() > 100

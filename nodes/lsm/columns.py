@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .reservoir import (_add_rows, _adc_scale, _lif_update, _mark_tiles, _next_offset, _read_tile,
-                        _seed_state, _silent_rows, _stack_rows, _tile_run, _tile_sq, _widest_bin)
+                        _seed_state, _seg_sq, _silent_rows, _stack_rows, _tile_run, _widest_bin)
 
 from numba import njit, prange  # noqa: E402  (reservoir configured Numba's cache first)
 
@@ -65,12 +65,12 @@ def _merge_spikes(prev_p, n_new, prev, counts, raster, t, record):
 def _part_scratch(parts, m, like):
     """Per-part work arrays of a kernel call, allocated here: in a ``parallel=True`` function
     Numba would turn each ``np.zeros`` into a parallel region of its own.  Returns spike
-    counts (scratch: the merge counts), an empty raster, two current buffers of ``like``'s
+    counts (scratch: the merge counts), an empty raster, three current buffers of ``like``'s
     dtype, per-part spike lists and their lengths, and the merged spike list."""
     return (np.zeros((parts, m), dtype=np.int64), np.zeros((0, m), dtype=np.uint8),
             np.zeros((parts, m), dtype=like.dtype), np.zeros((parts, m), dtype=like.dtype),
-            np.empty((parts, m), dtype=np.int64), np.zeros(parts, dtype=np.int64),
-            np.empty(parts * m, dtype=np.int64))
+            np.zeros((parts, m), dtype=like.dtype), np.empty((parts, m), dtype=np.int64),
+            np.zeros(parts, dtype=np.int64), np.empty(parts * m, dtype=np.int64))
 
 
 @njit(cache=True, nogil=True)
@@ -95,7 +95,7 @@ def _lif_ideal_cols(bin_ptr, idx, w_in_p, w_rec_p, w_in_total_p, decay, vth, mem
     parts, n_in, m = w_in_p.shape
     n = counts.shape[0]
     n_bins = bin_ptr.shape[0] - 1
-    counts_p, no_raster, cur_p, _, prev_p, n_new, prev = _part_scratch(parts, m, mem_p)
+    counts_p, no_raster, cur_p, _, _, prev_p, n_new, prev = _part_scratch(parts, m, mem_p)
     complement = w_in_total_p.shape[1] == m
     silent = np.empty(n_in, dtype=np.int64)
     fired = np.empty(n_in, dtype=np.uint8)
@@ -142,43 +142,83 @@ def _lif_ideal_cols(bin_ptr, idx, w_in_p, w_rec_p, w_in_total_p, decay, vth, mem
 
 
 @njit(cache=True, nogil=True)
-def _plan_reads(rows, n_rows, tile_rows, n_stacked, complement, g_sq_row, tile_sq, silent,
-                run_lo, run_hi, run_dense, run_tl, run_sq, run_off, state, span):
-    """The serial half of one ``rram`` bin: cut the driven ``rows`` into reads (one per run
-    of rows in a row tile), exactly as :func:`nodes.lsm.reservoir._lif_rram` does, and draw
-    each read's noise offset.  A dense read's silent rows go to ``silent[run_lo:run_hi]``;
-    a sparse one's driven rows are ``rows[run_lo:run_hi]``.  Returns (reads, generator state)."""
-    n_runs = 0
+def _plan_reads(rows, n_rows, n_inputs, n_in, tile_rows, n_stacked, complement, g_sq_row, seg_sq,
+                silent, r_end, r_sq, r_off, p_dense, p_lo, p_hi, p_seg, state, span):
+    """The serial half of one ``rram`` bin: cut the driven ``rows`` (``rows[:n_inputs]`` the
+    inputs) into reads and pieces and draw each read's noise offset, exactly as
+    :func:`nodes.lsm.reservoir._lif_rram` does.  Read ``u`` is pieces ``r_end[u-1]:r_end[u]``;
+    a dense piece's silent rows are ``silent[p_lo:p_hi]``, a sparse one's driven rows
+    ``rows[p_lo:p_hi]``.  Returns (reads, generator state)."""
+    n_reads = 0
+    n_pieces = 0
     n_silent = 0
     q = 0
     while q < n_rows:
         tl, lo, hi, e = _tile_run(rows, q, n_rows, tile_rows, n_stacked)
-        if complement and 2 * (e - q) > hi - lo:
-            s0 = n_silent
-            n_silent = _silent_rows(rows, q, e, lo, hi, silent, n_silent)
-            sq = tile_sq[tl]
-            for k in range(s0, n_silent):
-                sq -= g_sq_row[silent[k]]
-            run_lo[n_runs] = s0
-            run_hi[n_runs] = n_silent
-            run_dense[n_runs] = 1
-        else:
-            sq = 0.0
-            for k in range(q, e):
-                sq += g_sq_row[rows[k]]
-            run_lo[n_runs] = q
-            run_hi[n_runs] = e
-            run_dense[n_runs] = 0
-        run_tl[n_runs] = tl
-        run_sq[n_runs] = sq
-        run_off[n_runs], state = _next_offset(state, span)
-        n_runs += 1
+        mid = min(max(n_in, lo), hi)
+        split = min(max(q, n_inputs), e)
+        sq = 0.0
+        for part in range(2):
+            qa, ea = (q, split) if part == 0 else (split, e)
+            sa, sb = (lo, mid) if part == 0 else (mid, hi)
+            if ea == qa:
+                continue
+            seg = 2 * tl + part
+            if complement and 2 * (ea - qa) > sb - sa:
+                s0 = n_silent
+                n_silent = _silent_rows(rows, qa, ea, sa, sb, silent, n_silent)
+                v = seg_sq[seg]
+                for k in range(s0, n_silent):
+                    v -= g_sq_row[silent[k]]
+                sq += v
+                p_dense[n_pieces] = 1
+                p_lo[n_pieces] = s0
+                p_hi[n_pieces] = n_silent
+            else:
+                v = 0.0
+                for k in range(qa, ea):
+                    v += g_sq_row[rows[k]]
+                sq += v
+                p_dense[n_pieces] = 0
+                p_lo[n_pieces] = qa
+                p_hi[n_pieces] = ea
+            p_seg[n_pieces] = seg
+            n_pieces += 1
+        r_end[n_reads] = n_pieces
+        r_sq[n_reads] = sq
+        r_off[n_reads], state = _next_offset(state, span)
+        n_reads += 1
         q = e
-    return n_runs, state
+    return n_reads, state
+
+
+@njit(cache=True, nogil=True)
+def _read_part(n_reads, r_end, r_sq, r_off, p_dense, p_lo, p_hi, p_seg, rows, silent, g, seg_total,
+               acc, tmp, cur, read_noise, table, col0, adc_bits, inv_lsb, lsb, top):
+    """One part's columns of a planned bin: ``cur`` = sum over reads of ADC(partial current +
+    read noise), each piece summed as :func:`nodes.lsm.reservoir._piece` does."""
+    m = acc.shape[0]
+    for j in range(m):
+        cur[j] = 0.0
+    p = 0
+    for u in range(n_reads):
+        for j in range(m):
+            acc[j] = 0.0
+        while p < r_end[u]:
+            if p_dense[p]:
+                for j in range(m):
+                    tmp[j] = -seg_total[p_seg[p], j]
+                _add_rows(tmp, g, silent, p_lo[p], p_hi[p])
+                for j in range(m):
+                    acc[j] -= tmp[j]
+            else:
+                _add_rows(acc, g, rows, p_lo[p], p_hi[p])
+            p += 1
+        _read_tile(acc, r_sq[u], cur, read_noise, table, r_off[u] + col0, adc_bits, inv_lsb, lsb, top)
 
 
 @njit(cache=True, parallel=True)
-def _lif_rram_cols(bin_ptr, idx, g_p, g_sq_row, tile_total_p, n_in, const, read_noise, adc_bits,
+def _lif_rram_cols(bin_ptr, idx, g_p, g_sq_row, seg_total_p, n_in, const, read_noise, adc_bits,
                    adc_fs, decay, vth, mem_p, spk_p, counts, raster, record, tile_rows, cnt, seed,
                    table):
     """:func:`nodes.lsm.reservoir._lif_rram` with the columns in parts: the reads are planned
@@ -189,48 +229,36 @@ def _lif_rram_cols(bin_ptr, idx, g_p, g_sq_row, tile_total_p, n_in, const, read_
     parts, n_stacked, m = g_p.shape
     n = counts.shape[0]
     n_bins = bin_ptr.shape[0] - 1
-    counts_p, no_raster, cur_p, acc_p, prev_p, n_new, prev = _part_scratch(parts, m, mem_p)
+    counts_p, no_raster, cur_p, acc_p, tmp_p, prev_p, n_new, prev = _part_scratch(parts, m, mem_p)
     span = np.uint64(table.shape[0] - parts * m)
     top, lsb, inv_lsb = _adc_scale(adc_bits, adc_fs)
     n_prev = _first_spikes(spk_p, n, prev)
     most = _widest_bin(bin_ptr) + n    # rows (and reads) of a bin at most
     rows = np.empty(most, dtype=np.int64)
-    complement = tile_total_p.shape[1] > 0
-    tile_sq = _tile_sq(g_sq_row, tile_rows, tile_total_p.shape[1])
+    complement = seg_total_p.shape[1] > 0
+    seg_sq = _seg_sq(g_sq_row, n_in, tile_rows, seg_total_p.shape[1])
     silent = np.empty(n_stacked, dtype=np.int64)
-    run_lo = np.empty(most, dtype=np.int64)
-    run_hi = np.empty(most, dtype=np.int64)
-    run_dense = np.empty(most, dtype=np.uint8)
-    run_tl = np.empty(most, dtype=np.int64)
-    run_sq = np.empty(most)
-    run_off = np.empty(most, dtype=np.int64)
+    r_end = np.empty(most, dtype=np.int64)
+    r_sq = np.empty(most)
+    r_off = np.empty(most, dtype=np.int64)
+    p_dense = np.empty(2 * most, dtype=np.uint8)
+    p_lo = np.empty(2 * most, dtype=np.int64)
+    p_hi = np.empty(2 * most, dtype=np.int64)
+    p_seg = np.empty(2 * most, dtype=np.int64)
     for t in range(n_bins):
+        n_inputs = bin_ptr[t + 1] - bin_ptr[t]
         n_rows = _stack_rows(idx, bin_ptr[t], bin_ptr[t + 1], prev, n_prev, n_in, rows)
-        n_runs, state = _plan_reads(rows, n_rows, tile_rows, n_stacked, complement, g_sq_row,
-                                    tile_sq, silent, run_lo, run_hi, run_dense, run_tl, run_sq,
-                                    run_off, state, span)
+        n_reads, state = _plan_reads(rows, n_rows, n_inputs, n_in, tile_rows, n_stacked, complement,
+                                     g_sq_row, seg_sq, silent, r_end, r_sq, r_off, p_dense, p_lo,
+                                     p_hi, p_seg, state, span)
         for h in prange(parts):
-            acc = acc_p[h]
-            cur = cur_p[h]
-            for j in range(m):
-                cur[j] = 0.0
-            for u in range(n_runs):
-                if run_dense[u]:
-                    for j in range(m):
-                        acc[j] = -tile_total_p[h, run_tl[u], j]
-                    _add_rows(acc, g_p[h], silent, run_lo[u], run_hi[u])
-                    for j in range(m):
-                        acc[j] = -acc[j]
-                else:
-                    for j in range(m):
-                        acc[j] = 0.0
-                    _add_rows(acc, g_p[h], rows, run_lo[u], run_hi[u])
-                _read_tile(acc, run_sq[u], cur, read_noise, table, run_off[u] + h * m, adc_bits,
-                           inv_lsb, lsb, top)
-            n_new[h] = _lif_update(cur, const, decay, vth, mem_p[h], spk_p[h], prev_p[h],
+            _read_part(n_reads, r_end, r_sq, r_off, p_dense, p_lo, p_hi, p_seg, rows, silent, g_p[h],
+                       seg_total_p[h], acc_p[h], tmp_p[h], cur_p[h], read_noise, table, h * m,
+                       adc_bits, inv_lsb, lsb, top)
+            n_new[h] = _lif_update(cur_p[h], const, decay, vth, mem_p[h], spk_p[h], prev_p[h],
                                    counts_p[h], no_raster, t, False)
         cnt[0] += n_rows
-        cnt[1] += n_runs
+        cnt[1] += n_reads
         n_prev = _merge_spikes(prev_p, n_new, prev, counts, raster, t, record)
         cnt[2] += n_prev
     cnt[3] += n_bins
@@ -254,7 +282,7 @@ class ColumnParts:
         if reservoir.noisy:
             r = reservoir
             self.g_p = split_columns(r.g_diff, parts)
-            self.tile_total_p = split_columns(r.tile_total, parts)
+            self.seg_total_p = split_columns(r.seg_total, parts)
             self.table = np.concatenate([r.noise_table, np.zeros(parts * self.m - n, r.dtype)])
 
     def state_views(self) -> tuple[np.ndarray, np.ndarray]:
@@ -281,7 +309,7 @@ class ColumnParts:
         r, c = self.r, self.r.config
         if r.noisy:
             d = r.device
-            _lif_rram_cols(bin_ptr, idx, self.g_p, r.g_sq_row, self.tile_total_p, c.n_inputs, c.const,
+            _lif_rram_cols(bin_ptr, idx, self.g_p, r.g_sq_row, self.seg_total_p, c.n_inputs, c.const,
                            d.read_noise_scale, d.adc_bits, d.adc_full_scale_us, c.decay, c.vth,
                            self.mem_p, self.spk_p, counts, raster, record, r.tile_rows, cnt,
                            seed, self.table)

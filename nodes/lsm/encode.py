@@ -52,7 +52,7 @@ def encode_binned(sample_bins: np.ndarray, bin_ptrs: np.ndarray, idx: np.ndarray
         seeds = ((reservoir.crossbar.read_seed + 7919 * (first_sample + np.arange(n_samples)))
                  % (2 ** 32)).astype(np.int64)
         _batch_rram(sample_bins, bin_ptrs, idx, reservoir.g_diff, reservoir.g_sq_row,
-                    reservoir.tile_total, c.n_inputs,
+                    reservoir.seg_total, c.n_inputs,
                     c.const, d.read_noise_scale, d.adc_bits, d.adc_full_scale_us, c.decay, c.vth,
                     reservoir.tile_rows, reservoir.n_row_tiles, seeds, reservoir.noise_table, windows,
                     out, cnts)

@@ -28,7 +28,8 @@ from .presets import get_preset
 from .reservoir import LifReservoir, LsmConfig, check_windows
 from .rram import make_device
 
-FEATURES_FORMAT = 2   # 2: the float32 kernels sum dense bins as total minus silent rows (rounding)
+FEATURES_FORMAT = 3   # 2: the float32 kernels sum dense bins as total minus silent rows (rounding)
+                      # 3: the rram kernel sums a tile's input and recurrent rows apart (rounding)
 # Which preset encodes which modality of the built-in dataset by default (PAPER.md: the
 # zero-shot image and audio encoders; the neural one is the BMI encoder).
 DEFAULT_PRESETS = {"visual": "zs_image", "audio": "zs_audio", "neural": "bmi_neural"}

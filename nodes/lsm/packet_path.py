@@ -41,12 +41,12 @@ def _packet_ideal(ev, geo, st, seen, part, bin_p, w_in, w_rec, w_in_total, lif_p
 
 
 @njit(cache=True, nogil=True)
-def _packet_rram(ev, geo, st, seen, part, bin_p, g_diff, g_sq_row, tile_total, lif_p, mem, spk,
+def _packet_rram(ev, geo, st, seen, part, bin_p, g_diff, g_sq_row, seg_total, lif_p, mem, spk,
                  touched, read_state, noise_table, counts, cnt):
     """As :func:`_packet_ideal` with the ``rram`` kernel (its read-noise seed advanced here)."""
     bp, idx, bad = _map_and_bin(ev, geo, st, seen, part, bin_p)
     if bp.shape[0] > 1:
-        _lif_rram(bp, idx, g_diff, g_sq_row, tile_total, bin_p[4], lif_p[2], lif_p[3], bin_p[5],
+        _lif_rram(bp, idx, g_diff, g_sq_row, seg_total, bin_p[4], lif_p[2], lif_p[3], bin_p[5],
                   lif_p[4], lif_p[0], lif_p[1], mem, spk, counts,
                   np.zeros((0, mem.shape[0]), dtype=np.uint8), False, bin_p[3], touched, cnt,
                   next_read_seed(read_state), noise_table)
@@ -65,12 +65,12 @@ def _packet_ideal_cols(ev, geo, st, seen, part, bin_p, w_in_p, w_rec_p, total_p,
 
 
 @njit(cache=True, nogil=True)
-def _packet_rram_cols(ev, geo, st, seen, part, bin_p, g_p, g_sq_row, tile_total_p, lif_p, mem_p,
+def _packet_rram_cols(ev, geo, st, seen, part, bin_p, g_p, g_sq_row, seg_total_p, lif_p, mem_p,
                       spk_p, read_state, noise_table, counts, cnt):
     """:func:`_packet_rram` on a reservoir split in column parts."""
     bp, idx, bad = _map_and_bin(ev, geo, st, seen, part, bin_p)
     if bp.shape[0] > 1:
-        _lif_rram_cols(bp, idx, g_p, g_sq_row, tile_total_p, bin_p[4], lif_p[2], lif_p[3], bin_p[5],
+        _lif_rram_cols(bp, idx, g_p, g_sq_row, seg_total_p, bin_p[4], lif_p[2], lif_p[3], bin_p[5],
                        lif_p[4], lif_p[0], lif_p[1], mem_p, spk_p, counts,
                        np.zeros((0, counts.shape[0]), dtype=np.uint8), False, bin_p[3], cnt,
                        next_read_seed(read_state), noise_table)
@@ -108,11 +108,11 @@ class PacketPath:
             lif_p = np.array([c.decay, c.vth, c.const, d.read_noise_scale, d.adc_full_scale_us])
             if cols is None:
                 self._fn = _packet_rram
-                self._args = (*head, bin_p, r.g_diff, r.g_sq_row, r.tile_total, lif_p, r.mem, r.spk,
+                self._args = (*head, bin_p, r.g_diff, r.g_sq_row, r.seg_total, lif_p, r.mem, r.spk,
                               r.touched, r.read_state, r.noise_table)
             else:
                 self._fn = _packet_rram_cols
-                self._args = (*head, bin_p, cols.g_p, r.g_sq_row, cols.tile_total_p, lif_p,
+                self._args = (*head, bin_p, cols.g_p, r.g_sq_row, cols.seg_total_p, lif_p,
                               cols.mem_p, cols.spk_p, r.read_state, cols.table)
         else:
             bin_p = np.array([b.width, b.align, b.max_gap, r.tile_rows], dtype=np.int64)

@@ -352,15 +352,40 @@ def _silent_rows(rows, q, e, lo, hi, silent, n_silent):
 
 
 @njit(cache=True, nogil=True)
-def _tile_sq(g_sq_row, tile_rows, n_tiles):
-    """Each row tile's sum of the rows' mean squared conductances (none when ``n_tiles`` is 0:
-    the kernel does not sum tiles as total minus silent rows)."""
-    out = np.zeros(n_tiles)
-    if n_tiles == 0:
+def _seg_sq(g_sq_row, n_in, tile_rows, n_segs):
+    """Each segment's sum of its rows' mean squared conductances: segment ``2 * tile`` is a row
+    tile's input rows, ``2 * tile + 1`` its recurrent rows (none when ``n_segs`` is 0)."""
+    out = np.zeros(n_segs)
+    if n_segs == 0:
         return out
     for r in range(g_sq_row.shape[0]):
-        out[r // tile_rows] += g_sq_row[r]
+        out[2 * (r // tile_rows) + (1 if r >= n_in else 0)] += g_sq_row[r]
     return out
+
+
+@njit(cache=True, nogil=True)
+def _piece(acc, tmp, g, rows, q, e, lo, hi, seg_total, seg_sq, seg, complement, silent, g_sq_row):
+    """Add one segment's driven rows ``rows[q:e]`` (of its rows ``[lo, hi)``) to ``acc``;
+    returns their ``sq``.  More than half of the segment driven: as the segment total minus
+    the silent rows (``acc - (-total + silent)``, exact negations), else row by row."""
+    if e == q:
+        return 0.0
+    if complement and 2 * (e - q) > hi - lo:
+        n_silent = _silent_rows(rows, q, e, lo, hi, silent, 0)
+        for j in range(acc.shape[0]):
+            tmp[j] = -seg_total[seg, j]
+        _add_rows(tmp, g, silent, 0, n_silent)
+        for j in range(acc.shape[0]):
+            acc[j] -= tmp[j]
+        v = seg_sq[seg]
+        for k in range(n_silent):
+            v -= g_sq_row[silent[k]]
+        return v
+    v = 0.0
+    for k in range(q, e):
+        v += g_sq_row[rows[k]]
+    _add_rows(acc, g, rows, q, e)
+    return v
 
 
 @njit(cache=True, nogil=True)
@@ -391,7 +416,7 @@ def _read_tile(acc, sq, cur, read_noise, table, off, adc_bits, inv_lsb, lsb, top
 
 
 @njit(cache=True, nogil=True)
-def _lif_rram(bin_ptr, idx, g_diff, g_sq_row, tile_total, n_in, const, read_noise, adc_bits,
+def _lif_rram(bin_ptr, idx, g_diff, g_sq_row, seg_total, n_in, const, read_noise, adc_bits,
               adc_fs, decay, vth, mem, spk, counts, raster, record, tile_rows, touched, cnt, seed,
               table):
     """As ``_lif_ideal`` but reads the stacked conductances (µS) with per-read noise and an ADC.
@@ -407,16 +432,19 @@ def _lif_rram(bin_ptr, idx, g_diff, g_sq_row, tile_total, n_in, const, read_nois
     xorshift64* generator seeded with ``seed``: vectorised per column, ~1 ns per draw instead
     of ~100 ns for Numba's ``np.random.standard_normal``.
 
-    With ``tile_total`` (each row tile's column sums of ``g_diff``; empty to disable) a run
-    covering more than half its tile is summed as the tile total minus the silent rows (and
-    its ``sq`` likewise): the same partial current, read with the same noise and ADC.
+    A read's rows are two pieces, its input rows and its recurrent rows (a dense input, where
+    most inputs fire, sits beside a sparser recurrent layer in the same tile).  With
+    ``seg_total`` (column sums of ``g_diff`` over each piece's segment, :func:`segment_totals`;
+    empty to disable) a piece covering more than half its segment is summed as the segment
+    total minus the silent rows (and its ``sq`` likewise): the same partial current up to
+    rounding, read with the same noise and ADC.
     """
     state = _seed_state(seed)
     n = mem.shape[0]
     n_bins = bin_ptr.shape[0] - 1
     span = np.uint64(table.shape[0] - n)
     acc = np.zeros(n, dtype=mem.dtype)
-    sq = 0.0
+    tmp = np.zeros(n, dtype=mem.dtype)
     cur = np.zeros(n, dtype=mem.dtype)
     prev = np.empty(n, dtype=np.int64)
     top, lsb, inv_lsb = _adc_scale(adc_bits, adc_fs)
@@ -427,11 +455,12 @@ def _lif_rram(bin_ptr, idx, g_diff, g_sq_row, tile_total, n_in, const, read_nois
             n_prev += 1
     rows = np.empty(_widest_bin(bin_ptr) + n, dtype=np.int64)   # one bin's driven rows, stacked
     n_stacked = g_diff.shape[0]
-    complement = tile_total.shape[0] > 0
-    tile_sq = _tile_sq(g_sq_row, tile_rows, tile_total.shape[0])
+    complement = seg_total.shape[0] > 0
+    seg_sq = _seg_sq(g_sq_row, n_in, tile_rows, seg_total.shape[0])
     silent = np.empty(tile_rows, dtype=np.int64)
     sink = np.zeros(1, dtype=table.dtype)
     for t in range(n_bins):
+        n_inputs = bin_ptr[t + 1] - bin_ptr[t]   # rows[:n_inputs] are inputs, the rest neurons
         n_rows = _stack_rows(idx, bin_ptr[t], bin_ptr[t + 1], prev, n_prev, n_in, rows)
         for j in range(n):
             cur[j] = 0.0
@@ -442,23 +471,14 @@ def _lif_rram(bin_ptr, idx, g_diff, g_sq_row, tile_total, n_in, const, read_nois
             off, state = _next_offset(state, span)
             if read_noise > 0.0:
                 _touch(table, off, n, sink)
-            sq = 0.0
-            if complement and 2 * (e - q) > hi - lo:
-                n_silent = _silent_rows(rows, q, e, lo, hi, silent, 0)
-                for j in range(n):   # -(-total + silent rows): negation is exact
-                    acc[j] = -tile_total[tl, j]
-                _add_rows(acc, g_diff, silent, 0, n_silent)
-                for j in range(n):
-                    acc[j] = -acc[j]
-                sq = tile_sq[tl]
-                for k in range(n_silent):
-                    sq -= g_sq_row[silent[k]]
-            else:
-                for k in range(q, e):
-                    sq += g_sq_row[rows[k]]
-                for j in range(n):
-                    acc[j] = 0.0
-                _add_rows(acc, g_diff, rows, q, e)
+            mid = min(max(n_in, lo), hi)         # the tile's first recurrent row
+            split = min(max(q, n_inputs), e)     # the run's first recurrent row
+            for j in range(n):
+                acc[j] = 0.0
+            sq = _piece(acc, tmp, g_diff, rows, q, split, lo, mid, seg_total, seg_sq, 2 * tl,
+                        complement, silent, g_sq_row)
+            sq += _piece(acc, tmp, g_diff, rows, split, e, mid, hi, seg_total, seg_sq, 2 * tl + 1,
+                         complement, silent, g_sq_row)
             q = e
             _read_tile(acc, sq, cur, read_noise, table, off, adc_bits, inv_lsb, lsb, top)
         cnt[0] += n_rows
@@ -522,7 +542,7 @@ def _batch_ideal(sample_bins, bin_ptrs, idx, w_in, w_rec, w_in_total, decay, vth
 
 
 @njit(cache=True, parallel=True)
-def _batch_rram(sample_bins, bin_ptrs, idx, g_diff, g_sq_row, tile_total, n_in, const, read_noise, adc_bits,
+def _batch_rram(sample_bins, bin_ptrs, idx, g_diff, g_sq_row, seg_total, n_in, const, read_noise, adc_bits,
                 adc_fs, decay, vth, tile_rows, n_tiles, seeds, table, n_windows, out, cnts):
     n = g_diff.shape[1]
     for s in prange(out.shape[0]):
@@ -533,13 +553,27 @@ def _batch_rram(sample_bins, bin_ptrs, idx, g_diff, g_sq_row, tile_total, n_in, 
         touched = np.zeros(n_tiles, dtype=np.uint8)
         cnt = np.zeros(_N_COUNTERS, dtype=np.int64)
         raster = np.zeros((bp.shape[0] - 1 if n_windows > 1 else 0, n), dtype=np.uint8)
-        _lif_rram(bp, idx, g_diff, g_sq_row, tile_total, n_in, const, read_noise, adc_bits, adc_fs, decay, vth,
+        _lif_rram(bp, idx, g_diff, g_sq_row, seg_total, n_in, const, read_noise, adc_bits, adc_fs, decay, vth,
                   mem, spk, counts, raster, n_windows > 1, tile_rows, touched, cnt, seeds[s], table)
         _sample_rates(counts, bp.shape[0] - 1, raster, n_windows, out[s])
         cnts[s, :] = cnt
 
 
 # ---------------------------------------------------------------------------- reservoir
+
+def segment_totals(g: np.ndarray, n_in: int, tile_rows: int) -> np.ndarray:
+    """Column sums of the stacked rows ``g`` over each row tile's input rows (row ``2 * tile``)
+    and its recurrent rows (``2 * tile + 1``), in float64; an empty segment sums to 0."""
+    n_tiles = -(-g.shape[0] // tile_rows)
+    out = np.zeros((2 * n_tiles, g.shape[1]))
+    for tl in range(n_tiles):
+        lo, hi = tl * tile_rows, min((tl + 1) * tile_rows, g.shape[0])
+        mid = min(max(n_in, lo), hi)
+        out[2 * tl] = g[lo:mid].sum(axis=0, dtype=np.float64)
+        out[2 * tl + 1] = g[mid:hi].sum(axis=0, dtype=np.float64)
+    return out.astype(g.dtype)
+
+
 
 class LifReservoir:
     """A fixed random LIF reservoir whose weights are read from an :class:`RramCrossbar`.
@@ -572,11 +606,10 @@ class LifReservoir:
         if self.noisy:
             self.g_diff = np.ascontiguousarray(self.crossbar.g_diff, dtype=self.dtype)
             self.g_sq_row = np.ascontiguousarray(self.crossbar.g_sq.mean(axis=1), dtype=np.float64)
-            # float32 sums a mostly-driven tile as total - silent rows (as the ideal kernel does)
-            starts = np.arange(0, self.g_diff.shape[0], self.device.macro_rows)
-            self.tile_total = (np.add.reduceat(self.g_diff.astype(np.float64), starts, axis=0)
-                               .astype(self.dtype) if self.dtype == np.float32
-                               else np.zeros((0, c.n_neurons), self.dtype))
+            # float32 sums a tile's mostly-driven input (or recurrent) rows as their total -
+            # silent rows (as the ideal kernel does with its inputs)
+            self.seg_total = (segment_totals(self.g_diff, c.n_inputs, self.device.macro_rows)
+                              if self.dtype == np.float32 else np.zeros((0, c.n_neurons), self.dtype))
             self.noise_table = np.random.default_rng(self.crossbar.read_seed).standard_normal(
                 NOISE_TABLE_SIZE + c.n_neurons).astype(self.dtype)
         self.tile_rows = self.device.macro_rows
@@ -646,7 +679,7 @@ class LifReservoir:
         elif self.noisy:
             d = self.device
             seed = next_read_seed(self.read_state)
-            _lif_rram(bin_ptr, idx, self.g_diff, self.g_sq_row, self.tile_total, c.n_inputs, c.const,
+            _lif_rram(bin_ptr, idx, self.g_diff, self.g_sq_row, self.seg_total, c.n_inputs, c.const,
                       d.read_noise_scale, d.adc_bits, d.adc_full_scale_us, c.decay, c.vth,
                       self.mem, self.spk, counts, raster, record, self.tile_rows, touched, cnt, seed,
                       self.noise_table)
