@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .reservoir import (_add_rows, _adc_scale, _lif_update, _mark_tiles, _next_offset, _read_tile,
-                        _seed_state, _seg_sq, _silent_rows, _stack_rows, _tile_run, _widest_bin)
+from .reservoir import (_adc_scale, _add_rows, _lif_update, _mark_tiles, _plan_arrays, _plan_reads,
+                        _read_part, _seed_state, _seg_sq, _stack_rows, _widest_bin)
 
 from numba import njit, prange  # noqa: E402  (reservoir configured Numba's cache first)
 
@@ -141,82 +141,6 @@ def _lif_ideal_cols(bin_ptr, idx, w_in_p, w_rec_p, w_in_total_p, decay, vth, mem
     cnt[3] += n_bins
 
 
-@njit(cache=True, nogil=True)
-def _plan_reads(rows, n_rows, n_inputs, n_in, tile_rows, n_stacked, complement, g_sq_row, seg_sq,
-                silent, r_end, r_sq, r_off, p_dense, p_lo, p_hi, p_seg, state, span):
-    """The serial half of one ``rram`` bin: cut the driven ``rows`` (``rows[:n_inputs]`` the
-    inputs) into reads and pieces and draw each read's noise offset, exactly as
-    :func:`nodes.lsm.reservoir._lif_rram` does.  Read ``u`` is pieces ``r_end[u-1]:r_end[u]``;
-    a dense piece's silent rows are ``silent[p_lo:p_hi]``, a sparse one's driven rows
-    ``rows[p_lo:p_hi]``.  Returns (reads, generator state)."""
-    n_reads = 0
-    n_pieces = 0
-    n_silent = 0
-    q = 0
-    while q < n_rows:
-        tl, lo, hi, e = _tile_run(rows, q, n_rows, tile_rows, n_stacked)
-        mid = min(max(n_in, lo), hi)
-        split = min(max(q, n_inputs), e)
-        sq = 0.0
-        for part in range(2):
-            qa, ea = (q, split) if part == 0 else (split, e)
-            sa, sb = (lo, mid) if part == 0 else (mid, hi)
-            if ea == qa:
-                continue
-            seg = 2 * tl + part
-            if complement and 2 * (ea - qa) > sb - sa:
-                s0 = n_silent
-                n_silent = _silent_rows(rows, qa, ea, sa, sb, silent, n_silent)
-                v = seg_sq[seg]
-                for k in range(s0, n_silent):
-                    v -= g_sq_row[silent[k]]
-                sq += v
-                p_dense[n_pieces] = 1
-                p_lo[n_pieces] = s0
-                p_hi[n_pieces] = n_silent
-            else:
-                v = 0.0
-                for k in range(qa, ea):
-                    v += g_sq_row[rows[k]]
-                sq += v
-                p_dense[n_pieces] = 0
-                p_lo[n_pieces] = qa
-                p_hi[n_pieces] = ea
-            p_seg[n_pieces] = seg
-            n_pieces += 1
-        r_end[n_reads] = n_pieces
-        r_sq[n_reads] = sq
-        r_off[n_reads], state = _next_offset(state, span)
-        n_reads += 1
-        q = e
-    return n_reads, state
-
-
-@njit(cache=True, nogil=True)
-def _read_part(n_reads, r_end, r_sq, r_off, p_dense, p_lo, p_hi, p_seg, rows, silent, g, seg_total,
-               acc, tmp, cur, read_noise, table, col0, adc_bits, inv_lsb, lsb, top):
-    """One part's columns of a planned bin: ``cur`` = sum over reads of ADC(partial current +
-    read noise), each piece summed as :func:`nodes.lsm.reservoir._piece` does."""
-    m = acc.shape[0]
-    for j in range(m):
-        cur[j] = 0.0
-    p = 0
-    for u in range(n_reads):
-        for j in range(m):
-            acc[j] = 0.0
-        while p < r_end[u]:
-            if p_dense[p]:
-                for j in range(m):
-                    tmp[j] = -seg_total[p_seg[p], j]
-                _add_rows(tmp, g, silent, p_lo[p], p_hi[p])
-                for j in range(m):
-                    acc[j] -= tmp[j]
-            else:
-                _add_rows(acc, g, rows, p_lo[p], p_hi[p])
-            p += 1
-        _read_tile(acc, r_sq[u], cur, read_noise, table, r_off[u] + col0, adc_bits, inv_lsb, lsb, top)
-
-
 @njit(cache=True, parallel=True)
 def _lif_rram_cols(bin_ptr, idx, g_p, g_sq_row, seg_total_p, n_in, const, read_noise, adc_bits,
                    adc_fs, decay, vth, mem_p, spk_p, counts, raster, record, tile_rows, cnt, seed,
@@ -238,13 +162,8 @@ def _lif_rram_cols(bin_ptr, idx, g_p, g_sq_row, seg_total_p, n_in, const, read_n
     complement = seg_total_p.shape[1] > 0
     seg_sq = _seg_sq(g_sq_row, n_in, tile_rows, seg_total_p.shape[1])
     silent = np.empty(n_stacked, dtype=np.int64)
-    r_end = np.empty(most, dtype=np.int64)
-    r_sq = np.empty(most)
-    r_off = np.empty(most, dtype=np.int64)
-    p_dense = np.empty(2 * most, dtype=np.uint8)
-    p_lo = np.empty(2 * most, dtype=np.int64)
-    p_hi = np.empty(2 * most, dtype=np.int64)
-    p_seg = np.empty(2 * most, dtype=np.int64)
+    r_end, r_sq, r_off, p_dense, p_lo, p_hi, p_seg = _plan_arrays(most)
+    sink_p = np.empty((parts, 1), dtype=table.dtype)
     for t in range(n_bins):
         n_inputs = bin_ptr[t + 1] - bin_ptr[t]
         n_rows = _stack_rows(idx, bin_ptr[t], bin_ptr[t + 1], prev, n_prev, n_in, rows)
@@ -254,7 +173,7 @@ def _lif_rram_cols(bin_ptr, idx, g_p, g_sq_row, seg_total_p, n_in, const, read_n
         for h in prange(parts):
             _read_part(n_reads, r_end, r_sq, r_off, p_dense, p_lo, p_hi, p_seg, rows, silent, g_p[h],
                        seg_total_p[h], acc_p[h], tmp_p[h], cur_p[h], read_noise, table, h * m,
-                       adc_bits, inv_lsb, lsb, top)
+                       adc_bits, inv_lsb, lsb, top, sink_p[h])
             n_new[h] = _lif_update(cur_p[h], const, decay, vth, mem_p[h], spk_p[h], prev_p[h],
                                    counts_p[h], no_raster, t, False)
         cnt[0] += n_rows

@@ -364,28 +364,93 @@ def _seg_sq(g_sq_row, n_in, tile_rows, n_segs):
 
 
 @njit(cache=True, nogil=True)
-def _piece(acc, tmp, g, rows, q, e, lo, hi, seg_total, seg_sq, seg, complement, silent, g_sq_row):
-    """Add one segment's driven rows ``rows[q:e]`` (of its rows ``[lo, hi)``) to ``acc``;
-    returns their ``sq``.  More than half of the segment driven: as the segment total minus
-    the silent rows (``acc - (-total + silent)``, exact negations), else row by row."""
-    if e == q:
-        return 0.0
-    if complement and 2 * (e - q) > hi - lo:
-        n_silent = _silent_rows(rows, q, e, lo, hi, silent, 0)
-        for j in range(acc.shape[0]):
-            tmp[j] = -seg_total[seg, j]
-        _add_rows(tmp, g, silent, 0, n_silent)
-        for j in range(acc.shape[0]):
-            acc[j] -= tmp[j]
-        v = seg_sq[seg]
-        for k in range(n_silent):
-            v -= g_sq_row[silent[k]]
-        return v
-    v = 0.0
-    for k in range(q, e):
-        v += g_sq_row[rows[k]]
-    _add_rows(acc, g, rows, q, e)
-    return v
+def _plan_reads(rows, n_rows, n_inputs, n_in, tile_rows, n_stacked, complement, g_sq_row, seg_sq,
+                silent, r_end, r_sq, r_off, p_dense, p_lo, p_hi, p_seg, state, span):
+    """Cut a bin's driven ``rows`` (``rows[:n_inputs]`` the inputs) into reads, one per run of
+    rows in a row tile, and each read into two pieces, its input rows and its recurrent rows;
+    draw each read's noise offset.  Read ``u`` is pieces ``r_end[u-1]:r_end[u]``.  A piece
+    with more than half of its segment driven is summed as the segment total minus its silent
+    rows (``dense``; ``silent[p_lo:p_hi]``), else as its driven rows (``rows[p_lo:p_hi]``);
+    the read's ``sq`` likewise.  Returns (reads, generator state)."""
+    n_reads = 0
+    n_pieces = 0
+    n_silent = 0
+    q = 0
+    while q < n_rows:
+        tl, lo, hi, e = _tile_run(rows, q, n_rows, tile_rows, n_stacked)
+        mid = min(max(n_in, lo), hi)
+        split = min(max(q, n_inputs), e)
+        sq = 0.0
+        for part in range(2):
+            qa, ea = (q, split) if part == 0 else (split, e)
+            sa, sb = (lo, mid) if part == 0 else (mid, hi)
+            if ea == qa:
+                continue
+            seg = 2 * tl + part
+            if complement and 2 * (ea - qa) > sb - sa:
+                s0 = n_silent
+                n_silent = _silent_rows(rows, qa, ea, sa, sb, silent, n_silent)
+                v = seg_sq[seg]
+                for k in range(s0, n_silent):
+                    v -= g_sq_row[silent[k]]
+                sq += v
+                p_dense[n_pieces] = 1
+                p_lo[n_pieces] = s0
+                p_hi[n_pieces] = n_silent
+            else:
+                v = 0.0
+                for k in range(qa, ea):
+                    v += g_sq_row[rows[k]]
+                sq += v
+                p_dense[n_pieces] = 0
+                p_lo[n_pieces] = qa
+                p_hi[n_pieces] = ea
+            p_seg[n_pieces] = seg
+            n_pieces += 1
+        r_end[n_reads] = n_pieces
+        r_sq[n_reads] = sq
+        r_off[n_reads], state = _next_offset(state, span)
+        n_reads += 1
+        q = e
+    return n_reads, state
+
+
+@njit(cache=True, nogil=True)
+def _read_part(n_reads, r_end, r_sq, r_off, p_dense, p_lo, p_hi, p_seg, rows, silent, g, seg_total,
+               acc, tmp, cur, read_noise, table, col0, adc_bits, inv_lsb, lsb, top, sink):
+    """A planned bin over the columns of ``g`` (``col0``: the first, for the noise draws):
+    ``cur`` = sum over reads of ADC(partial current + read noise); a dense piece adds
+    ``-(-total + silent rows)`` (exact negations)."""
+    m = acc.shape[0]
+    if read_noise > 0.0:
+        for u in range(n_reads):
+            _touch(table, r_off[u] + col0, m, sink)
+    for j in range(m):
+        cur[j] = 0.0
+    p = 0
+    for u in range(n_reads):
+        for j in range(m):
+            acc[j] = 0.0
+        while p < r_end[u]:
+            if p_dense[p]:
+                for j in range(m):
+                    tmp[j] = -seg_total[p_seg[p], j]
+                _add_rows(tmp, g, silent, p_lo[p], p_hi[p])
+                for j in range(m):
+                    acc[j] -= tmp[j]
+            else:
+                _add_rows(acc, g, rows, p_lo[p], p_hi[p])
+            p += 1
+        _read_tile(acc, r_sq[u], cur, read_noise, table, r_off[u] + col0, adc_bits, inv_lsb, lsb, top)
+
+
+@njit(cache=True, nogil=True)
+def _plan_arrays(most):
+    """Buffers of :func:`_plan_reads` for bins of at most ``most`` driven rows: read ends,
+    ``sq`` and noise offsets; piece dense flags, bounds and segments."""
+    return (np.empty(most, dtype=np.int64), np.empty(most), np.empty(most, dtype=np.int64),
+            np.empty(2 * most, dtype=np.uint8), np.empty(2 * most, dtype=np.int64),
+            np.empty(2 * most, dtype=np.int64), np.empty(2 * most, dtype=np.int64))
 
 
 @njit(cache=True, nogil=True)
@@ -453,35 +518,23 @@ def _lif_rram(bin_ptr, idx, g_diff, g_sq_row, seg_total, n_in, const, read_noise
         if spk[j]:
             prev[n_prev] = j
             n_prev += 1
-    rows = np.empty(_widest_bin(bin_ptr) + n, dtype=np.int64)   # one bin's driven rows, stacked
+    most = _widest_bin(bin_ptr) + n
+    rows = np.empty(most, dtype=np.int64)   # one bin's driven rows, stacked
     n_stacked = g_diff.shape[0]
     complement = seg_total.shape[0] > 0
     seg_sq = _seg_sq(g_sq_row, n_in, tile_rows, seg_total.shape[0])
-    silent = np.empty(tile_rows, dtype=np.int64)
+    silent = np.empty(n_stacked, dtype=np.int64)
+    r_end, r_sq, r_off, p_dense, p_lo, p_hi, p_seg = _plan_arrays(most)
     sink = np.zeros(1, dtype=table.dtype)
     for t in range(n_bins):
-        n_inputs = bin_ptr[t + 1] - bin_ptr[t]   # rows[:n_inputs] are inputs, the rest neurons
         n_rows = _stack_rows(idx, bin_ptr[t], bin_ptr[t + 1], prev, n_prev, n_in, rows)
-        for j in range(n):
-            cur[j] = 0.0
-        q = 0
-        while q < n_rows:  # one run of rows in the same tile = one read
-            tl, lo, hi, e = _tile_run(rows, q, n_rows, tile_rows, n_stacked)
-            cnt[1] += 1
-            off, state = _next_offset(state, span)
-            if read_noise > 0.0:
-                _touch(table, off, n, sink)
-            mid = min(max(n_in, lo), hi)         # the tile's first recurrent row
-            split = min(max(q, n_inputs), e)     # the run's first recurrent row
-            for j in range(n):
-                acc[j] = 0.0
-            sq = _piece(acc, tmp, g_diff, rows, q, split, lo, mid, seg_total, seg_sq, 2 * tl,
-                        complement, silent, g_sq_row)
-            sq += _piece(acc, tmp, g_diff, rows, split, e, mid, hi, seg_total, seg_sq, 2 * tl + 1,
-                         complement, silent, g_sq_row)
-            q = e
-            _read_tile(acc, sq, cur, read_noise, table, off, adc_bits, inv_lsb, lsb, top)
+        n_reads, state = _plan_reads(rows, n_rows, bin_ptr[t + 1] - bin_ptr[t], n_in, tile_rows,
+                                     n_stacked, complement, g_sq_row, seg_sq, silent, r_end, r_sq,
+                                     r_off, p_dense, p_lo, p_hi, p_seg, state, span)
+        _read_part(n_reads, r_end, r_sq, r_off, p_dense, p_lo, p_hi, p_seg, rows, silent, g_diff,
+                   seg_total, acc, tmp, cur, read_noise, table, 0, adc_bits, inv_lsb, lsb, top, sink)
         cnt[0] += n_rows
+        cnt[1] += n_reads
         n_prev = _lif_update(cur, const, decay, vth, mem, spk, prev, counts, raster, t, record)
         cnt[2] += n_prev
     cnt[3] += n_bins
@@ -572,7 +625,6 @@ def segment_totals(g: np.ndarray, n_in: int, tile_rows: int) -> np.ndarray:
         out[2 * tl] = g[lo:mid].sum(axis=0, dtype=np.float64)
         out[2 * tl + 1] = g[mid:hi].sum(axis=0, dtype=np.float64)
     return out.astype(g.dtype)
-
 
 
 class LifReservoir:
