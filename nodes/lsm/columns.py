@@ -23,8 +23,8 @@ from numba import njit, prange  # noqa: E402  (reservoir configured Numba's cach
 
 
 def part_width(n: int, parts: int) -> int:
-    """Columns per part: ``n / parts`` rounded up to 16 (a part's rows then start on 64-byte
-    cache lines in float32; unaligned rows made a bin ~1.4x slower)."""
+    """Columns per part: ``n / parts`` rounded up to 16, so a part's float32 rows start on
+    64-byte cache lines."""
     return -(-n // (16 * parts)) * 16
 
 
