@@ -168,8 +168,8 @@ def _calibrated_features(cfg: DemoConfig, store, modality: str, log):
     from nodes.lsm.features import DEFAULT_PRESETS, FEATURES_FORMAT, builtin_source, encode_modality
     from stream.cache import cache_dir, cache_key
 
-    key = cache_key(kind="demo-gain", features=FEATURES_FORMAT, size=cfg.size, data_seed=cfg.data_seed,
-                    modality=modality,
+    key = cache_key(kind="demo-gain", features=FEATURES_FORMAT, size=cfg.size,
+                    data_seed=cfg.data_seed, modality=modality,
                     device=cfg.device, reservoir_seed=cfg.reservoir_seed,
                     factors=list(cfg.gain_factors), overrides=store.overrides(modality))
     path = cache_dir("demo") / f"gain-{key}.json"

@@ -315,14 +315,20 @@ def event_addresses(events: np.ndarray, geometry: tuple[int, ...], polarity: int
     return t, addr, n
 
 
+def warm_bodies(dtype: np.dtype):
+    """One-event bodies of ``dtype``, writable and read-only (bodies decoded from the wire are
+    read-only views): Numba compiles a pass once for each, so a warm-up runs it on both."""
+    for writable in (True, False):
+        ev = np.zeros(1, dtype)
+        ev.flags.writeable = writable
+        yield ev
+
+
 def warm_addresses() -> None:
-    """Load :func:`event_addresses`' compiled passes for each wire event dtype, writable and
-    read-only (bodies decoded from the wire are read-only views): otherwise the first packet
-    of a stream pays ~5 ms loading them from Numba's cache."""
+    """Load :func:`event_addresses`' compiled passes for each wire event dtype: otherwise the
+    first packet of a stream pays ~5 ms loading them from Numba's cache."""
     for dtype, geometry in ((DVS_DTYPE, (1, 1)), (COCHLEA_DTYPE, (1,)), (NEURAL_DTYPE, (1,))):
-        for writable in (True, False):
-            ev = np.zeros(1, dtype)
-            ev.flags.writeable = writable
+        for ev in warm_bodies(dtype):
             event_addresses(ev, geometry)
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from stream.node import ConfigError
 from stream.packets import DVS_DTYPE
 
-from .binning import _dvs_map, event_addresses
+from .binning import _dvs_map, event_addresses, warm_bodies
 
 from numba import njit  # noqa: E402  (binning imported rram, which configured Numba's cache)
 
@@ -279,11 +279,8 @@ class LiveBinner:
         return _close_open(self.st, self.seen, self.part)
 
     def warmup(self) -> None:
-        """Compile (or load) the binning passes, for writable and read-only (wire-decoded)
-        DVS bodies; state is left reset."""
-        for writable in (True, False):
-            ev = np.zeros(1, DVS_DTYPE)
-            ev.flags.writeable = writable
+        """Compile (or load) the binning passes; state is left reset."""
+        for ev in warm_bodies(DVS_DTYPE):
             _feed_dvs(ev, 1, 1, -1, 0, 0, 1, 1, self.st, self.seen, self.part, self.width,
                       self.align, self.max_gap)
             self.reset()

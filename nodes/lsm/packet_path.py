@@ -14,6 +14,7 @@ import numpy as np
 
 from stream.packets import DVS_DTYPE
 
+from .binning import warm_bodies
 from .live_binning import LiveBinner, _feed_dvs
 from .columns import _lif_ideal_cols, _lif_rram_cols
 from .reservoir import LifReservoir, _lif_ideal, _lif_rram, next_read_seed
@@ -135,9 +136,7 @@ class PacketPath:
         b = self.binner
         b.dvs_mapping = ((1, 1), (1, 1, -1, 0, 0, 1, 1))
         self.bind()
-        for writable in (True, False):   # bodies decoded from the wire are read-only views
-            ev = np.zeros(1, DVS_DTYPE)
-            ev.flags.writeable = writable
+        for ev in warm_bodies(DVS_DTYPE):
             self(ev, np.zeros(self.reservoir.n_neurons, np.int64), np.zeros(4, np.int64))
             b.reset()
         b.dvs_mapping, self.geometry, self._fn = None, None, None
