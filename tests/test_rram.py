@@ -9,6 +9,7 @@ import pytest
 from nodes.lsm.binning import from_dense
 from nodes.lsm.presets import PRESETS
 from nodes.lsm.reservoir import LifReservoir, LsmConfig
+from nodes.lsm.node import LsmNode
 from nodes.lsm.rram import DeviceConfig, RramCrossbar, adc_quantise, crossbar_tiles, make_device
 from stream.node import ConfigError
 
@@ -196,3 +197,20 @@ def test_rram_mostly_driven_segments_as_total_minus_silent_rows():
     a, b = fast.run(bp, ix, record=True), rows.run(bp, ix, record=True)
     assert (a.spikes == b.spikes).mean() >= 0.99 and a.spikes.sum() > 100
     assert a.ops == b.ops
+
+
+def test_release_drops_the_per_cell_arrays_and_keeps_the_summary():
+    """A running node keeps only the weights it read out: the crossbar's per-cell arrays go,
+    its summary and layout stay, and reads or weights from the released model are refused."""
+    x = RramCrossbar(64, 100, mu_in=0.002, sigma_in=6.6, mu_rec=0.006, sigma_rec=6.7,
+                     device="rram", seed=2)
+    summary = x.summary()
+    x.release()
+    assert all(getattr(x, name) is None for name in RramCrossbar.PER_CELL)
+    assert x.summary() == summary and x.tiles == (1, 1)
+    with pytest.raises(RuntimeError, match="released"):
+        x.read(np.array([0, 1]), np.random.default_rng(0))
+    with pytest.raises(RuntimeError, match="released"):
+        x.weights(0.07)
+    node = LsmNode("lsm", {"preset": "zs_image", "device": "rram"})
+    assert node.reservoir.crossbar.g_diff is None and node.reservoir.g_diff.shape == (456, 200)

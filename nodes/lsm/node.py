@@ -73,6 +73,7 @@ class LsmNode(Node):
                               f"{numba_threads()} threads here (cores, or NUMBA_NUM_THREADS)")
         self.reservoir = LifReservoir(self.config, self.param("device", "ideal", (str, dict)),
                                       threads=threads)
+        self.reservoir.crossbar.release()   # the weights are read out; the node runs on those
         c = self.config
         self.width = c.bin_width_us
         self.window_bins = self.hop_bins = 0

@@ -244,6 +244,23 @@ class RramCrossbar:
         self.g_diff = self.g_pos_eff - self.g_neg_eff
         self.g_sq = self.g_pos_eff ** 2 + self.g_neg_eff ** 2
 
+    PER_CELL = ("g_pos", "g_neg", "g_pos_eff", "g_neg_eff", "g_diff", "g_sq", "nu", "stuck_on",
+                "stuck_off")
+
+    def release(self) -> None:
+        """Drop the per-cell arrays (nine float64-sized copies of the matrix, ~85 MB for 1,000
+        neurons) once a reservoir has read its weights out: a running node needs only the layout
+        and the read seed.  :meth:`summary` keeps its figures; :meth:`read` and :meth:`weights`
+        are refused after this."""
+        if self.g_diff is not None:
+            self._summary = self.summary()
+        for name in self.PER_CELL:
+            setattr(self, name, None)
+
+    def _check_held(self, what: str) -> None:
+        if self.g_diff is None:
+            raise RuntimeError(f"RramCrossbar.{what}: the per-cell arrays were released (release())")
+
     # ------------------------------------------------------------------ layout
     @property
     def shape(self) -> tuple[int, int]:
@@ -262,6 +279,7 @@ class RramCrossbar:
 
     def weights(self, const: float, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
         """(W_in, W_rec) = (G+ - G-) * const, as read at ``t_inference`` without read noise."""
+        self._check_held("weights")
         w = (self.g_diff * const).astype(dtype)
         return np.ascontiguousarray(w[: self.n_inputs]), np.ascontiguousarray(w[self.n_inputs:])
 
@@ -271,6 +289,7 @@ class RramCrossbar:
 
         Read noise and the ADC act on each row tile's partial sum, exactly as in the kernel.
         """
+        self._check_held("read")
         rows = np.asarray(rows, dtype=np.int64)
         out = np.zeros(self.n_neurons)
         tile = rows // self.device.macro_rows
@@ -286,6 +305,8 @@ class RramCrossbar:
 
     def summary(self) -> dict:
         """Figures for reports: macro count, tiles, measured stuck fractions and conductance stats."""
+        if self.g_diff is None:
+            return dict(self._summary)
         return {
             "device": self.device.name, "n_macros": self.n_macros, "tiles": list(self.tiles),
             "stuck_on_frac": float(self.stuck_on.mean()), "stuck_off_frac": float(self.stuck_off.mean()),
