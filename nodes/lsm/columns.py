@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .reservoir import (_adc_scale, _add_rows, _lif_update, _mark_tiles, _plan_arrays, _plan_reads,
-                        _read_part, _seed_state, _seg_sq, _stack_rows, _widest_bin)
+                        _read_part, _seed_state, _seg_sq, _silent_inputs, _stack_rows, _widest_bin)
 
 from numba import njit, prange  # noqa: E402  (reservoir configured Numba's cache first)
 
@@ -109,14 +109,7 @@ def _lif_ideal_cols(bin_ptr, idx, w_in_p, w_rec_p, w_in_total_p, decay, vth, mem
         a1 = bin_ptr[t + 1]
         _mark_tiles(touched, idx, a0, a1, 0, tile_rows)
         dense = complement and 2 * (a1 - a0) > n_in
-        n_silent = 0
-        if dense:
-            for k in range(a0, a1):
-                fired[idx[k]] = 1
-            for i in range(n_in):
-                silent[n_silent] = i
-                n_silent += 1 - fired[i]
-                fired[i] = 0
+        n_silent = _silent_inputs(idx, a0, a1, fired, silent) if dense else 0
         _mark_tiles(touched, prev, 0, n_prev, n_in, tile_rows)
         for h in prange(parts):
             cur = cur_p[h]

@@ -60,14 +60,11 @@ class LsmNode(Node):
         self.saturated_rate = float(self.param("saturated_rate", 0.9, (int, float)))
         try:
             self.windows = check_windows(self.param("windows", 1, int))
+            threads = check_threads(self.param("threads", 1, int))
         except ConfigError as exc:
             raise ConfigError(f"node {name!r}: {exc}") from None
         geom = self.param("geometry", None, (list, tuple))
         self.default_geometry = tuple(geom) if geom is not None else None
-        try:
-            threads = check_threads(self.param("threads", 1, int))
-        except ConfigError as exc:
-            raise ConfigError(f"node {name!r}: {exc}") from None
         if threads > numba_threads():
             raise ConfigError(f"node {name!r}: parameter 'threads' is {threads} but Numba has "
                               f"{numba_threads()} threads here (cores, or NUMBA_NUM_THREADS)")

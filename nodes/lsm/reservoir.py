@@ -102,18 +102,21 @@ class LsmConfig:
         return {f.name for f in fields(cls)}
 
 
+def _positive_int(key: str, value) -> int:
+    """``value`` as a positive int, or a ConfigError naming the LSM parameter ``key``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ConfigError(f"LSM parameter {key!r} must be a positive integer, got {value!r}")
+    return int(value)
+
+
 def check_windows(windows) -> int:
     """``windows`` (rate windows per sample) as a positive int, or a ConfigError naming it."""
-    if isinstance(windows, bool) or not isinstance(windows, (int, np.integer)) or windows < 1:
-        raise ConfigError(f"LSM parameter 'windows' must be a positive integer, got {windows!r}")
-    return int(windows)
+    return _positive_int("windows", windows)
 
 
 def check_threads(threads) -> int:
     """``threads`` (cores one sample runs on) as a positive int, or a ConfigError naming it."""
-    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
-        raise ConfigError(f"LSM parameter 'threads' must be a positive integer, got {threads!r}")
-    return int(threads)
+    return _positive_int("threads", threads)
 
 
 @dataclass
@@ -186,6 +189,20 @@ def _mark_tiles(touched, rows, r0, r1, offset, tile_rows):
 
 
 @njit(cache=True, nogil=True)
+def _silent_inputs(idx, a0, a1, fired, silent):
+    """The inputs not in ``idx[a0:a1]`` into ``silent``, ascending; returns how many.
+    ``fired`` (zeros, one per input) is left zero; the scan has no branch."""
+    for k in range(a0, a1):
+        fired[idx[k]] = 1
+    n_silent = 0
+    for i in range(fired.shape[0]):
+        silent[n_silent] = i
+        n_silent += 1 - fired[i]
+        fired[i] = 0
+    return n_silent
+
+
+@njit(cache=True, nogil=True)
 def _lif_update(cur, gain, decay, vth, mem, spk, prev, counts, raster, t, record):
     """One bin of PAPER.md's LIF for every neuron, from its summed input ``cur``:
     ``mem = decay * mem * (1 - spk) + gain * cur``; spike where ``mem >= vth``.
@@ -243,13 +260,7 @@ def _lif_ideal(bin_ptr, idx, w_in, w_rec, w_in_total, decay, vth, mem, spk, coun
         a1 = bin_ptr[t + 1]
         _mark_tiles(touched, idx, a0, a1, 0, tile_rows)
         if complement and 2 * (a1 - a0) > n_in:
-            for k in range(a0, a1):
-                fired[idx[k]] = 1
-            n_silent = 0
-            for i in range(n_in):
-                silent[n_silent] = i
-                n_silent += 1 - fired[i]
-                fired[i] = 0
+            n_silent = _silent_inputs(idx, a0, a1, fired, silent)
             for j in range(n):   # -(-total + silent rows): negation is exact
                 cur[j] = -w_in_total[j]
             _add_rows(cur, w_in, silent, 0, n_silent)
