@@ -17,18 +17,18 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from launch.fuzz import fuzz_node  # noqa: E402
+from rram_lsm.launch.fuzz import fuzz_node  # noqa: E402
 
 
 def nodes(tmp: Path) -> dict:
-    from nodes.classifier.bank import PrototypeBank
-    from nodes.classifier.node import ClassifierNode
-    from nodes.lsm.node import LsmNode
-    from nodes.passthrough import PassThroughNode
-    from nodes.projection.heads import HeadConfig, ProjectionHead, save_heads
-    from nodes.projection.node import ProjectionNode
-    from nodes.recording import RecorderSink
-    from nodes.sinks import JsonlSink
+    from rram_lsm.nodes.classifier.bank import PrototypeBank
+    from rram_lsm.nodes.classifier.node import ClassifierNode
+    from rram_lsm.nodes.lsm.node import LsmNode
+    from rram_lsm.nodes.passthrough import PassThroughNode
+    from rram_lsm.nodes.projection.heads import HeadConfig, ProjectionHead, save_heads
+    from rram_lsm.nodes.projection.node import ProjectionNode
+    from rram_lsm.nodes.recording import RecorderSink
+    from rram_lsm.nodes.sinks import JsonlSink
 
     rng = np.random.default_rng(0)
     head = ProjectionHead(HeadConfig("zs_image", "visual", 200, [64]), np.zeros(200), np.ones(200),

@@ -25,13 +25,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nodes.lsm.binning import bin_events, event_addresses, to_dense  # noqa: E402
-from nodes.lsm.node import LsmNode  # noqa: E402
-from nodes.lsm.presets import get_preset  # noqa: E402
-from nodes.lsm.reservoir import LifReservoir  # noqa: E402
-from stream import codec  # noqa: E402
-from stream.cache import cache_dir  # noqa: E402
-from stream.packets import DVS_DTYPE, Packet, control  # noqa: E402
+from rram_lsm.nodes.lsm.binning import bin_events, event_addresses, to_dense  # noqa: E402
+from rram_lsm.nodes.lsm.node import LsmNode  # noqa: E402
+from rram_lsm.nodes.lsm.presets import get_preset  # noqa: E402
+from rram_lsm.nodes.lsm.reservoir import LifReservoir  # noqa: E402
+from rram_lsm.stream import codec  # noqa: E402
+from rram_lsm.stream.cache import cache_dir  # noqa: E402
+from rram_lsm.stream.packets import DVS_DTYPE, Packet, control  # noqa: E402
 
 SENSOR = (34, 34)
 DURATION_US = 300_000
@@ -92,7 +92,7 @@ def kernel_rows(ev: np.ndarray, repeats: int) -> list[dict]:
     syn = ideal.run(bp, ix).ops["synaptic_ops"]
 
     import torch
-    from nodes.lsm.reference import reference_run
+    from rram_lsm.nodes.lsm.reference import reference_run
     torch.set_num_threads(1)
 
     def dense():
@@ -213,8 +213,8 @@ def node_rows(ev: np.ndarray, repeats: int) -> list[dict]:
 
 def batch_encoding_rate(n_samples: int = 2000) -> dict:
     """Offline batched encoding of N-MNIST-sized samples (~4,000 events in the 16x16 crop)."""
-    from nodes.lsm.encode import encode_samples
-    from nodes.lsm.reservoir import numba_threads
+    from rram_lsm.nodes.lsm.encode import encode_samples
+    from rram_lsm.nodes.lsm.reservoir import numba_threads
     cfg = get_preset("nmnist")
     rng = np.random.default_rng(3)
     samples = [(np.sort(rng.integers(0, DURATION_US, 4000)), rng.integers(0, 256, 4000))

@@ -16,8 +16,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nodes.sources.replay import ReplaySource  # noqa: E402
-from nodes.sources.synthetic import synthetic_sample  # noqa: E402
+from rram_lsm.nodes.sources.replay import ReplaySource  # noqa: E402
+from rram_lsm.nodes.sources.synthetic import synthetic_sample  # noqa: E402
 
 
 def measure(speed: float, max_events: int, rate_hz: float = 200_000, seconds: float = 5.0):

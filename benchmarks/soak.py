@@ -51,10 +51,10 @@ to = "sink"
 
 
 def main() -> int:
-    from launch.graph import load_graph
-    from launch.supervisor import Launcher
-    from nodes.classifier.bank import PrototypeBank
-    from nodes.projection.heads import HeadConfig, ProjectionHead, save_heads
+    from rram_lsm.launch.graph import load_graph
+    from rram_lsm.launch.supervisor import Launcher
+    from rram_lsm.nodes.classifier.bank import PrototypeBank
+    from rram_lsm.nodes.projection.heads import HeadConfig, ProjectionHead, save_heads
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=10.0)

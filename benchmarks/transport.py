@@ -26,8 +26,8 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE)]
 os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE.parent), str(HERE), os.environ.get("PYTHONPATH", "")])
 
-from stream.codec import encode  # noqa: E402
-from stream.packets import DVS_DTYPE, Packet  # noqa: E402
+from rram_lsm.stream.codec import encode  # noqa: E402
+from rram_lsm.stream.packets import DVS_DTYPE, Packet  # noqa: E402
 
 EVENT_BYTES = DVS_DTYPE.itemsize
 
@@ -47,8 +47,8 @@ def summarise(impl, transport, hops, size, mode, times, lat, events) -> dict:
 
 # -- rram-lsm path -------------------------------------------------------------------------
 def run_ours(transport, hops, size, count, rate, workdir) -> dict:
-    from launch.graph import load_graph
-    from launch.supervisor import Launcher
+    from rram_lsm.launch.graph import load_graph
+    from rram_lsm.launch.supervisor import Launcher
 
     out = workdir / "sink.json"
     lines = ['[graph]\nname = "bench"\ntransport = "%s"\ntelemetry_interval_s = 5.0\n'
@@ -128,7 +128,7 @@ mp = multiprocessing.get_context("spawn")
 
 
 def run_bare(transport, hops, size, count, rate, workdir) -> dict:
-    from launch.graph import free_tcp_port
+    from rram_lsm.launch.graph import free_tcp_port
 
     sockdir = tempfile.mkdtemp(prefix="rlb-")
     eps = [f"ipc://{sockdir}/{i}" if transport == "ipc" else f"tcp://127.0.0.1:{free_tcp_port()}"

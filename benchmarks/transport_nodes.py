@@ -6,9 +6,9 @@ import time
 
 import numpy as np
 
-from stream.node import SourceNode
-from stream.packets import DVS_DTYPE, Origin, Packet, control
-from nodes.sinks import SinkNode
+from rram_lsm.stream.node import SourceNode
+from rram_lsm.stream.packets import DVS_DTYPE, Origin, Packet, control
+from rram_lsm.nodes.sinks import SinkNode
 
 
 class BenchSource(SourceNode):

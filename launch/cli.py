@@ -6,6 +6,7 @@ import importlib
 import pkgutil
 import sys
 
+from .. import __version__
 from . import commands
 
 
@@ -14,6 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="rram-lsm",
         description="Real-time RRAM liquid state machine pipeline (Lin et al., 2025).",
     )
+    parser.add_argument("--version", action="version", version=f"rram-lsm {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"{commands.__name__}.{info.name}")

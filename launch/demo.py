@@ -79,7 +79,7 @@ class DemoConfig:
             raise ValueError(f"seen {self.seen} and unseen {self.unseen} overlap")
         if self.epochs <= 0 or self.pd <= 0:
             raise ValueError("epochs and pd must be positive")
-        from launch.commands.eval import check_loss, check_windows
+        from rram_lsm.launch.commands.eval import check_loss, check_windows
         check_loss(self.loss, self.temperature)
         check_windows(self.windows)
 
@@ -123,8 +123,8 @@ class Prepared:
 
 def prepare(cfg: DemoConfig, run_dir: Path, stages: Stages, log: Callable[[str], None]) -> Prepared:
     """Dataset, encoding, training and banks: everything before the graph starts."""
-    from nodes.projection.experiments import EvalConfig, FeatureStore
-    from nodes.sources.builtin import load_builtin
+    from rram_lsm.nodes.projection.experiments import EvalConfig, FeatureStore
+    from rram_lsm.nodes.sources.builtin import load_builtin
 
     a_name, b_name = PAIRS[cfg.pair]
     with stages.stage("dataset", f"built-in dataset ({cfg.size}, seed {cfg.data_seed})"):
@@ -165,8 +165,8 @@ def prepare(cfg: DemoConfig, run_dir: Path, stages: Stages, log: Callable[[str],
 def _calibrated_features(cfg: DemoConfig, store, modality: str, log):
     """Features at the validation-calibrated gain; the chosen gain is remembered in the cache
     so a second demo reads the cached features directly instead of re-running the probes."""
-    from nodes.lsm.features import DEFAULT_PRESETS, FEATURES_FORMAT, builtin_source, encode_modality
-    from stream.cache import cache_dir, cache_key
+    from rram_lsm.nodes.lsm.features import DEFAULT_PRESETS, FEATURES_FORMAT, builtin_source, encode_modality
+    from rram_lsm.stream.cache import cache_dir, cache_key
 
     key = cache_key(kind="demo-gain", features=FEATURES_FORMAT, size=cfg.size,
                     data_seed=cfg.data_seed, modality=modality,
@@ -193,7 +193,7 @@ MODEL_FILES = ("heads.npz", "bank_for_{a}.npz", "bank_for_{b}.npz", "model.json"
 
 def _model_key(cfg: DemoConfig, consts: dict, a, b) -> str:
     """Everything that shaped the heads, banks and sweep: config, gains and the features."""
-    from stream.cache import cache_key
+    from rram_lsm.stream.cache import cache_key
 
     digest = {m.name: float(np.asarray(m.features, np.float64).sum()) for m in (a, b)}
     return cache_key(kind="demo-model", pair=cfg.pair, device=cfg.device, size=cfg.size,
@@ -207,7 +207,7 @@ def _model_key(cfg: DemoConfig, consts: dict, a, b) -> str:
 
 
 def _cached_model(cfg: DemoConfig, consts: dict, a, b) -> Path | None:
-    from stream.cache import cache_dir
+    from rram_lsm.stream.cache import cache_dir
 
     folder = cache_dir("demo") / _model_key(cfg, consts, a, b)
     files = [folder / f.format(a=a.name, b=b.name) for f in MODEL_FILES]
@@ -219,7 +219,7 @@ def _store_model(cfg: DemoConfig, consts: dict, a, b, run_dir: Path, summary: di
     """Keep heads, banks, training summary and sweep, so a second demo skips training."""
     import shutil
 
-    from stream.cache import cache_dir
+    from rram_lsm.stream.cache import cache_dir
 
     model = run_dir / "model"
     (model / "model.json").write_text(json.dumps({"summary": summary, "selected_epoch": epoch,
@@ -235,7 +235,7 @@ def _store_model(cfg: DemoConfig, consts: dict, a, b, run_dir: Path, summary: di
 def _load_model(folder: Path, run_dir: Path):
     import shutil
 
-    from nodes.projection.heads import load_heads
+    from rram_lsm.nodes.projection.heads import load_heads
 
     model = run_dir / "model"
     shutil.copytree(folder, model, dirs_exist_ok=True)
@@ -255,9 +255,9 @@ def _json_default(v):
 
 
 def _train(cfg: DemoConfig, a, b, run_dir: Path, log):
-    from nodes.classifier.bank import PrototypeBank
-    from nodes.projection.experiments import EvalConfig, zero_shot
-    from nodes.projection.heads import save_heads
+    from rram_lsm.nodes.classifier.bank import PrototypeBank
+    from rram_lsm.nodes.projection.experiments import EvalConfig, zero_shot
+    from rram_lsm.nodes.projection.heads import save_heads
 
     ecfg = EvalConfig(size=cfg.size, pd=cfg.pd, epochs=cfg.epochs, train_seeds=(cfg.seed,),
                       loss=cfg.loss, temperature=cfg.temperature, windows=cfg.windows)
@@ -310,7 +310,7 @@ def _sweep(cfg: DemoConfig, a, b, log) -> dict:
         return {"source": f"cached `rram-lsm eval` run ({path})", "reduced": False, **sw}
     if cfg.sweep_splits < 2:
         return {"source": "not run (sweep_splits < 2)", "reduced": True}
-    from nodes.projection.experiments import EvalConfig, split_sweep
+    from rram_lsm.nodes.projection.experiments import EvalConfig, split_sweep
 
     ecfg = EvalConfig(size=cfg.size, pd=cfg.pd, epochs=cfg.sweep_epochs, loss=cfg.loss,
                       temperature=cfg.temperature, sweep_splits=cfg.sweep_splits,
@@ -325,7 +325,7 @@ def _sweep(cfg: DemoConfig, a, b, log) -> dict:
 
 def _similarity(heads, a, b) -> dict:
     """Cosine similarity of test-set class prototypes across modalities (digits 1-9)."""
-    from nodes.classifier.metrics import class_prototypes
+    from rram_lsm.nodes.classifier.metrics import class_prototypes
 
     out = {}
     protos = {}
@@ -351,7 +351,7 @@ def source_params(cfg: DemoConfig, modality: str) -> dict:
 
 
 def chosen_samples(cfg: DemoConfig, ds, modality: str):
-    from nodes.sources.builtin_source import pick_samples
+    from rram_lsm.nodes.sources.builtin_source import pick_samples
     ms = ds.modality(modality)
     p = source_params(cfg, modality)
     return ms, pick_samples(ms.labels, ms.split, 2, p["classes"], p["n_samples"], p["pick_seed"],
@@ -366,9 +366,9 @@ def _replay_duration_us(cfg: DemoConfig, ds, modality: str) -> float:
 
 def _rasters(cfg: DemoConfig, ds, consts: dict) -> list[dict]:
     """Input events and reservoir spikes of the first few replayed samples per modality."""
-    from nodes.lsm.binning import bin_events
-    from nodes.lsm.features import DEFAULT_PRESETS, addresses, resolve_config
-    from nodes.lsm.reservoir import LifReservoir
+    from rram_lsm.nodes.lsm.binning import bin_events
+    from rram_lsm.nodes.lsm.features import DEFAULT_PRESETS, addresses, resolve_config
+    from rram_lsm.nodes.lsm.reservoir import LifReservoir
 
     out = []
     for m in PAIRS[cfg.pair]:
@@ -442,7 +442,7 @@ def graph_text(cfg: DemoConfig, prep: Prepared, run_dir: Path, speed: float | No
     ``chains`` replaces a modality's replay source with other nodes (``rram-lsm live``: a
     live source and a segmenter); each chain's last node feeds that modality's LSM.
     """
-    from nodes.lsm.features import DEFAULT_PRESETS
+    from rram_lsm.nodes.lsm.features import DEFAULT_PRESETS
 
     lines = [f"# Written by `rram-lsm {'live' if chains else 'demo'}`; run it again with "
              f"`rram-lsm run` on this file.",

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import msgpack
 import numpy as np
 
-from stream.codec import encode
-from stream.node import Node
-from stream.packets import (COCHLEA_DTYPE, CONTROLS, DVS_DTYPE, NEURAL_DTYPE, Origin, Packet,
+from rram_lsm.stream.codec import encode
+from rram_lsm.stream.node import Node
+from rram_lsm.stream.packets import (COCHLEA_DTYPE, CONTROLS, DVS_DTYPE, NEURAL_DTYPE, Origin, Packet,
                             control)
-from stream.runtime import NodeRuntime, NodeSpec
+from rram_lsm.stream.runtime import NodeRuntime, NodeSpec
 
 FIELDS = ("v", "kind", "stream", "epoch", "seq", "n", "sample", "t0", "t1", "sent_ns",
           "origin_ns", "origin", "label", "dtype", "shape", "geometry", "control", "meta")

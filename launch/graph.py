@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stream.recovery import RecoveryConfig
-from stream.runtime import NodeSpec
-from stream.transport import POLICIES, EdgeConfig
+from rram_lsm.stream.recovery import RecoveryConfig
+from rram_lsm.stream.runtime import NodeSpec
+from rram_lsm.stream.transport import POLICIES, EdgeConfig
 
 from .registry import NODE_KINDS, is_known
 
@@ -318,7 +318,7 @@ def _wire_recovery(specs: dict[str, NodeSpec], sources: list[str], table: Any, e
 def _wire_curve(specs: dict[str, NodeSpec], table: Any, path: Path, f: str) -> Path:
     """CurveZMQ on every socket: each node accepts only the keys of its upstream nodes (and,
     on a source's acknowledgement socket, the sinks it waits for)."""
-    from stream.security import public_key
+    from rram_lsm.stream.security import public_key
 
     table = _check_keys(table, {"keys"}, f"{f}: graph.curve")
     if not isinstance(table.get("keys"), str):

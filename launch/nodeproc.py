@@ -5,9 +5,9 @@ import dataclasses
 import json
 from pathlib import Path
 
-from stream.codec import Limits
-from stream.runtime import NodeRuntime, NodeSpec
-from stream.transport import EdgeConfig
+from rram_lsm.stream.codec import Limits
+from rram_lsm.stream.runtime import NodeRuntime, NodeSpec
+from rram_lsm.stream.transport import EdgeConfig
 
 from .registry import node_class
 

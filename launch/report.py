@@ -45,7 +45,7 @@ def percentile(values, q: float) -> float | None:
 
 def energy_summary(latest: dict[str, dict]) -> dict:
     """Per node and per op energy (pJ) for every profile, and the pipeline's per inference."""
-    from stream.node import OP_COUNTS
+    from rram_lsm.stream.node import OP_COUNTS
 
     inferences = max((int((r.get("gauges") or {}).get("inferences", 0)) for r in latest.values()),
                      default=0)
@@ -78,7 +78,7 @@ def energy_summary(latest: dict[str, dict]) -> dict:
 
 def sensitivity_rows(ops: dict, a: str = RRAM, b: str = DIGITAL) -> list[dict]:
     """How the digital/RRAM ratio moves when each constant is halved or doubled."""
-    from stream.energy import load_profile, sensitivity
+    from rram_lsm.stream.energy import load_profile, sensitivity
 
     try:
         pa, pb = load_profile(a), load_profile(b)

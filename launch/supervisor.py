@@ -17,8 +17,8 @@ from typing import Callable
 
 import zmq
 
-from stream import codec
-from stream.runtime import NodeSpec
+from rram_lsm.stream import codec
+from rram_lsm.stream.runtime import NodeSpec
 
 from .graph import Graph
 from .nodeproc import write_spec
@@ -43,7 +43,7 @@ def start_process(spec: NodeSpec, spec_path: Path, log_path: Path | None) -> sub
     out = open(log_path, "ab") if log_path else None
     try:
         return subprocess.Popen(
-            [sys.executable, "-m", "launch.cli", "node", "--spec", str(spec_path)],
+            [sys.executable, "-m", "rram_lsm", "node", "--spec", str(spec_path)],
             stdout=out, stderr=subprocess.STDOUT if out else None, stdin=subprocess.DEVNULL,
             start_new_session=True, preexec_fn=_die_with_parent,
         )
@@ -85,7 +85,7 @@ class Launcher:
         self.telemetry_endpoint = f"ipc://{Path(socket_dir) / 'telemetry.sock'}"
         self.curve = None
         if graph.curve_keys is not None:  # telemetry is authenticated like every other socket
-            from stream.security import CurveConfig, CurveContext, public_key
+            from rram_lsm.stream.security import CurveConfig, CurveContext, public_key
             allow = [public_key(graph.curve_keys / f"{n}.key") for n in graph.nodes]
             self.curve = CurveContext(self.ctx, CurveConfig(str(graph.curve_keys / "launcher.key_secret"), allow), "launcher")
             self.curve.server(self.sub)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import time
 
-from stream.node import Node
-from stream.packets import Packet
+from rram_lsm.stream.node import Node
+from rram_lsm.stream.packets import Packet
 
 
 class PassThroughNode(Node):

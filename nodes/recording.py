@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from stream.node import ConfigError
-from stream.packets import WIRE_DTYPES, Packet, dtype_name
+from rram_lsm.stream.node import ConfigError
+from rram_lsm.stream.packets import WIRE_DTYPES, Packet, dtype_name
 
 from .sinks import SinkNode
 

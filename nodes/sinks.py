@@ -11,9 +11,9 @@ import json
 import sys
 from pathlib import Path
 
-from stream.clock import now_ns
-from stream.node import Node
-from stream.packets import Packet
+from rram_lsm.stream.clock import now_ns
+from rram_lsm.stream.node import Node
+from rram_lsm.stream.packets import Packet
 
 
 def packet_record(p: Packet) -> dict:

@@ -7,13 +7,11 @@ figure this project prints rests on an unstated number.  Profiles are read with 
 (e.g. the RRAM macro does its synaptic work as ``cell_reads``, not ``synaptic_ops``).
 
 ``stream`` must not import ``launch``: the packaged profiles (``launch/profiles/*.toml``) are
-found by path, next to this package or through ``importlib.util.find_spec`` (which locates the
-package without executing it).
+found by path, in the ``launch`` folder beside this one.
 """
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import math
 import tomllib
 from dataclasses import dataclass
@@ -93,18 +91,10 @@ def check_ops(ops: Mapping[str, float]) -> dict[str, float]:
 # ---------------------------------------------------------------- loading and validation
 
 def profiles_dirs() -> list[Path]:
-    """Where packaged profiles live: ``launch/profiles`` beside ``stream`` (source tree or
-    site-packages), else wherever the ``launch`` package is found (without importing it)."""
-    dirs = [Path(__file__).resolve().parent.parent / "launch" / "profiles"]
-    try:
-        spec = importlib.util.find_spec("launch")
-    except (ImportError, ValueError):
-        spec = None
-    for loc in (spec.submodule_search_locations or []) if spec else []:
-        d = Path(loc) / "profiles"
-        if d not in dirs:
-            dirs.append(d)
-    return [d for d in dirs if d.is_dir()]
+    """Where packaged profiles live: ``launch/profiles`` beside ``stream`` (the source tree and
+    an installed ``rram_lsm`` both keep the two folders side by side)."""
+    d = Path(__file__).resolve().parent.parent / "launch" / "profiles"
+    return [d] if d.is_dir() else []
 
 
 def list_profiles(dirs: Sequence[Path] | None = None) -> list[str]:

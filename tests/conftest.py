@@ -34,8 +34,8 @@ def sockdir():
 def run_graph(text: str, tmp_path: Path, sockdir: Path, overrides=None, timeout_s: float = 120,
               during=None):
     """Run a graph file's text with the real launcher (real processes); return the launcher."""
-    from launch.graph import load_graph
-    from launch.supervisor import Launcher
+    from rram_lsm.launch.graph import load_graph
+    from rram_lsm.launch.supervisor import Launcher
 
     path = tmp_path / "graph.toml"
     path.write_text(text)
@@ -64,7 +64,7 @@ class TelemetryListener:
         self.latest: dict[str, dict] = {}
 
     def wait_final(self, names, timeout_s: float = 60) -> dict[str, dict]:
-        from stream import codec
+        from rram_lsm.stream import codec
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if all(self.latest.get(n, {}).get("final") for n in names):

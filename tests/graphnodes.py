@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nodes.passthrough import PassThroughNode
-from stream.node import SourceNode
-from stream.packets import DVS_DTYPE, Origin, Packet, control
+from rram_lsm.nodes.passthrough import PassThroughNode
+from rram_lsm.stream.node import SourceNode
+from rram_lsm.stream.packets import DVS_DTYPE, Origin, Packet, control
 
 
 class CountingSource(SourceNode):
@@ -67,7 +67,7 @@ class ScriptedDvsSource(SourceNode):
     def packets(self):
         import json
 
-        from nodes.sources.synthetic import SyntheticDvsSource, synthetic_sample
+        from rram_lsm.nodes.sources.synthetic import SyntheticDvsSource, synthetic_sample
 
         params = {k: v for k, v in self.params.items() if k not in ("bank_after", "bank_file")}
         inner = SyntheticDvsSource(self.name, params)

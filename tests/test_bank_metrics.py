@@ -2,12 +2,12 @@
 import numpy as np
 import pytest
 
-from nodes.classifier.bank import UNKNOWN, PrototypeBank
-from nodes.classifier.metrics import (confusion_matrix, cross_modal_retrieval, pool_pairs,
+from rram_lsm.nodes.classifier.bank import UNKNOWN, PrototypeBank
+from rram_lsm.nodes.classifier.metrics import (confusion_matrix, cross_modal_retrieval, pool_pairs,
                                       prototype_accuracy, retrieval_chance, retrieval_top1)
-from nodes.classifier.node import ClassifierNode
-from stream.node import ConfigError
-from stream.packets import Origin, Packet
+from rram_lsm.nodes.classifier.node import ClassifierNode
+from rram_lsm.stream.node import ConfigError
+from rram_lsm.stream.packets import Origin, Packet
 
 
 def _deg(angle):
@@ -160,7 +160,7 @@ def test_classifier_node_config_errors(tmp_path):
 
 
 def test_evaluate_embeddings_reports_both_metrics_with_chance():
-    from nodes.classifier.metrics import evaluate_embeddings
+    from rram_lsm.nodes.classifier.metrics import evaluate_embeddings
     # Class c lives at angle 40·c degrees in both modalities; train (0) and test (2) splits.
     labels = np.repeat([1, 2, 3, 8, 9], 2)
     split = np.tile([0, 2], 5)

@@ -2,10 +2,10 @@
 import numpy as np
 import torch
 
-from nodes.projection.baselines import BoxSpike, RnnReadout, SrnnEncoder
-from nodes.projection.comparison import ComparisonConfig, Tower, bptt_clip_macs, train_two_towers
-from nodes.projection.heads import HeadConfig
-from nodes.projection.train import HeadModule, ModalityData, head_train_macs
+from rram_lsm.nodes.projection.baselines import BoxSpike, RnnReadout, SrnnEncoder
+from rram_lsm.nodes.projection.comparison import ComparisonConfig, Tower, bptt_clip_macs, train_two_towers
+from rram_lsm.nodes.projection.heads import HeadConfig
+from rram_lsm.nodes.projection.train import HeadModule, ModalityData, head_train_macs
 
 
 def test_box_surrogate_gradient():

@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from nodes.lsm.binning import bin_events, event_addresses, from_dense, to_dense
-from stream.packets import COCHLEA_DTYPE, DVS_DTYPE, NEURAL_DTYPE
+from rram_lsm.nodes.lsm.binning import bin_events, event_addresses, from_dense, to_dense
+from rram_lsm.stream.packets import COCHLEA_DTYPE, DVS_DTYPE, NEURAL_DTYPE
 
 
 def csr_lists(bp, ix):
@@ -128,7 +128,7 @@ def test_cochlea_and_neural_addresses():
 def test_in_order_fast_path_equals_the_counting_sort(n_inputs):
     """Events in time order take a one-pass path; it must give the counting sort's CSR exactly,
     and out-of-order events must fall back to the counting sort."""
-    from nodes.lsm.binning import _csr, _csr_in_order
+    from rram_lsm.nodes.lsm.binning import _csr, _csr_in_order
 
     rng = np.random.default_rng(n_inputs)
     for n_events, n_bins in [(0, 3), (1, 1), (500, 7), (20_000, 300)]:
@@ -151,7 +151,7 @@ def test_in_order_fast_path_equals_the_counting_sort(n_inputs):
 def test_live_binner_equals_bin_events_over_any_packet_split(n_inputs, n_events, width):
     """Streaming fixed_width bins (packets cut anywhere) == bin_events on the whole sample:
     dense bins (read from the marks), sparse ones (sorted list) and empty ones."""
-    from nodes.lsm.live_binning import LiveBinner
+    from rram_lsm.nodes.lsm.live_binning import LiveBinner
     rng = np.random.default_rng(n_inputs)
     ev = np.zeros(n_events, NEURAL_DTYPE)
     ev["t"] = np.sort(rng.integers(5_000, 5_000 + 300 * width, n_events))
@@ -173,7 +173,7 @@ def test_live_binner_equals_bin_events_over_any_packet_split(n_inputs, n_events,
 
 
 def test_live_binner_counts_late_events_and_stops_at_gaps():
-    from nodes.lsm.live_binning import LiveBinner
+    from rram_lsm.nodes.lsm.live_binning import LiveBinner
     binner = LiveBinner(8, 100, align=True, max_gap=5)
     ev = np.zeros(3, NEURAL_DTYPE)
     ev["t"], ev["x"] = [250, 260, 420], [1, 2, 3]
@@ -199,7 +199,7 @@ def test_live_binner_counts_late_events_and_stops_at_gaps():
 
 def test_live_binner_dvs_gap_resumes_on_the_mapped_events():
     """DVS records take the one-call map-and-bin path; a gap there resumes where it stopped."""
-    from nodes.lsm.live_binning import LiveBinner
+    from rram_lsm.nodes.lsm.live_binning import LiveBinner
     binner = LiveBinner(4 * 4, 100, crop=(4, 4), polarity=1, align=True, max_gap=3)
     ev = np.zeros(6, DVS_DTYPE)
     ev["t"] = [10, 20, 30, 150, 5_000, 5_010]

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from nodes.sources import builtin as B
-from stream.packets import WIRE_DTYPES
+from rram_lsm.nodes.sources import builtin as B
+from rram_lsm.stream.packets import WIRE_DTYPES
 
 
 @pytest.fixture(scope="session")

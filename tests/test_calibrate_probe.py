@@ -4,15 +4,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import nodes.lsm  # noqa: F401
-from nodes.lsm.features import builtin_source, encode_modality, raw_frames, resolve_config
-from nodes.projection.calibrate import GainPoint, calibrate_gain, gain_grid, next_gain, search_gain
-from nodes.projection.probe import linear_probe
+import rram_lsm.nodes.lsm  # noqa: F401
+from rram_lsm.nodes.lsm.features import builtin_source, encode_modality, raw_frames, resolve_config
+from rram_lsm.nodes.projection.calibrate import GainPoint, calibrate_gain, gain_grid, next_gain, search_gain
+from rram_lsm.nodes.projection.probe import linear_probe
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    from nodes.sources.builtin import load_builtin
+    from rram_lsm.nodes.sources.builtin import load_builtin
     return load_builtin("tiny", 0, progress=False)
 
 

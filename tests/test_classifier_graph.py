@@ -7,12 +7,12 @@ import json
 import numpy as np
 
 from conftest import run_graph
-from nodes.classifier.bank import PrototypeBank
-from nodes.lsm.binning import bin_events, event_addresses
-from nodes.lsm.presets import get_preset
-from nodes.lsm.reservoir import LifReservoir
-from nodes.projection.heads import HeadConfig, ProjectionHead, save_heads
-from nodes.sources.synthetic import SyntheticDvsSource, synthetic_sample
+from rram_lsm.nodes.classifier.bank import PrototypeBank
+from rram_lsm.nodes.lsm.binning import bin_events, event_addresses
+from rram_lsm.nodes.lsm.presets import get_preset
+from rram_lsm.nodes.lsm.reservoir import LifReservoir
+from rram_lsm.nodes.projection.heads import HeadConfig, ProjectionHead, save_heads
+from rram_lsm.nodes.sources.synthetic import SyntheticDvsSource, synthetic_sample
 
 SRC = {"n_samples": 12, "n_classes": 4, "rate_hz": 40000, "sample_ms": 100, "geometry": [16, 16]}
 

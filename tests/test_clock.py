@@ -1,5 +1,5 @@
 """Clock-offset estimates correct timestamps only where the offset is larger than its error."""
-from stream.clock import OffsetEstimate
+from rram_lsm.stream.clock import OffsetEstimate
 
 US, MS = 1_000, 1_000_000
 

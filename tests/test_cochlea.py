@@ -6,12 +6,12 @@ import wave
 import numpy as np
 import pytest
 
-from nodes.sources.cochlea import (CochleaParams, channel_centre_frequencies, cochlea_drive,
+from rram_lsm.nodes.sources.cochlea import (CochleaParams, channel_centre_frequencies, cochlea_drive,
                                    emulate_cochlea, tone)
-from nodes.sources.espeak import synthesize, trim_silence
-from nodes.sources.wav import read_wav, write_wav
-from stream.node import ConfigError
-from stream.packets import COCHLEA_DTYPE
+from rram_lsm.nodes.sources.espeak import synthesize, trim_silence
+from rram_lsm.nodes.sources.wav import read_wav, write_wav
+from rram_lsm.stream.node import ConfigError
+from rram_lsm.stream.packets import COCHLEA_DTYPE
 
 P = CochleaParams()
 FC = channel_centre_frequencies(P)

@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream import codec
-from stream.codec import DecodeError, decode, encode
-from stream.packets import (COCHLEA_DTYPE, CONTROLS, DVS_DTYPE, NEURAL_DTYPE, Origin, Packet,
+from rram_lsm.stream import codec
+from rram_lsm.stream.codec import DecodeError, decode, encode
+from rram_lsm.stream.packets import (COCHLEA_DTYPE, CONTROLS, DVS_DTYPE, NEURAL_DTYPE, Origin, Packet,
                             control)
 
 

@@ -3,11 +3,11 @@ import numpy as np
 import pytest
 import torch
 
-from nodes.projection.comparison import (ComparisonConfig, Frames, comparison_markdown,
+from rram_lsm.nodes.projection.comparison import (ComparisonConfig, Frames, comparison_markdown,
                                          cost_ratios, supervised_comparison,
                                          zero_shot_comparison)
-from nodes.projection.heads import HeadConfig
-from nodes.projection.train import ModalityData, head_train_macs
+from rram_lsm.nodes.projection.heads import HeadConfig
+from rram_lsm.nodes.projection.train import ModalityData, head_train_macs
 
 CLASSES = range(1, 10)
 PER_SPLIT = (8, 3, 4)  # train / val / test samples per class

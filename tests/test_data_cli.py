@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from launch.cli import main
+from rram_lsm.launch.cli import main
 
 
 @pytest.fixture
@@ -61,7 +61,7 @@ def test_data_without_action_prints_help(cache, capsys):
 def test_bench_passes_its_options_to_the_benchmark():
     """`rram-lsm bench transport --quick` (as the README writes it): the options are the
     script's, not a parse error of ours."""
-    from launch.cli import build_parser
+    from rram_lsm.launch.cli import build_parser
     args = build_parser().parse_args(["bench", "transport", "--quick", "--out", "x.csv"])
     assert args.name == "transport" and args.rest == ["--quick", "--out", "x.csv"]
     assert build_parser().parse_args(["bench", "--list"]).list

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from launch.accuracy import RunningAccuracy, from_gauges, from_records
-from nodes.sources.builtin_source import BuiltinReplaySource, pick_samples
-from stream.node import ConfigError
+from rram_lsm.launch.accuracy import RunningAccuracy, from_gauges, from_records
+from rram_lsm.nodes.sources.builtin_source import BuiltinReplaySource, pick_samples
+from rram_lsm.stream.node import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,7 +53,7 @@ def test_running_accuracy_pools_and_chance():
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
-    from launch.demo import DemoConfig, run_demo
+    from rram_lsm.launch.demo import DemoConfig, run_demo
 
     out = tmp_path_factory.mktemp("demo") / "run"
     # windowed rates (2 per sample): the lsm nodes emit 400 values, the heads take them
@@ -132,7 +132,7 @@ def test_demo_report_matches_the_logs(demo_run):
     assert any(r.get("op") == "cell_reads" for r in summary["sensitivity"])
 
     # the graph asks the lsm nodes for the windowed rates the heads were trained on
-    from nodes.projection.heads import load_heads
+    from rram_lsm.nodes.projection.heads import load_heads
     assert {h.n_features for h in load_heads(run / "model" / "heads.npz").values()} == {400}
     graph = tomllib.loads((run / "graph.toml").read_text())
     assert {n: v["params"]["windows"] for n, v in graph["nodes"].items() if v["kind"] == "lsm"} \
@@ -173,8 +173,8 @@ def test_metrics_endpoint_serves_telemetry():
     pytest.importorskip("prometheus_client")
     import urllib.request
 
-    from launch.graph import free_tcp_port
-    from launch.metrics import start_metrics
+    from rram_lsm.launch.graph import free_tcp_port
+    from rram_lsm.launch.metrics import start_metrics
 
     port = free_tcp_port()
     m = start_metrics(port, log=lambda s: None)
@@ -199,7 +199,7 @@ def test_ctrl_c_mid_stream_stops_every_process_and_still_writes_the_report(tmp_p
 
     out = tmp_path / "run"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "launch.cli", "demo", "--size", "tiny", "--samples", "9",
+        [sys.executable, "-m", "rram_lsm", "demo", "--size", "tiny", "--samples", "9",
          "--speed", "1", "--epochs", "3", "--no-dashboard", "--out", str(out)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True)
@@ -269,7 +269,7 @@ def _descendants(root: int) -> dict[int, str]:
 
 
 def test_demo_config_names_a_bad_loss_or_temperature():
-    from launch.demo import DemoConfig
+    from rram_lsm.launch.demo import DemoConfig
     with pytest.raises(ValueError, match="--loss"):
         DemoConfig(loss="triplet").check()
     with pytest.raises(ValueError, match="--temperature"):

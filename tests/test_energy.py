@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from stream.energy import (CrossbarGeometry, ProfileError, ReservoirActivity, check_ops, compare,
+from rram_lsm.stream.energy import (CrossbarGeometry, ProfileError, ReservoirActivity, check_ops, compare,
                            list_profiles, load_profile, reservoir_ops, sensitivity)
-from stream.node import OP_COUNTS
-from stream.rapl import open_rapl
+from rram_lsm.stream.node import OP_COUNTS
+from rram_lsm.stream.rapl import open_rapl
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = ["digital_45nm_dense", "digital_45nm_event", "loihi", "rram_macro"]
@@ -159,7 +159,7 @@ def test_compare_and_sensitivity_move_the_right_way():
 
 
 def test_energy_command_json_equals_energy_pj_of_the_same_ops(capsys):
-    from launch.cli import main
+    from rram_lsm.launch.cli import main
 
     assert main(["energy", "--preset", "zs_image", "--json", "--sensitivity"]) == 0
     out = json.loads(capsys.readouterr().out)
@@ -176,7 +176,7 @@ def test_energy_command_json_equals_energy_pj_of_the_same_ops(capsys):
 
 
 def test_energy_command_prints_profiles_side_by_side_with_ratio(capsys):
-    from launch.cli import main
+    from rram_lsm.launch.cli import main
 
     assert main(["energy", "--preset", "zs_image", "--firing-rate", "0.05"]) == 0
     text = capsys.readouterr().out

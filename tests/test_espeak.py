@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from nodes.sources.espeak import EspeakError, Voice, synthesize, synthesize_many, trim_silence
+from rram_lsm.nodes.sources.espeak import EspeakError, Voice, synthesize, synthesize_many, trim_silence
 
 
 def _f0(audio: np.ndarray, sr: int) -> float:

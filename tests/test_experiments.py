@@ -6,10 +6,10 @@ import json
 import numpy as np
 import pytest
 
-import nodes.lsm  # noqa: F401
-from launch.cli import main
-from nodes.lsm.rram import DeviceConfig
-from nodes.projection.experiments import (PAPER, ROBUSTNESS_FULL, device_label, pick_splits,
+import rram_lsm.nodes.lsm  # noqa: F401
+from rram_lsm.launch.cli import main
+from rram_lsm.nodes.lsm.rram import DeviceConfig
+from rram_lsm.nodes.projection.experiments import (PAPER, ROBUSTNESS_FULL, device_label, pick_splits,
                                           robustness_device)
 
 FAST = ["--devices", "ideal", "--epochs", "8", "--train-seeds", "2", "--no-raw-probe",
@@ -66,8 +66,8 @@ def test_eval_writes_markdown_equal_to_json(tmp_path, capsys):
 
 
 def test_train_saves_heads_banks_and_config(tmp_path, capsys):
-    from nodes.classifier.bank import PrototypeBank
-    from nodes.projection.heads import load_heads
+    from rram_lsm.nodes.classifier.bank import PrototypeBank
+    from rram_lsm.nodes.projection.heads import load_heads
 
     out = tmp_path / "heads"
     assert main(["train", "--pair", "audio-visual", "--size", "tiny", "--epochs", "8",
@@ -117,8 +117,8 @@ def test_bad_eval_options_are_plain_errors(tmp_path, capsys):
 
 
 def test_loss_names_of_the_cli_are_the_trainer_losses():
-    from launch.commands.eval import LOSS_NAMES
-    from nodes.projection.train import LOSSES
+    from rram_lsm.launch.commands.eval import LOSS_NAMES
+    from rram_lsm.nodes.projection.train import LOSSES
     assert sorted(LOSS_NAMES) == sorted(LOSSES)
 
 
@@ -170,7 +170,7 @@ def test_splits_and_robustness_devices():
 
 
 def test_robustness_recalibrates_per_device_and_plots(tmp_path):
-    from nodes.projection.experiments import (EvalConfig, FeatureStore, plot_robustness,
+    from rram_lsm.nodes.projection.experiments import (EvalConfig, FeatureStore, plot_robustness,
                                               results_markdown, robustness)
     cfg = EvalConfig(size="tiny", devices=("rram",), gain_factors=(1.0,), epochs=2,
                      train_seeds=(0,))
@@ -197,8 +197,8 @@ def test_feature_variants_unit_norm_and_larger_reservoirs():
     """Per-sample normalisation keeps each sample's direction at unit length; a larger
     reservoir really has more neurons (gain re-calibrated), and an encoder already that large
     is left as it is."""
-    from nodes.projection.experiments import EvalConfig, FeatureStore
-    from nodes.projection.ideas import variant_features
+    from rram_lsm.nodes.projection.experiments import EvalConfig, FeatureStore
+    from rram_lsm.nodes.projection.ideas import variant_features
     cfg = EvalConfig(size="tiny", devices=("ideal",), gain_factors=(1.0,),
                      neural_overrides={"n_neurons": 900})
     store = FeatureStore(cfg, log=lambda s: None)
@@ -217,7 +217,7 @@ def test_feature_variants_unit_norm_and_larger_reservoirs():
         variant_features(store, "audio", "ideal", {"pca": 3})
     # a store of windowed rates: same calibrated gain, features widened; ideas stay on mean rates
     import dataclasses
-    from nodes.projection.experiments import pair_data, results_markdown
+    from rram_lsm.nodes.projection.experiments import pair_data, results_markdown
     wstore = FeatureStore(dataclasses.replace(cfg, windows=2), log=lambda s: None)
     wfs = wstore.features("audio", "ideal")
     assert wfs.features.shape == (len(fs.labels), 400) and wfs.windows == 2
@@ -233,8 +233,8 @@ def test_ideas_on_the_split_sweep_beside_a_negative_control():
     """Feature and training variants run on the same sweep; a shuffled pairing (audio paired
     with images of random classes) learns nothing, so the baseline must beat it on seen
     classes; windowed rates and the seed ensemble really widen the features."""
-    from nodes.projection.experiments import EvalConfig, FeatureStore
-    from nodes.projection.ideas import BASELINE, chosen_on_validation, ideas_markdown, ideas_sweep
+    from rram_lsm.nodes.projection.experiments import EvalConfig, FeatureStore
+    from rram_lsm.nodes.projection.ideas import BASELINE, chosen_on_validation, ideas_markdown, ideas_sweep
     cfg = EvalConfig(size="tiny", devices=("ideal",), gain_factors=(1.0,), epochs=8,
                      sweep_splits=3, sweep_seeds=(0, 1))
     store = FeatureStore(cfg, log=lambda s: None)

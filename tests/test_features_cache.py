@@ -6,17 +6,17 @@ import json
 import numpy as np
 import pytest
 
-import nodes.lsm  # noqa: F401  (configures Numba's cache first)
-from launch.cli import main
-from nodes.lsm.binning import bin_events
-from nodes.lsm.features import (builtin_source, encode_modality, feature_path, load_folder,
+import rram_lsm.nodes.lsm  # noqa: F401  (configures Numba's cache first)
+from rram_lsm.launch.cli import main
+from rram_lsm.nodes.lsm.binning import bin_events
+from rram_lsm.nodes.lsm.features import (builtin_source, encode_modality, feature_path, load_folder,
                                 raw_frames, read_features, resolve_config, source_key)
-from stream.node import ConfigError
+from rram_lsm.stream.node import ConfigError
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    from nodes.sources.builtin import load_builtin
+    from rram_lsm.nodes.sources.builtin import load_builtin
     return load_builtin("tiny", 0, progress=False)
 
 
@@ -83,7 +83,7 @@ def test_raw_frames_are_the_binarised_inputs(tiny):
     cfg = resolve_config(ms, "zs_image", None, 0)
     frames = raw_frames(ms, cfg)
     assert frames.shape == (len(ms), 50 * 256) and set(np.unique(frames)) <= {0, 1}
-    from nodes.lsm.binning import event_addresses
+    from rram_lsm.nodes.lsm.binning import event_addresses
     t, a, _ = event_addresses(ms.events[0], ms.geometry, polarity=1, crop=(16, 16))
     bp, ix = bin_events(t, a, 256, mode="fixed_count", n_bins=50)
     assert frames[0].sum() == len(ix) > 0

@@ -8,12 +8,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from launch.fuzz import fuzz_node, mutate, seed_packets
-from nodes.lsm.node import LsmNode
-from nodes.passthrough import PassThroughNode
-from nodes.sinks import JsonlSink
-from stream.codec import DecodeError, decode, encode
-from stream.packets import DVS_DTYPE, Origin, Packet, control
+from rram_lsm.launch.fuzz import fuzz_node, mutate, seed_packets
+from rram_lsm.nodes.lsm.node import LsmNode
+from rram_lsm.nodes.passthrough import PassThroughNode
+from rram_lsm.nodes.sinks import JsonlSink
+from rram_lsm.stream.codec import DecodeError, decode, encode
+from rram_lsm.stream.packets import DVS_DTYPE, Origin, Packet, control
 
 
 def make_nodes(tmp_path):

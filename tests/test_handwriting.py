@@ -8,12 +8,12 @@ from sklearn.datasets import load_digits
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.linear_model import Ridge
 
-from nodes.sources.handwriting import (
+from rram_lsm.nodes.sources.handwriting import (
     HandwritingParams, electrode_tuning, emulate_neural, neural_rates, pen_trajectory,
     rates_to_events, zhang_suen_thin,
 )
-from stream.node import ConfigError
-from stream.packets import NEURAL_DTYPE
+from rram_lsm.stream.node import ConfigError
+from rram_lsm.stream.packets import NEURAL_DTYPE
 
 P = HandwritingParams()
 

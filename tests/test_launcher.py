@@ -10,8 +10,8 @@ import sys
 import pytest
 
 from conftest import ROOT, run_graph
-from launch.graph import GraphError, load_graph, parse_overrides
-from launch.supervisor import start_process
+from rram_lsm.launch.graph import GraphError, load_graph, parse_overrides
+from rram_lsm.launch.supervisor import start_process
 
 CHAIN = """
 [graph]
@@ -55,8 +55,8 @@ def events_of(run_dir):
 
 
 def test_restart_after_sigkill_with_messages_in_flight(tmp_path, sockdir):
-    from launch.graph import load_graph
-    from launch.supervisor import Launcher
+    from rram_lsm.launch.graph import load_graph
+    from rram_lsm.launch.supervisor import Launcher
 
     out = tmp_path / "out.jsonl"
     path = tmp_path / "g.toml"
@@ -92,8 +92,8 @@ def test_restart_after_sigkill_with_messages_in_flight(tmp_path, sockdir):
 
 
 def test_stop_leaves_no_process_and_writes_final_telemetry(tmp_path, sockdir):
-    from launch.graph import load_graph
-    from launch.supervisor import Launcher
+    from rram_lsm.launch.graph import load_graph
+    from rram_lsm.launch.supervisor import Launcher
 
     path = tmp_path / "g.toml"
     path.write_text(CHAIN.format(samples=100000, messages=10, delay=2, out=tmp_path / "o.jsonl"))
@@ -113,7 +113,7 @@ def test_cli_run_smoke_graph_end_to_end(tmp_path):
     """`rram-lsm run launch/graphs/smoke.toml` as a user runs it (a real subprocess tree)."""
     out = tmp_path / "smoke.jsonl"
     proc = subprocess.run(
-        [sys.executable, "-m", "launch.cli", "run", str(ROOT / "launch/graphs/smoke.toml"),
+        [sys.executable, "-m", "rram_lsm", "run", str(ROOT / "launch/graphs/smoke.toml"),
          "samples:=3", "speed:=0", f"out:='{out}'", "--run-dir", str(tmp_path / "run"), "--no-dashboard"],
         capture_output=True, text=True, timeout=180, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -181,7 +181,7 @@ def test_unknown_override_is_refused(tmp_path, sockdir):
 
 def test_cli_reports_bad_graph_without_traceback(tmp_path):
     path = write(tmp_path, "[nodes.a]\nkind = 'nope'\n")
-    proc = subprocess.run([sys.executable, "-m", "launch.cli", "run", str(path)],
+    proc = subprocess.run([sys.executable, "-m", "rram_lsm", "run", str(path)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "nodes.a.kind" in proc.stderr and "Traceback" not in proc.stderr

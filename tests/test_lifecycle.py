@@ -80,7 +80,7 @@ to = "sink"
 def test_sigterm_to_launcher_stops_all_with_final_telemetry(tmp_path):
     (tmp_path / "g.toml").write_text(LONG)
     run_dir = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "launch.cli", "run", str(tmp_path / "g.toml"),
+    proc = subprocess.Popen([sys.executable, "-m", "rram_lsm", "run", str(tmp_path / "g.toml"),
                              "--run-dir", str(run_dir), "--no-dashboard"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     tele = run_dir / "telemetry.jsonl"

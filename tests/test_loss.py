@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from nodes.projection.heads import HeadConfig
-from nodes.projection.train import (HeadModule, ModalityData, TrainConfig, infonce_loss,
+from rram_lsm.nodes.projection.heads import HeadConfig
+from rram_lsm.nodes.projection.train import (HeadModule, ModalityData, TrainConfig, infonce_loss,
                                     paper_clip_loss, supcon_loss, train_heads)
 
 
@@ -117,7 +117,7 @@ def test_training_leaves_frozen_features_untouched():
 
 @pytest.mark.parametrize("t", [1.0, 0.3])
 def test_closed_form_gradient_matches_autograd(t):
-    from nodes.projection.train import paper_clip_loss_grad
+    from rram_lsm.nodes.projection.train import paper_clip_loss_grad
     rng = np.random.default_rng(7)
     img = torch.tensor(rng.normal(size=(3, 8, 5)), requires_grad=True)
     aud = torch.tensor(rng.normal(size=(3, 8, 5)), requires_grad=True)
@@ -134,7 +134,7 @@ def test_closed_form_gradient_matches_autograd(t):
 def test_fast_path_trains_like_autograd(hidden, activation):
     """The paper loss trains through closed-form gradients; a loss spelled differently
     ("paper" vs the same formula through autograd) must give the same heads."""
-    from nodes.projection import train as tr
+    from rram_lsm.nodes.projection import train as tr
     rng = np.random.default_rng(2)
     labels = np.repeat(np.arange(1, 10), 8)
     split = np.tile([0, 0, 0, 0, 1, 1, 2, 2], 9)

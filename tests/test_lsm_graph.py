@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from conftest import run_graph
-from nodes.lsm.binning import bin_events, event_addresses
-from nodes.lsm.presets import get_preset
-from nodes.lsm.reservoir import LifReservoir
-from nodes.recording import read_recording
-from nodes.sources.synthetic import SyntheticDvsSource
+from rram_lsm.nodes.lsm.binning import bin_events, event_addresses
+from rram_lsm.nodes.lsm.presets import get_preset
+from rram_lsm.nodes.lsm.reservoir import LifReservoir
+from rram_lsm.nodes.recording import read_recording
+from rram_lsm.nodes.sources.synthetic import SyntheticDvsSource
 
 GRAPH = """
 [graph]

@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nodes.lsm.binning import bin_events, from_dense, to_dense
-from nodes.lsm.encode import encode_samples
-from nodes.lsm.presets import PRESETS, get_preset
-from nodes.lsm.reservoir import LifReservoir, LsmConfig, window_edges, window_rates
-from stream.node import ConfigError
+from rram_lsm.nodes.lsm.binning import bin_events, from_dense, to_dense
+from rram_lsm.nodes.lsm.encode import encode_samples
+from rram_lsm.nodes.lsm.presets import PRESETS, get_preset
+from rram_lsm.nodes.lsm.reservoir import LifReservoir, LsmConfig, window_edges, window_rates
+from rram_lsm.stream.node import ConfigError
 
 
 def hand_reservoir(dtype) -> LifReservoir:
@@ -48,7 +48,7 @@ def test_hand_traced_membranes_and_spikes(dtype):
 
 
 def test_hand_traced_reference_agrees():
-    from nodes.lsm.reference import reference_run
+    from rram_lsm.nodes.lsm.reference import reference_run
     r = hand_reservoir(np.float64)
     spikes, mem = reference_run(HAND_FRAMES[None], r.w_in, r.w_rec, 0.5, 1.0)
     assert spikes[0].tolist() == HAND_SPIKES
@@ -75,7 +75,7 @@ def random_frames(rng, b, t, n_in, density):
 
 @pytest.mark.parametrize("seed", range(12))
 def test_float64_kernel_equals_dense_torch_reference(seed):
-    from nodes.lsm.reference import reference_run
+    from rram_lsm.nodes.lsm.reference import reference_run
     rng = np.random.default_rng(seed)
     density = [0.0, 0.02, 0.1, 0.3, 0.6, 1.0][seed % 6]
     const = [0.05, 0.1, 0.3, 0.8][seed % 4]
@@ -93,7 +93,7 @@ def test_float64_kernel_equals_dense_torch_reference(seed):
 
 
 def test_all_fire_and_empty_inputs_match_reference():
-    from nodes.lsm.reference import reference_run
+    from rram_lsm.nodes.lsm.reference import reference_run
     cfg = LsmConfig(n_inputs=10, n_neurons=8, n_bins=12, decay=0.9, vth=1.0, const=1.0)
     r = LifReservoir(cfg, dtype=np.float64)
     r.w_in = np.full((10, 8), 0.2)          # 10 active inputs -> 2.0 >= Vth: every neuron, every bin

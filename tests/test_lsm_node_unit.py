@@ -4,14 +4,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nodes.lsm.binning import bin_events, event_addresses
-from nodes.lsm.live_binning import LiveBinner
-from nodes.lsm.node import LsmNode
-from nodes.lsm.encode import encode_samples
-from nodes.lsm.reservoir import LifReservoir, window_edges
-from nodes.lsm.presets import get_preset
-from stream.node import ConfigError
-from stream.packets import DVS_DTYPE, NEURAL_DTYPE, Origin, Packet, control
+from rram_lsm.nodes.lsm.binning import bin_events, event_addresses
+from rram_lsm.nodes.lsm.live_binning import LiveBinner
+from rram_lsm.nodes.lsm.node import LsmNode
+from rram_lsm.nodes.lsm.encode import encode_samples
+from rram_lsm.nodes.lsm.reservoir import LifReservoir, window_edges
+from rram_lsm.nodes.lsm.presets import get_preset
+from rram_lsm.stream.node import ConfigError
+from rram_lsm.stream.packets import DVS_DTYPE, NEURAL_DTYPE, Origin, Packet, control
 
 
 def dvs_sample(seed: int, n: int = 3000, duration_us: int = 300_000) -> np.ndarray:
@@ -108,8 +108,8 @@ def test_setup_leaves_nothing_to_load_for_the_first_wire_packets(binning, mode):
     """After setup, wire-decoded (read-only) DVS packets run only kernels that are already
     loaded: no Numba signature is added on the first packets of a sample (a load from the
     cache took ~5 ms on the first packet)."""
-    from nodes.lsm import binning as binning_mod, live_binning, packet_path, reservoir
-    from stream import codec
+    from rram_lsm.nodes.lsm import binning as binning_mod, live_binning, packet_path, reservoir
+    from rram_lsm.stream import codec
     node = LsmNode("lsm", {"preset": "zs_image", "binning": binning, "bin_width_us": 1000,
                            "mode": mode})
     node.setup()

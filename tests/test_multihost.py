@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from launch.cli import main as cli
+from rram_lsm.launch.cli import main as cli
 
 OFFSET_MS = 250
 PORT = 5701
@@ -101,7 +101,7 @@ def test_two_hosts_curve_refusal_and_clock_offset(hosts, tmp_path):
     (tmp_path / "g.toml").write_text(GRAPH.format(port=PORT, k=k, out=out))
     assert cli(["keys", str(tmp_path / "keys"), "--graph", str(tmp_path / "g.toml")]) == 0
     env = dict(os.environ)
-    run = [sys.executable, "-m", "launch.cli", "run", str(tmp_path / "g.toml"), "--no-dashboard"]
+    run = [sys.executable, "-m", "rram_lsm", "run", str(tmp_path / "g.toml"), "--no-dashboard"]
     host_b = subprocess.Popen(["ip", "netns", "exec", ns["b"], *run, "--host", "b", "--run-dir", str(tmp_path / "b")],
                               env={**env, "RRAM_LSM_CLOCK_OFFSET_NS": str(OFFSET_MS * 1_000_000)},
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

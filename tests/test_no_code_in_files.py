@@ -8,9 +8,9 @@ import re
 import numpy as np
 import pytest
 
-from nodes.classifier.bank import PrototypeBank
-from nodes.projection.heads import ProjectionHead, load_heads
-from nodes.sources.builtin import read_builtin
+from rram_lsm.nodes.classifier.bank import PrototypeBank
+from rram_lsm.nodes.projection.heads import ProjectionHead, load_heads
+from rram_lsm.nodes.sources.builtin import read_builtin
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

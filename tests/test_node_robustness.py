@@ -11,8 +11,8 @@ import numpy as np
 import zmq
 
 from conftest import TelemetryListener
-from stream.codec import encode
-from stream.packets import DVS_DTYPE, Origin, Packet, control
+from rram_lsm.stream.codec import encode
+from rram_lsm.stream.packets import DVS_DTYPE, Origin, Packet, control
 from test_codec import malformed_messages
 
 TAGGED = struct.Struct("<cQ")  # the edge envelope: tag + running count
@@ -29,7 +29,7 @@ def test_node_survives_malformed_messages(tmp_path, sockdir):
     mid_ep, sink_ep, tele_ep = (f"ipc://{sockdir}/{n}" for n in ("mid", "sink", "tele"))
     listener = TelemetryListener(tele_ep)
     out = tmp_path / "out.jsonl"
-    node = [sys.executable, "-m", "launch.cli", "node"]
+    node = [sys.executable, "-m", "rram_lsm", "node"]
     procs = [
         subprocess.Popen(node + ["jsonl_sink", "--name", "sink", "--bind", sink_ep,
                                  "--telemetry", tele_ep, "--param", f"path='{out}'"]),

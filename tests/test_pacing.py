@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from nodes.sources.pacing import Pacer, frame_slices, release_schedule
-from stream.node import ConfigError
+from rram_lsm.nodes.sources.pacing import Pacer, frame_slices, release_schedule
+from rram_lsm.stream.node import ConfigError
 
 
 def test_schedule_follows_timestamps_over_speed():

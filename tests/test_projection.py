@@ -8,11 +8,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nodes.projection.heads import HeadConfig, ProjectionHead, gelu, load_heads, save_heads
-from nodes.projection.node import ProjectionNode
-from nodes.projection.train import HeadModule
-from stream.node import ConfigError
-from stream.packets import Origin, Packet
+from rram_lsm.nodes.projection.heads import HeadConfig, ProjectionHead, gelu, load_heads, save_heads
+from rram_lsm.nodes.projection.node import ProjectionNode
+from rram_lsm.nodes.projection.train import HeadModule
+from rram_lsm.stream.node import ConfigError
+from rram_lsm.stream.packets import Origin, Packet
 
 
 def _head(layers=(64,), activation="gelu", seed=0, preset="zeroshot-visual",
@@ -131,8 +131,8 @@ def test_projection_node_config_errors(tmp_path):
 
 
 def test_hot_path_modules_do_not_import_torch():
-    code = ("import sys; import nodes.projection.node, nodes.projection.heads, "
-            "nodes.classifier.node, nodes.classifier.bank, nodes.classifier.metrics, "
-            "nodes.classifier.sweep; "
+    code = ("import sys; import rram_lsm.nodes.projection.node, rram_lsm.nodes.projection.heads, "
+            "rram_lsm.nodes.classifier.node, rram_lsm.nodes.classifier.bank, "
+            "rram_lsm.nodes.classifier.metrics, rram_lsm.nodes.classifier.sweep; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 from scipy.io import savemat
 
-from nodes.sources.readers import (
+from rram_lsm.nodes.sources.readers import (
     DatasetError, counts_to_events, event_file_label, iter_nmnist, nmnist_preprocess,
     read_event_file, read_nmnist_file, read_ntidigits, read_shd, read_spike_array,
 )
-from stream.packets import COCHLEA_DTYPE, DVS_DTYPE, NEURAL_DTYPE
+from rram_lsm.stream.packets import COCHLEA_DTYPE, DVS_DTYPE, NEURAL_DTYPE
 
 
 def nmnist_bytes(x, y, p, t, overflow_before=()):
@@ -183,8 +183,8 @@ def aedat4_bytes(packets, width=34, height=34) -> bytes:
 
 
 def test_aedat4_recording_is_read_exactly(tmp_path):
-    from nodes.sources.readers import aedat4_geometry
-    from nodes.sources.replay import ReplaySource
+    from rram_lsm.nodes.sources.readers import aedat4_geometry
+    from rram_lsm.nodes.sources.replay import ReplaySource
 
     rng = np.random.default_rng(3)
     ev = np.zeros(50, DVS_DTYPE)

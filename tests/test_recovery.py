@@ -9,11 +9,11 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from launch.graph import load_graph
-from launch.supervisor import Launcher
-from nodes.sinks import SinkNode
-from stream.packets import DVS_DTYPE, Origin, Packet, control
-from stream.recovery import RecoveryConfig, SampleLedger, SampleTooLarge
+from rram_lsm.launch.graph import load_graph
+from rram_lsm.launch.supervisor import Launcher
+from rram_lsm.nodes.sinks import SinkNode
+from rram_lsm.stream.packets import DVS_DTYPE, Origin, Packet, control
+from rram_lsm.stream.recovery import RecoveryConfig, SampleLedger, SampleTooLarge
 
 CHAIN = """
 [graph]

@@ -2,12 +2,12 @@
 import numpy as np
 import pytest
 
-from nodes.sources.live import DvsCameraSource, LiveSourceError, LslSource, lsl_chunk_to_events
-from nodes.sources.pacing import Pacer
-from nodes.sources.replay import ReplaySource
-from nodes.sources.synthetic import SyntheticDvsSource
-from stream.node import ConfigError
-from stream.packets import COCHLEA_DTYPE, DVS_DTYPE
+from rram_lsm.nodes.sources.live import DvsCameraSource, LiveSourceError, LslSource, lsl_chunk_to_events
+from rram_lsm.nodes.sources.pacing import Pacer
+from rram_lsm.nodes.sources.replay import ReplaySource
+from rram_lsm.nodes.sources.synthetic import SyntheticDvsSource
+from rram_lsm.stream.node import ConfigError
+from rram_lsm.stream.packets import COCHLEA_DTYPE, DVS_DTYPE
 
 from test_readers import nmnist_bytes
 
@@ -114,7 +114,7 @@ def test_replay_from_an_nmnist_folder(tmp_path):
 
 
 def test_replay_of_a_recorder_file(tmp_path):
-    from nodes.recording import RecorderSink
+    from rram_lsm.nodes.recording import RecorderSink
 
     samples = dvs_samples(3, seed=4)
     rec = RecorderSink("rec", {"path": str(tmp_path / "r.npz")})
@@ -164,7 +164,7 @@ def test_synthetic_bar_source():
 @pytest.mark.parametrize("pattern", ["bar", "random"])
 def test_synthetic_source_delivers_its_nominal_rate(pattern):
     """``rate_hz`` is the rate of events on the sensor (a soak at 1 M events/s means it)."""
-    from nodes.sources.synthetic import synthetic_sample
+    from rram_lsm.nodes.sources.synthetic import synthetic_sample
 
     rng = np.random.default_rng(1)
     counts = [len(synthetic_sample(rng, pattern, k, (16, 16), 200_000, 500_000)) for k in range(8)]
@@ -215,7 +215,7 @@ def test_lsl_inlet_against_a_real_outlet():
 def test_recorder_keeps_a_resent_sample_once_without_its_cut_attempt(tmp_path):
     """A sample cut upstream (start and part of its events, never ended) and then re-sent whole
     must be recorded once, with exactly the events of the whole sample."""
-    from nodes.recording import RecorderSink
+    from rram_lsm.nodes.recording import RecorderSink
 
     samples = dvs_samples(2, seed=5)
     packets = list(ReplaySource("dvs", {"max_events": 50, "geometry": [16, 16]}, samples=samples).packets())

@@ -6,12 +6,12 @@ import math
 import numpy as np
 import pytest
 
-from nodes.lsm.binning import from_dense
-from nodes.lsm.presets import PRESETS
-from nodes.lsm.reservoir import LifReservoir, LsmConfig
-from nodes.lsm.node import LsmNode
-from nodes.lsm.rram import DeviceConfig, RramCrossbar, adc_quantise, crossbar_tiles, make_device
-from stream.node import ConfigError
+from rram_lsm.nodes.lsm.binning import from_dense
+from rram_lsm.nodes.lsm.presets import PRESETS
+from rram_lsm.nodes.lsm.reservoir import LifReservoir, LsmConfig
+from rram_lsm.nodes.lsm.node import LsmNode
+from rram_lsm.nodes.lsm.rram import DeviceConfig, RramCrossbar, adc_quantise, crossbar_tiles, make_device
+from rram_lsm.stream.node import ConfigError
 
 LAW = dict(mu_in=0.002, sigma_in=6.6, mu_rec=0.006, sigma_rec=6.7)
 

@@ -4,9 +4,9 @@ import pytest
 from scipy import ndimage
 from sklearn.datasets import load_digits
 
-from nodes.sources.saccade import SaccadeParams, emulate_saccades, placed_image
-from stream.node import ConfigError
-from stream.packets import DVS_DTYPE
+from rram_lsm.nodes.sources.saccade import SaccadeParams, emulate_saccades, placed_image
+from rram_lsm.stream.node import ConfigError
+from rram_lsm.stream.packets import DVS_DTYPE
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +82,7 @@ def test_bad_input_is_named():
 
 def test_frames_are_the_bilinear_shift_of_the_image():
     """All frames at once equal scipy's order-1 shift of the canvas, frame by frame."""
-    from nodes.sources.saccade import _log_frames
+    from rram_lsm.nodes.sources.saccade import _log_frames
 
     rng = np.random.default_rng(3)
     canvas = rng.uniform(0, 1, (24, 28))

@@ -8,9 +8,9 @@ import pytest
 import zmq
 import zmq.auth
 
-from launch.cli import main as cli
-from launch.graph import GraphError, load_graph
-from launch.supervisor import Launcher
+from rram_lsm.launch.cli import main as cli
+from rram_lsm.launch.graph import GraphError, load_graph
+from rram_lsm.launch.supervisor import Launcher
 
 GRAPH = """
 [graph]

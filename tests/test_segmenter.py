@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from nodes.sources.segmenter import ActivitySegmenter, SegmenterNode, SegmenterParams
-from stream.node import ConfigError
-from stream.packets import NEURAL_DTYPE, Packet
+from rram_lsm.nodes.sources.segmenter import ActivitySegmenter, SegmenterNode, SegmenterParams
+from rram_lsm.stream.node import ConfigError
+from rram_lsm.stream.packets import NEURAL_DTYPE, Packet
 
 
 def stream(segments, rng, background_hz=100.0, total_us=3_000_000):

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from conftest import run_graph
-from nodes.recording import read_recording
-from nodes.sources.readers import iter_nmnist, nmnist_preprocess
+from rram_lsm.nodes.recording import read_recording
+from rram_lsm.nodes.sources.readers import iter_nmnist, nmnist_preprocess
 from test_readers import nmnist_bytes
 
 GRAPH = """

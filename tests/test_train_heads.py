@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from nodes.classifier.metrics import cross_modal_retrieval
-from nodes.projection.heads import ProjectionHead, save_heads
-from nodes.projection.train import (ModalityData, TrainConfig, pair_by_class, standardisation,
+from rram_lsm.nodes.classifier.metrics import cross_modal_retrieval
+from rram_lsm.nodes.projection.heads import ProjectionHead, save_heads
+from rram_lsm.nodes.projection.train import (ModalityData, TrainConfig, pair_by_class, standardisation,
                                     train_heads, train_heads_many)
 
 N_PER = {0: 24, 1: 10, 2: 12}     # train / val / test samples per class
@@ -126,8 +126,8 @@ def test_bad_configs_are_named(data):
 
 
 def test_sweep_heads_feeds_the_sweep_statistics(data):
-    from nodes.classifier.sweep import summarise, unseen_splits
-    from nodes.projection.train import sweep_heads
+    from rram_lsm.nodes.classifier.sweep import summarise, unseen_splits
+    from rram_lsm.nodes.projection.train import sweep_heads
     a, b = data
     splits = unseen_splits(range(1, 10))[::6]                 # 6 of the 36 splits
     runs = sweep_heads(a, b, TrainConfig(epochs=2, pd=8), splits, seeds=[0, 1])

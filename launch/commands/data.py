@@ -51,7 +51,7 @@ def register(sub) -> None:
 
 
 def _load(args):
-    from nodes.sources.builtin import builtin_path, build_builtin, read_builtin
+    from rram_lsm.nodes.sources.builtin import builtin_path, build_builtin, read_builtin
 
     path = builtin_path(args.size, args.seed)
     if not path.exists():
@@ -64,7 +64,7 @@ def _load(args):
 
 
 def run_build(args) -> int:
-    from nodes.sources.builtin import build_builtin, builtin_path
+    from rram_lsm.nodes.sources.builtin import build_builtin, builtin_path
 
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers must be >= 1, got {args.workers}")
@@ -78,7 +78,7 @@ def run_build(args) -> int:
 
 
 def run_inspect(args) -> int:
-    from nodes.sources.builtin import MODALITIES, modality_stats
+    from rram_lsm.nodes.sources.builtin import MODALITIES, modality_stats
 
     ds = _load(args)
     stats = {m: modality_stats(ds.modality(m)) for m in MODALITIES}
@@ -101,8 +101,8 @@ def run_inspect(args) -> int:
 
 
 def run_show(args) -> int:
-    from nodes.sources.builtin import MODALITIES
-    from stream.cache import cache_dir
+    from rram_lsm.nodes.sources.builtin import MODALITIES
+    from rram_lsm.stream.cache import cache_dir
 
     if args.samples < 1:
         raise ValueError(f"--samples must be >= 1, got {args.samples}")
@@ -163,7 +163,7 @@ def plot_samples(ds, modalities, n: int, out: Path) -> None:
 
 
 def run_clear(args) -> int:
-    from nodes.sources.builtin import clear_builtin
+    from rram_lsm.nodes.sources.builtin import clear_builtin
 
     removed = clear_builtin()
     for p in removed:

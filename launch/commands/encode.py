@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from launch.commands.eval import add_windows_arg, check_windows
+from rram_lsm.launch.commands.eval import add_windows_arg, check_windows
 
 EXTERNAL = ("nmnist", "ntidigits", "shd")  # as nodes.lsm.features (kept light: --help is fast)
 
@@ -39,11 +39,11 @@ def parse_builtin(dataset: str) -> str | None:
 
 def load_modality(args):
     """(ModalitySet, cache source key) for the command's dataset options."""
-    from nodes.lsm.features import builtin_source, external_source, load_folder
+    from rram_lsm.nodes.lsm.features import builtin_source, external_source, load_folder
 
     size = parse_builtin(args.dataset)
     if size is not None:
-        from nodes.sources.builtin import load_builtin
+        from rram_lsm.nodes.sources.builtin import load_builtin
         ds = load_builtin(size, args.data_seed, progress=True)
         return ds.modality(args.modality), builtin_source(size, args.data_seed, args.modality)
     if args.dataset not in EXTERNAL:
@@ -75,7 +75,7 @@ def register(sub) -> None:
 def run(args) -> int:
     from tqdm import tqdm
 
-    from nodes.lsm.features import encode_modality
+    from rram_lsm.nodes.lsm.features import encode_modality
 
     ms, source = load_modality(args)
     preset, overrides = args.preset, {}

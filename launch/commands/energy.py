@@ -39,7 +39,7 @@ class PresetSize:
 def preset_sizes() -> dict[str, PresetSize]:
     """Sizes of every LSM preset: from nodes.lsm.presets when present, else PAPER.md's table."""
     try:
-        from nodes.lsm.presets import PRESETS
+        from rram_lsm.nodes.lsm.presets import PRESETS
     except ImportError:
         return {k: PresetSize(k, *v, "PAPER.md table") for k, v in PAPER_SIZES.items()}
     return {k: PresetSize(k, int(c.n_inputs), int(c.n_neurons), int(c.n_bins), "nodes.lsm.presets")
@@ -70,9 +70,9 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from stream.energy import (CrossbarGeometry, ReservoirActivity, compare, list_profiles,
+    from rram_lsm.stream.energy import (CrossbarGeometry, ReservoirActivity, compare, list_profiles,
                                load_profile, reservoir_ops, sensitivity)
-    from stream.rapl import open_rapl
+    from rram_lsm.stream.rapl import open_rapl
 
     presets = preset_sizes()
     if args.list:

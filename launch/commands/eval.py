@@ -91,7 +91,7 @@ def loss_args(args) -> dict:
 
 
 def config_from_args(args):
-    from nodes.projection.experiments import ROBUSTNESS_FULL, ROBUSTNESS_REDUCED, EvalConfig
+    from rram_lsm.nodes.projection.experiments import ROBUSTNESS_FULL, ROBUSTNESS_REDUCED, EvalConfig
 
     devices = tuple(d.strip() for d in args.devices.split(",") if d.strip())
     if not devices or any(d not in ("ideal", "rram") for d in devices):
@@ -145,8 +145,8 @@ def parse_factors(text: str) -> tuple[float, ...]:
 def run(args) -> int:
     import numpy as np
 
-    from nodes.classifier.sweep import SweepSummary, plot_sweep
-    from nodes.projection.experiments import plot_robustness, results_markdown, run_all
+    from rram_lsm.nodes.classifier.sweep import SweepSummary, plot_sweep
+    from rram_lsm.nodes.projection.experiments import plot_robustness, results_markdown, run_all
 
     cfg = config_from_args(args)
     res = run_all(cfg, cfg.pairs, log=lambda s: print(s, flush=True))

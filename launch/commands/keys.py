@@ -16,7 +16,7 @@ def register(sub) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from stream.security import make_keypair
+    from rram_lsm.stream.security import make_keypair
 
     from ..graph import read_graph_tables
 

@@ -28,8 +28,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from stream.runtime import NodeSpec
-    from stream.transport import EdgeConfig
+    from rram_lsm.stream.runtime import NodeSpec
+    from rram_lsm.stream.transport import EdgeConfig
 
     from ..nodeproc import read_spec, run_spec
 

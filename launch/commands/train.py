@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from launch.commands.eval import (add_loss_args, add_windows_arg, check_windows, loss_args,
+from rram_lsm.launch.commands.eval import (add_loss_args, add_windows_arg, check_windows, loss_args,
                                   parse_factors)
 
 
@@ -48,9 +48,9 @@ def _classes(text: str, flag: str) -> tuple[int, ...]:
 
 
 def run(args) -> int:
-    from nodes.classifier.bank import PrototypeBank
-    from nodes.projection.experiments import EvalConfig, FeatureStore, pair_data, zero_shot
-    from nodes.projection.heads import save_heads
+    from rram_lsm.nodes.classifier.bank import PrototypeBank
+    from rram_lsm.nodes.projection.experiments import EvalConfig, FeatureStore, pair_data, zero_shot
+    from rram_lsm.nodes.projection.heads import save_heads
 
     seen, unseen = _classes(args.seen, "--seen"), _classes(args.unseen, "--unseen")
     if set(seen) & set(unseen):

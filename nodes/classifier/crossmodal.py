@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from stream.node import ConfigError
-from stream.packets import Packet
+from rram_lsm.stream.node import ConfigError
+from rram_lsm.stream.packets import Packet
 
 from .bank import PrototypeBank
 from .node import ClassifierNode

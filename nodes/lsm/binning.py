@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from stream.packets import COCHLEA_DTYPE, DVS_DTYPE, NEURAL_DTYPE
+from rram_lsm.stream.packets import COCHLEA_DTYPE, DVS_DTYPE, NEURAL_DTYPE
 
 from . import rram as _rram  # noqa: F401  (package __init__ has configured Numba's cache)
 

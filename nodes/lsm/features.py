@@ -19,8 +19,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from stream.cache import cache_dir, cache_key
-from stream.node import ConfigError
+from rram_lsm.stream.cache import cache_dir, cache_key
+from rram_lsm.stream.node import ConfigError
 
 from .binning import bin_events, event_addresses, to_dense
 from .encode import encode_samples
@@ -71,7 +71,7 @@ class FeatureSet:
 
     def modality_data(self, name: str | None = None):
         """``nodes.projection.train.ModalityData`` for head training (imports torch)."""
-        from nodes.projection.train import ModalityData
+        from rram_lsm.nodes.projection.train import ModalityData
         return ModalityData(name or self.modality, self.preset, self.features, self.labels,
                             self.split)
 
@@ -90,7 +90,7 @@ def source_key(ms) -> str:
 
 def builtin_source(size: str, seed: int, modality: str) -> str:
     """The cache identity of a built-in modality: its build key (every generator parameter)."""
-    from nodes.sources.builtin import BuiltinSpec
+    from rram_lsm.nodes.sources.builtin import BuiltinSpec
     return f"builtin:{size}:{seed}:{BuiltinSpec.for_size(size).key(seed)}:{modality}"
 
 
@@ -228,8 +228,8 @@ def load_folder(kind: str, path: str | Path, val_fraction: float = 0.2, seed: in
     The datasets have train and test parts; validation is a per-class ``val_fraction`` of the
     training part drawn with ``seed``.  ``limit`` keeps the first samples of each part (quick runs).
     """
-    from nodes.sources import readers
-    from nodes.sources.builtin import ModalitySet
+    from rram_lsm.nodes.sources import readers
+    from rram_lsm.nodes.sources.builtin import ModalitySet
 
     if kind not in EXTERNAL:
         raise ConfigError(f"unknown dataset {kind!r}; expected builtin or one of {EXTERNAL}")

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from stream.node import ConfigError
-from stream.packets import DVS_DTYPE
+from rram_lsm.stream.node import ConfigError
+from rram_lsm.stream.packets import DVS_DTYPE
 
 from .binning import _dvs_map, event_addresses, warm_bodies
 

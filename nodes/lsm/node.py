@@ -28,8 +28,8 @@ from typing import Iterable
 
 import numpy as np
 
-from stream.node import ConfigError, Node
-from stream.packets import DVS_DTYPE, F32, Packet
+from rram_lsm.stream.node import ConfigError, Node
+from rram_lsm.stream.packets import DVS_DTYPE, F32, Packet
 
 from .binning import bin_events, event_addresses, warm_addresses
 from .live_binning import LiveBinner

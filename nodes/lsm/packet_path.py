@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stream.packets import DVS_DTYPE
+from rram_lsm.stream.packets import DVS_DTYPE
 
 from .binning import warm_bodies
 from .live_binning import LiveBinner, _feed_dvs

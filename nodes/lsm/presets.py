@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from stream.node import ConfigError
+from rram_lsm.stream.node import ConfigError
 
 from .reservoir import LsmConfig
 

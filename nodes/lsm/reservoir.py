@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from stream.node import ConfigError
+from rram_lsm.stream.node import ConfigError
 
 from . import rram as _rram  # noqa: F401  (nodes.lsm.__init__ configured Numba's cache first)
 from .rram import DeviceConfig, RramCrossbar, make_device

@@ -32,8 +32,8 @@ from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
-from stream.energy import MACRO_COLS, MACRO_ROWS
-from stream.node import ConfigError
+from rram_lsm.stream.energy import MACRO_COLS, MACRO_ROWS
+from rram_lsm.stream.node import ConfigError
 
 DEVICE_SETTINGS = ("ideal", "rram")
 

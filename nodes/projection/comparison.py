@@ -21,10 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nodes.classifier.metrics import evaluate_embeddings
-from nodes.projection.baselines import RnnReadout, SrnnEncoder, proto_logits
-from nodes.projection.heads import HeadConfig
-from nodes.projection.train import (TEST, TRAIN, VAL, HeadModule, ModalityData, head_train_macs,
+from rram_lsm.nodes.classifier.metrics import evaluate_embeddings
+from rram_lsm.nodes.projection.baselines import RnnReadout, SrnnEncoder, proto_logits
+from rram_lsm.nodes.projection.heads import HeadConfig
+from rram_lsm.nodes.projection.train import (TEST, TRAIN, VAL, HeadModule, ModalityData, head_train_macs,
                                     pair_by_class, paper_clip_loss, standardisation)
 
 # PAPER.md's figures (%): zero-shot audio->image at pd 64, supervised probes, cost ratios.
@@ -75,7 +75,7 @@ class Frames:
 
 def frames_for(store, modality: str, device) -> Frames:
     """The binary frames the LSM encoder of ``modality`` sees, with its calibrated settings."""
-    from nodes.lsm.features import raw_frames, resolve_config
+    from rram_lsm.nodes.lsm.features import raw_frames, resolve_config
 
     fs = store.features(modality, device)
     ms = store.dataset.modality(modality)
@@ -251,7 +251,7 @@ def _row(method: str, kind: str, metric: str, scores: dict, epochs_run: int, sel
 def zero_shot_comparison(fa: Frames, fb: Frames, cfg: ComparisonConfig,
                          log: Callable[[str], None] = print) -> list[dict]:
     """LSM-CLIP, LSM protonet, SRNN-CLIP and SRNN protonet on the same data and splits."""
-    from nodes.projection.train import TrainConfig, train_heads
+    from rram_lsm.nodes.projection.train import TrainConfig, train_heads
 
     cfg.validate()
     torch.set_num_threads(cfg.threads)

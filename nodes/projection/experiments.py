@@ -19,11 +19,11 @@ from typing import Callable
 
 import numpy as np
 
-from nodes.lsm.features import (DEFAULT_PRESETS, FeatureSet, builtin_source, encode_modality,
+from rram_lsm.nodes.lsm.features import (DEFAULT_PRESETS, FeatureSet, builtin_source, encode_modality,
                                 raw_frames, resolve_config)
-from nodes.lsm.rram import DeviceConfig, make_device
-from nodes.projection.calibrate import Calibration, calibrate_gain
-from nodes.projection.probe import linear_probe
+from rram_lsm.nodes.lsm.rram import DeviceConfig, make_device
+from rram_lsm.nodes.projection.calibrate import Calibration, calibrate_gain
+from rram_lsm.nodes.projection.probe import linear_probe
 
 PAIRS = {"audio-visual": ("audio", "visual"), "neural-visual": ("neural", "visual")}
 
@@ -98,7 +98,7 @@ class FeatureStore:
     """Loads the built-in dataset once and calibrates/encodes each (modality, device) once."""
 
     def __init__(self, cfg: EvalConfig, log: Callable[[str], None] = print):
-        from nodes.sources.builtin import load_builtin
+        from rram_lsm.nodes.sources.builtin import load_builtin
         self.cfg, self.log = cfg, log
         self.dataset = load_builtin(cfg.size, cfg.data_seed, progress=False)
         self.cal: dict[tuple, Calibration] = {}
@@ -184,7 +184,7 @@ def pair_data(store: FeatureStore, pair: str, device, windows: int | None = None
 
 def train_config(cfg: EvalConfig, seed: int = 0, **changes):
     """The head-training config of ``cfg``; ``changes`` override any field (pd and loss too)."""
-    from nodes.projection.train import TrainConfig
+    from rram_lsm.nodes.projection.train import TrainConfig
     return TrainConfig(**{"pd": cfg.pd, "epochs": cfg.epochs, "seed": seed, "threads": cfg.threads,
                           "loss": cfg.loss, "temperature": cfg.temperature, **changes})
 
@@ -196,8 +196,8 @@ def zero_shot(a, b, cfg: EvalConfig, seeds=(0,), seen=(1, 2, 3, 4, 5, 6, 7), uns
     Returns per-seed reports plus the mean/std over seeds of the validation-selected test
     accuracies, and the authors' test-set rule per seed.
     """
-    from nodes.classifier.metrics import evaluate_embeddings
-    from nodes.projection.train import train_heads_many
+    from rram_lsm.nodes.classifier.metrics import evaluate_embeddings
+    from rram_lsm.nodes.projection.train import train_heads_many
 
     cfgs = [train_config(cfg, s, seen=tuple(seen), unseen=tuple(unseen)) for s in seeds]
     start = time.perf_counter()
@@ -236,7 +236,7 @@ def zero_shot(a, b, cfg: EvalConfig, seeds=(0,), seen=(1, 2, 3, 4, 5, 6, 7), uns
 
 def pick_splits(n: int | None, classes=tuple(range(1, 10))) -> list[tuple[int, ...]]:
     """``n`` of the 36 two-digit unseen splits, evenly spread (all when ``n`` is None)."""
-    from nodes.classifier.sweep import unseen_splits
+    from rram_lsm.nodes.classifier.sweep import unseen_splits
     splits = unseen_splits(classes, 2)
     if n is None or n >= len(splits):
         return splits
@@ -248,8 +248,8 @@ def pick_splits(n: int | None, classes=tuple(range(1, 10))) -> list[tuple[int, .
 
 def split_sweep(a, b, cfg: EvalConfig) -> dict:
     """Unseen-class retrieval over unseen-digit splits x seeds with mean, spread, 95 % CI."""
-    from nodes.classifier.sweep import summarise
-    from nodes.projection.train import sweep_heads
+    from rram_lsm.nodes.classifier.sweep import summarise
+    from rram_lsm.nodes.projection.train import sweep_heads
 
     splits = pick_splits(cfg.sweep_splits)
     start = time.perf_counter()
@@ -435,12 +435,12 @@ def run_all(cfg: EvalConfig, pairs: tuple[str, ...] | None = None,
                               f"{sm['n_splits']} splits x {sm['n_seeds']} seeds"
                               + ("; paper: fixed 8/9 split" if pair == "audio-visual" else "")))
     if cfg.ideas:
-        from nodes.projection.ideas import ideas_sweep
+        from rram_lsm.nodes.projection.ideas import ideas_sweep
         log(f"ideas on the split sweep ({cfg.devices[0]})")
         res["ideas"] = [row for pair in pairs
                         for row in ideas_sweep(store, pair, cfg.devices[0], log=log)]
     if cfg.baselines:
-        from nodes.projection.comparison import ComparisonConfig, run_comparison
+        from rram_lsm.nodes.projection.comparison import ComparisonConfig, run_comparison
         log(f"the paper's baselines and training costs ({cfg.devices[0]})")
         res["baselines"] = run_comparison(store, cfg.devices[0], ComparisonConfig(
             pd=cfg.pd, epochs=cfg.epochs, srnn_epochs=cfg.baselines, threads=cfg.threads), log)
@@ -489,13 +489,13 @@ def results_markdown(res: dict) -> str:
                 f"{p['const']:.4g}: val {p['val_acc']:.1%}, silent {p['silent_frac']:.0%}, "
                 f"saturated {p['saturated_frac']:.0%}" for p in c["points"]))
     if res.get("ideas"):
-        from nodes.projection.ideas import ideas_markdown
+        from rram_lsm.nodes.projection.ideas import ideas_markdown
         lines += ["", "## Ideas past the paper, each one change on top of this run's loss and "
                   "features, on the same split sweep (validation-selected test accuracy; the "
                   "shuffled pairing is a negative control)", "",
                   ideas_markdown(res["ideas"])]
     if res.get("baselines"):
-        from nodes.projection.comparison import comparison_markdown
+        from rram_lsm.nodes.projection.comparison import comparison_markdown
         lines += ["", "## The paper's comparison: accuracy and training cost", "",
                   comparison_markdown(res["baselines"], res["probes"].get(res["baselines"]["device"]))]
     if res.get("robustness"):

@@ -56,7 +56,7 @@ def resolve(cfg, idea: dict) -> tuple[dict, dict]:
 
 def seed_ensemble_features(store, modality: str, device, seeds, windows: int) -> np.ndarray:
     """Features of reservoirs with each seed (at the calibrated gain), side by side."""
-    from nodes.lsm.features import DEFAULT_PRESETS, builtin_source, encode_modality
+    from rram_lsm.nodes.lsm.features import DEFAULT_PRESETS, builtin_source, encode_modality
 
     ms = store.dataset.modality(modality)
     const = store.calibration(modality, device).const
@@ -71,8 +71,8 @@ def larger_reservoir_features(store, modality: str, device, n_neurons: int,
                               windows: int) -> np.ndarray:
     """Features of a reservoir with at least ``n_neurons`` neurons, its gain re-calibrated on
     validation as the store's own are (an encoder already that large is returned as it is)."""
-    from nodes.lsm.features import DEFAULT_PRESETS
-    from nodes.lsm.presets import get_preset
+    from rram_lsm.nodes.lsm.features import DEFAULT_PRESETS
+    from rram_lsm.nodes.lsm.presets import get_preset
 
     if get_preset(DEFAULT_PRESETS[modality], **store.overrides(modality)).n_neurons >= n_neurons:
         return store.features(modality, device, windows=windows).features
@@ -105,7 +105,7 @@ def variant_features(store, modality: str, device, features: dict) -> np.ndarray
 
 def variant_data(store, pair: str, device, features: dict):
     """The (query, visual) ``ModalityData`` of ``pair`` with the variant's features."""
-    from nodes.projection.experiments import pair_data
+    from rram_lsm.nodes.projection.experiments import pair_data
     windows = int(features.get("windows", 1))
     a, b = pair_data(store, pair, device, windows=windows)
     if set(features) <= {"windows"}:
@@ -122,9 +122,9 @@ def variant_data(store, pair: str, device, features: dict):
 def ideas_sweep(store, pair: str, device="ideal", names=None,
                 log: Callable[[str], None] = print) -> list[dict]:
     """Each idea's split sweep (the store's splits and seeds) beside the baseline's."""
-    from nodes.classifier.sweep import summarise
-    from nodes.projection.experiments import pick_splits, train_config
-    from nodes.projection.train import sweep_heads
+    from rram_lsm.nodes.classifier.sweep import summarise
+    from rram_lsm.nodes.projection.experiments import pick_splits, train_config
+    from rram_lsm.nodes.projection.train import sweep_heads
 
     cfg = store.cfg
     splits = pick_splits(cfg.sweep_splits)

@@ -5,8 +5,8 @@ from typing import Iterable
 
 import numpy as np
 
-from stream.node import ConfigError, Node
-from stream.packets import Packet
+from rram_lsm.stream.node import ConfigError, Node
+from rram_lsm.stream.packets import Packet
 
 from .heads import ProjectionHead
 

@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nodes.classifier.metrics import pool_pairs, retrieval_chance
-from nodes.projection.heads import HeadConfig, ProjectionHead
+from rram_lsm.nodes.classifier.metrics import pool_pairs, retrieval_chance
+from rram_lsm.nodes.projection.heads import HeadConfig, ProjectionHead
 
 TRAIN, VAL, TEST = 0, 1, 2
 

@@ -28,8 +28,8 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from stream.cache import cache_dir, cache_key
-from stream.packets import WIRE_DTYPES
+from rram_lsm.stream.cache import cache_dir, cache_key
+from rram_lsm.stream.packets import WIRE_DTYPES
 
 from .cochlea import CochleaParams, emulate_cochlea
 from .espeak import Voice, synthesize_many, trim_silence

@@ -10,7 +10,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from stream.node import ConfigError
+from rram_lsm.stream.node import ConfigError
 
 from .replay import ReplaySource
 

@@ -22,8 +22,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import signal
 
-from stream.node import ConfigError
-from stream.packets import COCHLEA_DTYPE
+from rram_lsm.stream.node import ConfigError
+from rram_lsm.stream.packets import COCHLEA_DTYPE
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from stream.node import ConfigError
-from stream.packets import NEURAL_DTYPE
+from rram_lsm.stream.node import ConfigError
+from rram_lsm.stream.packets import NEURAL_DTYPE
 
 _LEFT_WEIGHT = 0.5  # how much "left" counts against "top" when choosing where a stroke starts
 _NEIGH = [(-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1)]  # P2..P9

@@ -13,8 +13,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from stream.node import ConfigError, SourceNode
-from stream.packets import DVS_DTYPE, NEURAL_DTYPE, Origin, Packet, new_epoch
+from rram_lsm.stream.node import ConfigError, SourceNode
+from rram_lsm.stream.packets import DVS_DTYPE, NEURAL_DTYPE, Origin, Packet, new_epoch
 
 EXTRA = "pip install 'rram-lsm[live]'"
 

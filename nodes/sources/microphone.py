@@ -15,8 +15,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from stream.node import ConfigError, SourceNode
-from stream.packets import Origin, Packet, new_epoch
+from rram_lsm.stream.node import ConfigError, SourceNode
+from rram_lsm.stream.packets import Origin, Packet, new_epoch
 
 from .cochlea import CochleaParams, emulate_cochlea
 from .live import LiveSourceError, optional_import

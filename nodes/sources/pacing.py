@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from stream.node import ConfigError
+from rram_lsm.stream.node import ConfigError
 
 
 def check_speed(speed: float | None) -> float | None:

@@ -13,7 +13,7 @@ from typing import Iterator
 
 import numpy as np
 
-from stream.packets import COCHLEA_DTYPE, DVS_DTYPE, NEURAL_DTYPE
+from rram_lsm.stream.packets import COCHLEA_DTYPE, DVS_DTYPE, NEURAL_DTYPE
 
 NMNIST_SENSOR = (34, 34)
 NTIDIGITS_CLASSES = {"o": 0, "1": 1, "2": 2, "3": 3, "4": 4, "5": 5, "6": 6, "7": 7, "8": 8,

@@ -13,9 +13,9 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
-from stream.clock import now_ns
-from stream.node import ConfigError, SourceNode
-from stream.packets import EVENT_DTYPES, Origin, Packet, control, dtype_name, new_epoch
+from rram_lsm.stream.clock import now_ns
+from rram_lsm.stream.node import ConfigError, SourceNode
+from rram_lsm.stream.packets import EVENT_DTYPES, Origin, Packet, control, dtype_name, new_epoch
 
 from .pacing import Pacer, check_speed, frame_slices, release_schedule
 
@@ -45,7 +45,7 @@ def _dataset(params: dict[str, Any], name: str) -> tuple[Callable[[], Iterable[S
     if fmt == "shd":
         return (lambda: readers.read_shd(path)), (700,)
     if fmt == "recording":  # what the recorder sink saved (nodes/recording.py)
-        from nodes.recording import read_recording
+        from rram_lsm.nodes.recording import read_recording
 
         _, geom = read_recording(path)
         return (lambda: read_recording(path)[0]), tuple(geom) if geom else None

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stream.node import ConfigError
-from stream.packets import DVS_DTYPE
+from rram_lsm.stream.node import ConfigError
+from rram_lsm.stream.packets import DVS_DTYPE
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from stream.node import ConfigError, Node
-from stream.packets import Origin, Packet, control, new_epoch
+from rram_lsm.stream.node import ConfigError, Node
+from rram_lsm.stream.packets import Origin, Packet, control, new_epoch
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from stream.node import ConfigError
-from stream.packets import DVS_DTYPE
+from rram_lsm.stream.node import ConfigError
+from rram_lsm.stream.packets import DVS_DTYPE
 
 from .replay import ReplaySource
 
