@@ -5,6 +5,13 @@ L2-normalised mean of its L2-normalised references, the default of DESIGN.md); i
 ``exemplars`` mode by its best-matching reference (at most ``k`` kept per class).  A best
 score below ``threshold`` gives label -1 ("unknown").  Classes can be added, extended and
 removed at run time, without retraining.
+
+The bank knows its ``seen`` classes (those the heads were trained on) and a ``calibration``
+constant: the ranking is calibrated stacking (``gzsl.decide``: ``calibration`` subtracted from
+seen-class scores; 0 is the plain cosine ranking), so seen and unseen prototypes compete
+fairly.  Classes added at run time are not seen.  The cosine is computed row by row, not as
+one matrix product, so a query scores bit-identically alone or in a batch (BLAS kernels sum in
+a different order for one row and for many), and the node's predictions equal offline ones.
 """
 from __future__ import annotations
 
@@ -14,8 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-UNKNOWN = -1
+from .gzsl import UNKNOWN, decide
+
 MODES = ("mean", "exemplars")
+_CHUNK = 1 << 22            # products per scoring chunk (bounds the temporary's memory)
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -26,7 +35,8 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Prediction:
-    """Top-k classes with cosine scores; ``label`` is -1 when rejected as unknown."""
+    """Top-k classes with their calibrated cosine scores (the plain cosine for unseen classes
+    or calibration 0); ``label`` is -1 when its cosine is below the reject threshold."""
 
     label: int
     topk: list[int]
@@ -34,10 +44,12 @@ class Prediction:
 
 
 class PrototypeBank:
-    """Class -> reference embeddings, with cosine top-k, rejection and run-time edits."""
+    """Class -> reference embeddings, with cosine top-k, calibrated stacking, rejection and
+    run-time edits."""
 
     def __init__(self, dim: int, mode: str = "mean", k: int | None = None,
-                 threshold: float | None = None, modality: str = "", seed: int = 0):
+                 threshold: float | None = None, modality: str = "", seed: int = 0,
+                 seen: list[int] | None = None, calibration: float = 0.0):
         if mode not in MODES:
             raise ValueError(f"bank mode {mode!r} is not one of {MODES}")
         if int(dim) <= 0:
@@ -53,17 +65,35 @@ class PrototypeBank:
         self._refs: dict[int, np.ndarray] = {}
         self._matrix: np.ndarray | None = None      # cached (n_rows, dim) scoring matrix
         self._row_class: np.ndarray | None = None
+        self.seen: tuple[int, ...] | None = None     # None: not known (no calibration)
+        self.calibration = 0.0
+        self.set_calibration(calibration, seen)
+
+    def set_calibration(self, calibration: float, seen: list[int] | None = None) -> None:
+        """Set the calibrated-stacking constant (and the seen classes, when given)."""
+        try:
+            gamma = float(calibration)
+        except (TypeError, ValueError):
+            raise ValueError(f"bank calibration must be a number, got {calibration!r}") from None
+        if not np.isfinite(gamma):
+            raise ValueError(f"bank calibration must be finite, got {calibration!r}")
+        if seen is not None:
+            self.seen = tuple(sorted({int(c) for c in seen}))
+        if gamma != 0.0 and not self.seen:
+            raise ValueError("a calibration constant needs the seen classes (bank 'seen')")
+        self.calibration = gamma
 
     # ----------------------------------------------------------------- building
     @classmethod
     def from_embeddings(cls, embeddings: np.ndarray, labels: np.ndarray, mode: str = "mean",
                         k: int | None = None, threshold: float | None = None,
-                        modality: str = "", seed: int = 0) -> "PrototypeBank":
+                        modality: str = "", seed: int = 0, seen: list[int] | None = None,
+                        calibration: float = 0.0) -> "PrototypeBank":
         """A bank from labelled embeddings (e.g. the other modality's training samples)."""
         embeddings = np.asarray(embeddings)
         if embeddings.ndim != 2:
             raise ValueError(f"embeddings must be (N, dim), got {embeddings.shape}")
-        bank = cls(embeddings.shape[1], mode, k, threshold, modality, seed)
+        bank = cls(embeddings.shape[1], mode, k, threshold, modality, seed, seen, calibration)
         labels = np.asarray(labels).astype(int)
         for c in np.unique(labels):
             bank.add_class(int(c), embeddings[labels == c])
@@ -145,7 +175,11 @@ class PrototypeBank:
             raise ValueError("the bank is empty: add a class first")
         q = _unit(self._check(embeddings))
         self._build()
-        sims = q @ self._matrix.T
+        m = self._matrix
+        step = max(1, _CHUNK // m.size)
+        # Products summed along each row (not q @ m.T): the same bits alone or in a batch.
+        sims = np.concatenate([(q[i:i + step, None, :] * m[None]).sum(axis=-1)
+                               for i in range(0, len(q), step)])
         classes = np.asarray(self.classes)
         if self.mode == "mean":
             return sims, classes
@@ -155,19 +189,14 @@ class PrototypeBank:
         return out, classes
 
     def classify(self, embeddings: np.ndarray, topk: int = 1) -> list[Prediction]:
-        """Top-k classes per row, with the reject threshold applied to the best score."""
+        """Top-k classes per row by calibrated stacking, the reject threshold applied to the
+        top class's cosine (``gzsl.decide``, the rule offline evaluation uses too)."""
         sims, classes = self.scores(embeddings)
-        k = max(1, min(int(topk), len(classes)))
-        order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
-        preds = []
-        for row, idx in zip(sims, order):
-            best = float(row[idx[0]])
-            label = int(classes[idx[0]])
-            if self.threshold is not None and best < self.threshold:
-                label = UNKNOWN
-            preds.append(Prediction(label, [int(c) for c in classes[idx]],
-                                    [float(row[i]) for i in idx]))
-        return preds
+        order, labels, cal = decide(sims, classes, self.seen, self.calibration, topk,
+                                    self.threshold)
+        return [Prediction(int(label), [int(c) for c in classes[idx]],
+                           [float(row[i]) for i in idx])
+                for label, row, idx in zip(labels, cal, order)]
 
     def predict(self, embeddings: np.ndarray) -> np.ndarray:
         """Top-1 labels (with -1 for rejected rows)."""
@@ -179,7 +208,9 @@ class PrototypeBank:
         if path.suffix != ".npz":
             raise ValueError(f"{path}: a bank is saved as .npz")
         meta = {"dim": self.dim, "mode": self.mode, "k": self.k, "threshold": self.threshold,
-                "modality": self.modality, "classes": self.classes}
+                "modality": self.modality, "classes": self.classes,
+                "seen": None if self.seen is None else list(self.seen),
+                "calibration": self.calibration}
         arrays = {f"class_{c}": self._refs[c] for c in self.classes}
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez(path, __bank__=np.array(json.dumps(meta)), **arrays)
@@ -187,7 +218,8 @@ class PrototypeBank:
 
     @classmethod
     def load(cls, path: str | Path, threshold: float | None = None) -> "PrototypeBank":
-        """Load a bank; ``threshold`` overrides the saved one when given."""
+        """Load a bank; ``threshold`` overrides the saved one when given.  Files saved before
+        banks knew their seen classes load with ``seen`` None and calibration 0."""
         path = Path(path)
         if not path.exists():
             raise ValueError(f"bank file {path} does not exist")
@@ -196,7 +228,8 @@ class PrototypeBank:
                 raise ValueError(f"{path}: no '__bank__' entry; not a bank file")
             meta = json.loads(str(z["__bank__"]))
             bank = cls(meta["dim"], meta["mode"], meta["k"],
-                       meta["threshold"] if threshold is None else threshold, meta["modality"])
+                       meta["threshold"] if threshold is None else threshold, meta["modality"],
+                       seen=meta.get("seen"), calibration=meta.get("calibration", 0.0))
             for c in meta["classes"]:
                 refs = z[f"class_{c}"]
                 if refs.ndim != 2 or refs.shape[1] != bank.dim:

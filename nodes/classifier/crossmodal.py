@@ -19,7 +19,9 @@ from .node import ClassifierNode
 
 class CrossModalClassifier(ClassifierNode):
     """Params: ``banks`` ({query modality: bank file}), ``topk`` (3), ``threshold``,
-    ``seen`` and ``unseen`` (class lists for the accuracy gauges)."""
+    ``seen`` and ``unseen`` (class lists for the accuracy gauges; ``seen`` also names the
+    classes calibrated stacking lowers), ``calibration`` (one constant for every bank, or
+    {query modality: constant}; a bank left out keeps its file's)."""
 
     kind = "crossmodal_classifier"
 
@@ -44,6 +46,18 @@ class CrossModalClassifier(ClassifierNode):
         if self.seen & self.unseen:
             raise ConfigError(f"node {self.name!r}: parameters 'seen' and 'unseen' overlap")
         self.bank = next(iter(self.banks.values()))
+        calibration = self.param("calibration", kind=(int, float, dict))
+        per_bank = calibration if isinstance(calibration, dict) else {}
+        unknown = sorted(set(per_bank) - set(self.banks))
+        if unknown:
+            raise ConfigError(f"node {self.name!r}: parameter 'calibration' names modalities "
+                              f"{unknown} without a bank; banks: {sorted(self.banks)}")
+        for modality, bank in self.banks.items():
+            gamma = per_bank.get(modality) if isinstance(calibration, dict) else calibration
+            if gamma is not None and (isinstance(gamma, bool) or not isinstance(gamma, (int, float))):
+                raise ConfigError(f"node {self.name!r}: parameter 'calibration.{modality}' "
+                                  f"must be a number, got {gamma!r}")
+            self._calibrate(bank, gamma, f"banks.{modality}")
         self.gauges.update({"inferences": 0, "seen_n": 0, "seen_correct": 0, "unseen_n": 0,
                             "unseen_correct": 0})
 

@@ -18,7 +18,10 @@ class ClassifierNode(Node):
 
     Params: ``bank`` (path to a bank ``.npz``), ``topk`` (default 3), ``threshold``
     (reject below this cosine score; overrides the bank's), ``dim`` (embedding size for an
-    empty bank when no file is given).  Control packets whose ``meta["op"]`` is
+    empty bank when no file is given), ``seen`` (the classes the heads were trained on; the
+    bank file's when it stores them, and then they must agree) and ``calibration`` (the
+    calibrated-stacking constant subtracted from seen-class scores; overrides the bank's;
+    0 = plain cosine ranking).  Control packets whose ``meta["op"]`` is
     ``add_class`` / ``add_examples`` (with ``label`` and ``embeddings``) or ``remove_class``
     (with ``label``) edit the bank at run time.
     """
@@ -45,6 +48,21 @@ class ClassifierNode(Node):
         self.topk = int(self.param("topk", 3, int))
         if self.topk <= 0:
             raise ConfigError(f"node {self.name!r}: parameter 'topk' must be > 0")
+        self._calibrate(self.bank, self.param("calibration", kind=(int, float)), "bank")
+
+    def _calibrate(self, bank: PrototypeBank, calibration: float | None, where: str) -> None:
+        """Apply the ``seen`` and ``calibration`` params to ``bank`` (the file ``where``)."""
+        seen = self.param("seen", kind=list)
+        stored = bank.seen
+        if seen and stored is not None and sorted({int(c) for c in seen}) != list(stored):
+            raise ConfigError(f"node {self.name!r}: parameter 'seen' {sorted(seen)} differs "
+                              f"from the seen classes {list(stored)} stored in {where!r}")
+        try:
+            bank.set_calibration(bank.calibration if calibration is None else calibration,
+                                 seen or None)
+        except ValueError as exc:
+            raise ConfigError(f"node {self.name!r}: parameter 'calibration' ({where}): "
+                              f"{exc}") from None
 
     def process(self, packet: Packet) -> Iterable[Packet]:
         if packet.is_control:
