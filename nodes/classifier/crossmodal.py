@@ -54,7 +54,8 @@ class CrossModalClassifier(ClassifierNode):
                               f"{unknown} without a bank; banks: {sorted(self.banks)}")
         for modality, bank in self.banks.items():
             gamma = per_bank.get(modality) if isinstance(calibration, dict) else calibration
-            if gamma is not None and (isinstance(gamma, bool) or not isinstance(gamma, (int, float))):
+            if gamma is not None and (isinstance(gamma, bool)
+                                      or not isinstance(gamma, (int, float))):
                 raise ConfigError(f"node {self.name!r}: parameter 'calibration.{modality}' "
                                   f"must be a number, got {gamma!r}")
             self._calibrate(bank, gamma, f"banks.{modality}")

@@ -11,9 +11,10 @@ with the bank's class order).  :func:`decide` is the one decision rule: the clas
 bank calls it, and so does :func:`predict` offline, so both give bit-identical labels on the
 same embeddings (the bank's cosine is computed row by row, so batching does not change it).
 
-Accuracies are **per-class means** (the mean over the classes of a pool of each class's top-1
-accuracy, as in Chao et al. and Xian et al.'s GZSL benchmark), so a frequent class does not
-dominate; ``per_class=False`` gives the per-sample rate instead (what live counts show).
+Accuracies are **per-class means** (the mean, over the classes of a pool that have queries, of
+each class's top-1 accuracy, as in Chao et al. and Xian et al.'s GZSL benchmark), so a frequent
+class does not dominate; ``per_class=False`` gives the per-sample rate instead (what live
+counts show).
 *seen* is the accuracy on queries of seen classes and *unseen* on queries of unseen classes,
 both classified among ALL the bank's classes; ``H = 2·seen·unseen / (seen + unseen)``.
 A gamma that sends everything to the unseen classes has unseen up to 100% and seen 0, so

@@ -48,7 +48,7 @@ class ClassifierNode(Node):
         self.topk = int(self.param("topk", 3, int))
         if self.topk <= 0:
             raise ConfigError(f"node {self.name!r}: parameter 'topk' must be > 0")
-        self._calibrate(self.bank, self.param("calibration", kind=(int, float)), "bank")
+        self._calibrate(self.bank, self.param("calibration", kind=(int, float)), path or "bank")
 
     def _calibrate(self, bank: PrototypeBank, calibration: float | None, where: str) -> None:
         """Apply the ``seen`` and ``calibration`` params to ``bank`` (the file ``where``)."""
