@@ -19,9 +19,7 @@ from .node import ClassifierNode
 
 class CrossModalClassifier(ClassifierNode):
     """Params: ``banks`` ({query modality: bank file}), ``topk`` (3), ``threshold``,
-    ``seen`` and ``unseen`` (class lists for the accuracy gauges; ``seen`` also names the
-    classes calibrated stacking lowers), ``calibration`` (one constant for every bank, or
-    {query modality: constant}; a bank left out keeps its file's)."""
+    ``seen`` and ``unseen`` (class lists for the accuracy gauges)."""
 
     kind = "crossmodal_classifier"
 
@@ -46,6 +44,8 @@ class CrossModalClassifier(ClassifierNode):
         if self.seen & self.unseen:
             raise ConfigError(f"node {self.name!r}: parameters 'seen' and 'unseen' overlap")
         self.bank = next(iter(self.banks.values()))
+        # 'seen' also names the classes calibrated stacking lowers; 'calibration' is one
+        # constant for every bank or {query modality: constant} (a bank left out keeps its own)
         calibration = self.param("calibration", kind=(int, float, dict))
         per_bank = calibration if isinstance(calibration, dict) else {}
         unknown = sorted(set(per_bank) - set(self.banks))

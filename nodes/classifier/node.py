@@ -18,10 +18,7 @@ class ClassifierNode(Node):
 
     Params: ``bank`` (path to a bank ``.npz``), ``topk`` (default 3), ``threshold``
     (reject below this cosine score; overrides the bank's), ``dim`` (embedding size for an
-    empty bank when no file is given), ``seen`` (the classes the heads were trained on; the
-    bank file's when it stores them, and then they must agree) and ``calibration`` (the
-    calibrated-stacking constant subtracted from seen-class scores; overrides the bank's;
-    0 = plain cosine ranking).  Control packets whose ``meta["op"]`` is
+    empty bank when no file is given).  Control packets whose ``meta["op"]`` is
     ``add_class`` / ``add_examples`` (with ``label`` and ``embeddings``) or ``remove_class``
     (with ``label``) edit the bank at run time.
     """
@@ -51,7 +48,12 @@ class ClassifierNode(Node):
         self._calibrate(self.bank, self.param("calibration", kind=(int, float)), path or "bank")
 
     def _calibrate(self, bank: PrototypeBank, calibration: float | None, where: str) -> None:
-        """Apply the ``seen`` and ``calibration`` params to ``bank`` (the file ``where``)."""
+        """Apply the generalised zero-shot params to ``bank`` (the file ``where``).
+
+        ``seen``: the classes the heads were trained on (if the bank file stores them, they
+        must agree); ``calibration``: the calibrated-stacking constant subtracted from the
+        seen-class scores (overrides the bank's; 0 = plain cosine ranking; see ``gzsl``).
+        """
         seen = self.param("seen", kind=list)
         stored = bank.seen
         if seen and stored is not None and sorted({int(c) for c in seen}) != list(stored):
