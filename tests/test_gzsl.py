@@ -106,6 +106,16 @@ def test_chooser_uses_seen_classes_only():
         gzsl.choose_calibration([gzsl.ValidationFold(SCORES, LABELS, CLASSES, [1, 2, 3])], [8])
 
 
+def test_pseudo_unseen_splits_are_seeded_seen_subsets():
+    seen = [1, 2, 3, 4, 5, 6, 7]
+    folds = gzsl.pseudo_unseen_splits(seen, 2, 3, seed=4)
+    assert folds == gzsl.pseudo_unseen_splits(seen, 2, 3, seed=4)
+    assert all(len(f) == 2 and set(f) < set(seen) for f in folds)
+    assert len({c for f in folds for c in f}) == 6                 # disjoint while they fit
+    with pytest.raises(ValueError, match="between 1 and 6"):
+        gzsl.pseudo_unseen_splits(seen, 7, 1)
+
+
 def _args(fold):
     seen = sorted(set(fold.classes) - set(fold.pseudo_unseen))
     return fold.scores, fold.labels, fold.classes, seen, fold.pseudo_unseen

@@ -285,6 +285,22 @@ class Calibration:
                 "folds": [f.as_dict() for f in self.folds]}
 
 
+def pseudo_unseen_splits(seen: Sequence[int], size: int, n_folds: int,
+                         seed: int = 0) -> list[list[int]]:
+    """``n_folds`` seeded sets of ``size`` seen classes to hold out as pseudo-unseen (disjoint
+    while they fit: consecutive pieces of one permutation).  Use the true unseen count as
+    ``size``, so validation has the test's seen/unseen proportions."""
+    seen = sorted({int(c) for c in seen})
+    if not 0 < int(size) < len(seen):
+        raise ValueError(f"pseudo-unseen size {size} must be between 1 and {len(seen) - 1} "
+                         f"(seen classes {seen})")
+    if int(n_folds) <= 0:
+        raise ValueError(f"n_folds must be > 0, got {n_folds}")
+    perm = np.random.default_rng(seed).permutation(seen)
+    return [sorted(int(perm[(i * size + j) % len(seen)]) for j in range(size))
+            for i in range(int(n_folds))]
+
+
 def _check_fold(i: int, fold: ValidationFold, unseen: set[int]):
     classes = [int(c) for c in fold.classes]
     labels = np.asarray(fold.labels, dtype=int)
