@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pytest
 
 from conftest import run_graph
 from rram_lsm.nodes.sinks import SinkNode
+from rram_lsm.stream.node import ConfigError
 from rram_lsm.stream.packets import DVS_DTYPE, Origin, Packet, control
 
 dv = pytest.importorskip("dv_processing")
@@ -38,7 +40,7 @@ if where.startswith("tcp:"):
 else:
     w = dv.io.NetworkWriter(dv.Path(where), stream)
 print("listening", flush=True)
-while w.getClientCount() == 0:
+while w.getClientCount() < int(sys.argv[6]):
     time.sleep(0.005)
 print("connected", flush=True)
 for b in np.unique(batches["b"]):
@@ -76,9 +78,9 @@ def known_batches(tmp_path: Path, seed: int, n_batches: int, per_batch: int) -> 
     return path
 
 
-def start_writer(where: str, batches: Path, pause_s: float) -> subprocess.Popen:
+def start_writer(where: str, batches: Path, pause_s: float, clients: int = 1) -> subprocess.Popen:
     proc = subprocess.Popen([sys.executable, "-c", WRITER, where, str(batches), str(pause_s), str(WIDTH),
-                             str(HEIGHT)], stdout=subprocess.PIPE, text=True)
+                             str(HEIGHT), str(clients)], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "listening"
     return proc
 
@@ -150,23 +152,29 @@ def test_tcp_stream_through_a_graph_arrives_whole_and_is_recorded_as_aedat4(tmp_
 
 
 def test_unix_socket_writer_killed_mid_stream_leaves_an_in_order_prefix(tmp_path):
+    """Two readers of one local socket, one mapping the sensor onto a 20x15 grid."""
     from rram_lsm.nodes.sources.dv import DvNetworkSource
 
     batches = known_batches(tmp_path, seed=2, n_batches=400, per_batch=20)
     written = np.load(batches)
     where = str(Path("/tmp") / f"rl-dv-{os.getpid()}.sock")  # socket paths are short
-    writer = start_writer(where, batches, pause_s=0.005)
+    writer = start_writer(where, batches, pause_s=0.005, clients=2)
     src = DvNetworkSource("cam", {"address": f"unix://{where}", "connect_timeout_s": 10})
+    small = DvNetworkSource("small", {"address": where, "resize": [20, 15]})
     try:
         src.setup()
-        assert src.geometry == (WIDTH, HEIGHT)
+        small.setup()
+        assert (src.geometry, small.geometry) == ((WIDTH, HEIGHT), (20, 15))
         assert writer.stdout.readline().strip() == "connected"
-        got, killed = [], False
+        got, killed, got_small = [], False, []
+        reader = threading.Thread(target=lambda: got_small.extend(small.packets()))
+        reader.start()  # a reader drains its socket as it goes, or data dies with the writer
         for p in src.packets():
             got.append(p)
             if not killed and sum(q.n for q in got) > 500:
                 os.kill(writer.pid, signal.SIGKILL)  # a writer that disappears mid-stream
                 killed = True
+        reader.join(10)
     finally:
         writer.kill()
         writer.wait()
@@ -177,12 +185,19 @@ def test_unix_socket_writer_killed_mid_stream_leaves_an_in_order_prefix(tmp_path
     assert same_events(ev, written[:len(ev)])
     assert all(p.origin.sample == -1 and p.geometry == (WIDTH, HEIGHT) for p in got)
     assert src.end_meta == {"reason": "disconnected"} and src.gauges["disconnects"] == 1
+    ev = np.concatenate([p.body for p in got_small])
+    ev["t"] += got_small[0].meta["dv_t0_us"]
+    expected = written[:len(ev)].copy()
+    expected["x"], expected["y"] = expected["x"] // 2, expected["y"] // 2
+    assert len(ev) > 500 and same_events(ev, expected)
+    assert small.end_meta == {"reason": "disconnected"}
+    with pytest.raises(ConfigError, match="resize"):
+        DvNetworkSource("cam", {"address": where, "resize": [20]})
 
 
 def test_network_source_errors_name_what_is_wrong():
     from rram_lsm.nodes.sources.dv import DvNetworkSource
     from rram_lsm.nodes.sources.live import LiveSourceError
-    from rram_lsm.stream.node import ConfigError
 
     with pytest.raises(ConfigError, match="address"):
         DvNetworkSource("cam", {})
@@ -270,6 +285,10 @@ def test_recorder_aedat4_is_read_back_by_dv_processing_packet_by_packet(tmp_path
         rec.process(Packet(kind="features", body=np.zeros((1, 4), np.float32), sample=-1))
     rec.close()
     assert np.array_equal(read_aedat4_with_dv(path)[0], got)
+    from rram_lsm.nodes.sources.readers import read_event_file
+
+    again = read_event_file(path)  # and the project's own reader (the aedat package)
+    assert np.array_equal(again["t"], t - t[0]) and np.array_equal(again["x"], got["x"])
 
 
 def test_live_command_takes_a_dv_network_address(capsys):
@@ -278,6 +297,6 @@ def test_live_command_takes_a_dv_network_address(capsys):
 
     args = build_parser().parse_args(["live", "--visual", "dv-network", "--dv-address", "tcp://10.0.0.2:7777"])
     chain = chains(args, ("visual",))["visual"]
-    assert chain[0] == ("live_visual", "dv_network", {"address": "tcp://10.0.0.2:7777"})
+    assert chain[0] == ("live_visual", "dv_network", {"address": "tcp://10.0.0.2:7777", "resize": [34, 34]})
     assert main(["live", "--visual", "dv-network", "--audio", "replay"]) == 2  # no address: one plain line
     assert "--dv-address" in capsys.readouterr().err

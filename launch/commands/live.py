@@ -19,6 +19,8 @@ INPUTS = {
 }
 CHOICES = {"visual": ("dvs", "dv-network", "replay"), "audio": ("microphone", "lsl", "replay"),
            "neural": ("lsl", "replay")}
+# DVS sensors are mapped onto the built-in visual model's sensor (N-MNIST's 34x34, cropped to 16x16).
+VISUAL_SIZE = [34, 34]
 # Segmenter settings per modality (event rates differ by sensor).
 SEGMENTER = {"visual": {"bin_us": 10_000, "on_rate_hz": 20_000.0, "off_rate_hz": 5_000.0,
                         "max_us": 1_000_000},
@@ -74,7 +76,8 @@ def chains(args, modalities: tuple[str, ...]) -> dict:
         if choice == "replay":
             continue
         kind = INPUTS[choice][0]
-        params = {"dvs": {"camera": args.camera}, "dv-network": {"address": args.dv_address},
+        params = {"dvs": {"camera": args.camera, "resize": VISUAL_SIZE},
+                  "dv-network": {"address": args.dv_address, "resize": VISUAL_SIZE},
                   "microphone": {"device": args.mic_device},
                   "lsl": {"name": args.lsl_name} if args.lsl_name else {"type": "spikes"}}[choice]
         out[m] = [(f"live_{m}", kind, {k: v for k, v in params.items() if v is not None}),

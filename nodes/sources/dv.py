@@ -30,6 +30,13 @@ def dv_to_events(store: np.ndarray, t0_us: int) -> np.ndarray:
     return ev
 
 
+def resize_events(ev: np.ndarray, sensor: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
+    """Events of a ``sensor``-sized array mapped onto a ``size`` grid (x * w' // w), in place."""
+    ev["x"] = (ev["x"].astype(np.int64) * size[0]) // sensor[0]
+    ev["y"] = (ev["y"].astype(np.int64) * size[1]) // sensor[1]
+    return ev
+
+
 def _dv():
     return optional_import("dv_processing", "dv-processing")
 
@@ -83,7 +90,11 @@ def parse_address(address: str) -> tuple[str, Any]:
 
 
 class _DvInputSource(SourceNode):
-    """Yields the event batches of a dv-processing input until it stops running."""
+    """Yields the event batches of a dv-processing input until it stops running.
+
+    Param ``resize`` ([width, height], optional) maps the sensor onto a smaller grid (the
+    live demo's visual model expects 34x34); without it the sensor's own geometry is kept.
+    """
 
     input_what = "DV input"
 
@@ -94,6 +105,11 @@ class _DvInputSource(SourceNode):
         self.geometry: tuple[int, int] | None = None
         self.end_meta: dict[str, Any] = {}
         self.gauges["disconnects"] = 0
+        resize = self.param("resize", None, (list, tuple))
+        if resize is not None and (len(resize) != 2 or not all(isinstance(v, int) and v > 0 for v in resize)):
+            raise ConfigError(f"node {name!r}: parameter 'resize' must be [width, height] in pixels, got {resize!r}")
+        self.resize = tuple(resize) if resize else None
+        self.sensor: tuple[int, int] | None = None
 
     def open(self, dv):
         raise NotImplementedError
@@ -106,7 +122,8 @@ class _DvInputSource(SourceNode):
         res = self.input.getEventResolution()
         if res is None:
             raise LiveSourceError(f"{self.input_what} {self.input.getCameraName()} declares no event resolution")
-        self.geometry = (int(res[0]), int(res[1]))
+        self.sensor = (int(res[0]), int(res[1]))
+        self.geometry = self.resize or self.sensor
 
     def packets(self) -> Iterator[Packet]:
         if self.input is None:
@@ -125,6 +142,8 @@ class _DvInputSource(SourceNode):
             if t0 is None:
                 t0 = int(store["timestamp"][0])
             ev = dv_to_events(store, t0)
+            if self.resize:
+                resize_events(ev, self.sensor, self.resize)
             yield Packet(kind="events", body=ev, t0=int(ev["t"][0]), t1=int(ev["t"][-1]),
                          origin_ns=time.time_ns(), origin=Origin(self.name, self.epoch, -1),
                          geometry=self.geometry, meta={"dv_t0_us": t0})
@@ -175,7 +194,7 @@ class DvNetworkSource(_DvInputSource):
             try:
                 if self.transport == "tcp":
                     return dv.io.NetworkReader(*self.where)
-                return dv.io.NetworkReader(dv.Path(self.where))
+                return dv.io.NetworkReader(getattr(dv, "Path", str)(self.where))  # 1.x takes a str
             except Exception as err:  # boost::asio errors arrive as RuntimeError
                 if time.monotonic() >= deadline:
                     reason = str(err).split(" [")[0]
