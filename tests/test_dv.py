@@ -107,20 +107,10 @@ def same_events(got: np.ndarray, expected: np.ndarray) -> bool:
 
 
 GRAPH = """
-[graph]
-name = "dv-network"
-[nodes.cam]
-kind = "dv_network"
-params = {{ address = "tcp://127.0.0.1:{port}", connect_timeout_s = 30 }}
-[nodes.rec]
-kind = "recorder"
-params = {{ path = "{out}", format = "aedat4" }}
+include = ["{shipped}"]
 [nodes.eos]
 kind = "test_dv:EndOfStreamLog"
 params = {{ path = "{eos}" }}
-[[edges]]
-from = "cam"
-to = "rec"
 [[edges]]
 from = "cam"
 to = "eos"
@@ -128,8 +118,9 @@ to = "eos"
 
 
 def test_tcp_stream_through_a_graph_arrives_whole_and_is_recorded_as_aedat4(tmp_path, sockdir, monkeypatch):
-    """NetworkWriter -> dv_network node -> recorder (aedat4): every event once, in order, with
-    its DV timestamp; the writer leaving ends the stream with reason 'disconnected'."""
+    """NetworkWriter -> launch/graphs/dv_record.toml (dv_network -> recorder, aedat4): every event
+    once, in order, with its DV timestamp; the writer leaving ends the stream with reason
+    'disconnected'."""
     # the child imports this file by its own name (a package may install a top-level 'tests')
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(Path(__file__).parent), os.environ["PYTHONPATH"]]))
     batches = known_batches(tmp_path, seed=1, n_batches=12, per_batch=150)
@@ -138,7 +129,9 @@ def test_tcp_stream_through_a_graph_arrives_whole_and_is_recorded_as_aedat4(tmp_
     writer = start_writer(f"tcp:{port}", batches, pause_s=0.01)
     try:
         out, eos = tmp_path / "cam.aedat4", tmp_path / "eos.json"
-        launcher = run_graph(GRAPH.format(port=port, out=out, eos=eos), tmp_path, sockdir, timeout_s=60)
+        shipped = Path(__file__).parents[1] / "launch" / "graphs" / "dv_record.toml"
+        launcher = run_graph(GRAPH.format(shipped=shipped, eos=eos), tmp_path, sockdir, timeout_s=60,
+                             overrides={"address": f"tcp://127.0.0.1:{port}", "out": str(out)})
     finally:
         writer.kill()
         writer.wait()
