@@ -202,10 +202,10 @@ def test_network_source_errors_name_what_is_wrong():
 
 
 def test_camera_path_says_no_camera_is_attached():
-    from rram_lsm.nodes.sources.dv import DvsCameraSource, camera_names
+    from rram_lsm.nodes.sources.dv import DvsCameraSource, cameras
     from rram_lsm.nodes.sources.live import LiveSourceError
 
-    if camera_names(dv):
+    if cameras(dv):
         pytest.skip("a DVS camera is attached to this machine")
     with pytest.raises(LiveSourceError, match=r"no DVS camera is attached .*dv-processing 2?"):
         DvsCameraSource("cam", {}).setup()

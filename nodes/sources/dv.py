@@ -12,7 +12,7 @@ first event received; that event's DV timestamp (absolute µs) rides along as ``
 from __future__ import annotations
 
 import time
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -37,43 +37,41 @@ def resize_events(ev: np.ndarray, sensor: tuple[int, int], size: tuple[int, int]
     return ev
 
 
+def dv_error(err: Exception) -> str:
+    """The readable line of a dv-processing exception (which may carry a C++ stack trace)."""
+    lines = [ln.strip() for ln in str(err).split("Stacktrace:")[0].splitlines() if ln.strip()]
+    return (lines[-1] if lines else type(err).__name__).split(" [")[0]
+
+
 def _dv():
     return optional_import("dv_processing", "dv-processing")
 
 
-def camera_names(dv) -> list[str]:
-    """Names (model_serial) of the cameras dv-processing finds on USB."""
+def cameras(dv) -> list[tuple[str, str, Callable[[], Any]]]:
+    """(name, serial, open) of every camera dv-processing finds on USB, 2.x or 1.x API."""
     if hasattr(dv.io, "camera") and hasattr(dv.io.camera, "discover"):  # 2.x
-        return [f"{d.cameraModel}_{d.serialNumber}" for d in dv.io.camera.discover()]
-    return list(dv.io.discoverDevices())  # 1.x
+        return [(f"{getattr(d.cameraModel, 'name', d.cameraModel)}_{d.serialNumber}", d.serialNumber,
+                 lambda d=d: dv.io.camera.open(d)) for d in dv.io.camera.discover()]
+    if hasattr(dv.io, "CameraCapture"):  # 1.x: names are MODEL_SERIAL
+        return [(n, n.rpartition("_")[2], lambda n=n: dv.io.CameraCapture(n)) for n in dv.io.discoverDevices()]
+    raise LiveSourceError(f"dv-processing {getattr(dv, '__version__', '?')} has neither dv.io.camera.open "
+                          f"(2.x) nor dv.io.CameraCapture (1.x); install dv-processing>=1.7,<3")
 
 
 def open_camera(dv, name: str = ""):
-    """Open the camera ``name`` (model_serial, or the serial alone; empty: the first found)."""
-    version = getattr(dv, "__version__", "?")
-    if hasattr(dv.io, "camera") and hasattr(dv.io.camera, "discover"):  # dv-processing 2.x
-        found = list(dv.io.camera.discover())
-        names = [f"{d.cameraModel}_{d.serialNumber}" for d in found]
-        pick = [d for d, n in zip(found, names) if not name or name in (n, d.serialNumber)]
-        opener = lambda: dv.io.camera.open(pick[0])  # noqa: E731
-    elif hasattr(dv.io, "CameraCapture"):  # dv-processing 1.x
-        names = list(dv.io.discoverDevices())
-        pick = [n for n in names if not name or name == n or n.endswith(f"_{name}")]
-        opener = lambda: dv.io.CameraCapture(pick[0])  # noqa: E731
-    else:
-        raise LiveSourceError(f"dv-processing {version} has neither dv.io.camera.open (2.x) "
-                              f"nor dv.io.CameraCapture (1.x); install dv-processing>=1.7,<3")
-    if not names:
-        raise LiveSourceError(f"no DVS camera is attached (dv-processing {version} found none on USB); "
-                              f"plug one in, or use a DV network stream (node kind 'dv_network') "
-                              f"or a recording (replay format 'event_file')")
+    """Open the camera ``name`` (MODEL_SERIAL, or the serial alone; empty: the first found)."""
+    found = cameras(dv)
+    if not found:
+        raise LiveSourceError(f"no DVS camera is attached (dv-processing {getattr(dv, '__version__', '?')} "
+                              f"found none on USB); plug one in, or use a DV network stream (node kind "
+                              f"'dv_network') or a recording (replay format 'event_file')")
+    pick = [c for c in found if not name or name == c[1] or name.endswith(f"_{c[1]}")]
     if not pick:
-        raise LiveSourceError(f"no DVS camera named {name!r}; attached: {', '.join(names)}")
+        raise LiveSourceError(f"no DVS camera named {name!r}; attached: {', '.join(c[0] for c in found)}")
     try:
-        return opener()
+        return pick[0][2]()
     except Exception as err:  # dv-processing raises plain RuntimeErrors (busy, no permission)
-        raise LiveSourceError(f"DVS camera {name or names[0]} could not be opened: "
-                              f"{str(err).splitlines()[-1] if str(err) else err}") from err
+        raise LiveSourceError(f"DVS camera {pick[0][0]} could not be opened: {dv_error(err)}") from err
 
 
 def parse_address(address: str) -> tuple[str, Any]:
@@ -112,6 +110,7 @@ class _DvInputSource(SourceNode):
         self.sensor: tuple[int, int] | None = None
 
     def open(self, dv):
+        """The dv-processing input (a camera or a network reader) to read."""
         raise NotImplementedError
 
     def setup(self) -> None:
@@ -133,7 +132,7 @@ class _DvInputSource(SourceNode):
             batch = self.input.getNextEventBatch()
             if batch is None or batch.size() == 0:
                 if self.input.isRunning():
-                    time.sleep(0.0005)
+                    time.sleep(0.001)
                     continue
                 batch = self.input.getNextEventBatch()  # what arrived just before it stopped
                 if batch is None or batch.size() == 0:
@@ -197,7 +196,6 @@ class DvNetworkSource(_DvInputSource):
                 return dv.io.NetworkReader(getattr(dv, "Path", str)(self.where))  # 1.x takes a str
             except Exception as err:  # boost::asio errors arrive as RuntimeError
                 if time.monotonic() >= deadline:
-                    reason = str(err).split(" [")[0]
                     raise LiveSourceError(f"no DV network stream at {self.address} within "
-                                          f"{self.connect_timeout} s ({reason})") from err
+                                          f"{self.connect_timeout} s ({dv_error(err)})") from err
                 time.sleep(0.1)
