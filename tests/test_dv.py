@@ -284,6 +284,30 @@ def test_recorder_aedat4_is_read_back_by_dv_processing_packet_by_packet(tmp_path
     assert np.array_equal(again["t"], t - t[0]) and np.array_equal(again["x"], got["x"])
 
 
+KILLED_RECORDER = r"""
+import os, signal, sys
+import numpy as np
+from rram_lsm.nodes.recording import RecorderSink
+from rram_lsm.stream.packets import DVS_DTYPE, Origin, Packet
+rec = RecorderSink("rec", {"path": sys.argv[1], "format": "aedat4"})
+rec.setup()
+for k in range(int(sys.argv[2])):
+    ev = np.zeros(100, DVS_DTYPE)
+    ev["t"], ev["x"], ev["y"] = np.arange(k * 100, k * 100 + 100), k, np.arange(100) % 30
+    rec.process(Packet(kind="events", body=ev, origin=Origin("cam", 1, -1), geometry=(40, 30)))
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_recorder_aedat4_killed_keeps_every_packet_it_wrote(tmp_path):
+    path = tmp_path / "killed.aedat4"
+    proc = subprocess.run([sys.executable, "-c", KILLED_RECORDER, str(path), "25"], timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    got, resolution = read_aedat4_with_dv(path)
+    assert resolution == (WIDTH, HEIGHT) and len(got) == 2500
+    assert np.array_equal(got["timestamp"], np.arange(2500)) and np.array_equal(got["x"], np.arange(2500) // 100)
+
+
 def test_live_command_takes_a_dv_network_address(capsys):
     from rram_lsm.launch.cli import build_parser, main
     from rram_lsm.launch.commands.live import chains
