@@ -3,6 +3,11 @@
 Events are stored concatenated with per-sample offsets (no pickle); dense bodies (features,
 embeddings, predictions) are stacked with their sample ids.  ``read_recording`` gives back
 (events, label) samples, the form `ReplaySource` replays.
+
+``format = "aedat4"`` writes DVS events to an AEDAT4 file instead (nodes/aedat4.py), packet
+by packet as they are committed: whole samples, and continuous streams (sample -1) as they
+arrive.  Samples follow one another on one time line (each starts where the last ended);
+events from a DV source keep their DV timestamps (``dv_t0_us``).
 """
 from __future__ import annotations
 
@@ -15,6 +20,8 @@ from rram_lsm.stream.node import ConfigError
 from rram_lsm.stream.packets import WIRE_DTYPES, Packet, dtype_name
 
 from .sinks import SinkNode
+
+FORMATS = ("npz", "aedat4")
 
 
 class RecorderSink(SinkNode):
@@ -33,9 +40,23 @@ class RecorderSink(SinkNode):
         self.rows: dict[str, list[tuple[int, int, int]]] = {}  # kind -> (sample, label, n)
         self.geometries: dict[str, list[int]] = {}
         self._current: dict[tuple, list[Packet]] = {}
+        self.format = self.param("format", "npz", str)
+        if self.format not in FORMATS:
+            raise ConfigError(f"node {self.name!r}: parameter 'format' must be one of {FORMATS}, got {self.format!r}")
+        self.aedat = None  # Aedat4Writer, opened at the first events (they carry the geometry)
+        self._t_offset: tuple[tuple | None, int] = (None, 0)  # (origin, µs added to its times)
+        if self.format == "aedat4" and self.param("geometry", None, (list, tuple)):
+            from .aedat4 import Aedat4Writer
+
+            self.aedat = Aedat4Writer(self.path, *self.param("geometry"))  # a file even if nothing comes
 
     def process(self, packet: Packet):
         key = self._key(packet)
+        if self.format == "aedat4" and not packet.is_control and packet.body is not None:
+            self._check_aedat(packet)
+            if key is None:  # a continuous stream: no sample to wait for
+                self._write_aedat(packet)
+                return ()
         if key is not None and packet.control == "start":
             self._current.pop(key, None)  # a re-sent sample starts over: drop any cut attempt
         elif key is not None and not packet.is_control and packet.body is not None:
@@ -52,6 +73,10 @@ class RecorderSink(SinkNode):
         packets = self._current.pop(key, [])
         if not super()._commit(key, end, recs):
             return False  # duplicate or incomplete: nothing new to keep
+        if self.format == "aedat4":
+            for p in packets:
+                self._write_aedat(p)
+            return True
         for p in packets:
             # one group per kind, dtype and row shape, so streams of different sensors coexist
             group = "-".join([p.kind, dtype_name(p.body.dtype), *map(str, p.body.shape[1:])])
@@ -61,7 +86,40 @@ class RecorderSink(SinkNode):
                 self.geometries[group] = list(p.geometry)
         return True
 
+    def _check_aedat(self, p: Packet) -> None:
+        if p.kind != "events" or p.body.dtype != WIRE_DTYPES["dvs"]:
+            raise ValueError(f"recorder {self.name!r}: format 'aedat4' records DVS events only, "
+                             f"got {p.kind} of dtype {p.body.dtype}")
+        geometry = self.param("geometry", None, (list, tuple)) or p.geometry
+        if self.aedat is None and (not geometry or len(geometry) != 2):
+            raise ValueError(f"recorder {self.name!r}: the events carry no (width, height) geometry; "
+                             f"give the recorder a 'geometry' parameter")
+
+    def _write_aedat(self, p: Packet) -> None:
+        """One AEDAT4 packet per wire packet, on one non-decreasing time line."""
+        if len(p.body) == 0:
+            return
+        if self.aedat is None:
+            from .aedat4 import Aedat4Writer
+
+            self.aedat = Aedat4Writer(self.path, *p.geometry, source=p.origin.stream if p.origin else "rram-lsm")
+        origin = (p.origin.stream, p.origin.epoch, p.sample) if p.origin else None
+        if origin != self._t_offset[0]:
+            offset = int(p.meta.get("dv_t0_us", 0))
+            last = self.aedat.last_t
+            if last is not None and int(p.body["t"][0]) + offset < last:
+                offset = last - int(p.body["t"][0])
+            self._t_offset = (origin, offset)
+        ev = np.array(p.body)
+        ev["t"] += self._t_offset[1]
+        self.aedat.write(ev)
+        self.gauges["aedat4_events"] = self.aedat.events
+
     def close(self) -> None:
+        if self.format == "aedat4":
+            if self.aedat is not None:
+                self.aedat.close()
+            return
         arrays: dict[str, np.ndarray] = {}
         meta = {"groups": {}}
         for group, bodies in self.bodies.items():

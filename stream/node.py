@@ -75,6 +75,8 @@ class SourceNode(Node):
     """
 
     kind = "source"
+    # Small values the runtime puts in the final end_of_stream's meta (e.g. a reason).
+    end_meta: dict[str, Any] = {}
 
     def packets(self) -> Iterator[Packet]:
         return iter(())

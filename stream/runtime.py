@@ -246,7 +246,8 @@ class NodeRuntime:
             else:
                 self._run_consumer()
             self._emit_all(self.node.flush())
-            self.emit(control("end_of_stream", origin=Origin(self.spec.name, self.epoch, -1)))
+            self.emit(control("end_of_stream", origin=Origin(self.spec.name, self.epoch, -1),
+                              meta=dict(getattr(self.node, "end_meta", None) or {})))
             drained = self._wait_for_credit(deadline=time.monotonic() + DRAIN_TIMEOUT_S)
             if not drained:
                 for s in self.senders:

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from rram_lsm.nodes.sources.live import DvsCameraSource, LiveSourceError, LslSource, lsl_chunk_to_events
+from rram_lsm.nodes.sources.dv import DvsCameraSource
+from rram_lsm.nodes.sources.live import LiveSourceError, LslSource, lsl_chunk_to_events
 from rram_lsm.nodes.sources.pacing import Pacer
 from rram_lsm.nodes.sources.replay import ReplaySource
 from rram_lsm.nodes.sources.synthetic import SyntheticDvsSource

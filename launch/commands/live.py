@@ -1,4 +1,4 @@
-"""`rram-lsm live`: the demo's graph on live inputs (DVS camera, microphone, LSL stream).
+"""`rram-lsm live`: the demo's graph on live inputs (DVS camera or DV network stream, microphone, LSL).
 
 Each live input is a continuous stream; a segmenter (``nodes.sources.segmenter``) cuts it
 into samples (activity onset/offset), which then go through the same LSM, projection heads
@@ -13,11 +13,14 @@ from pathlib import Path
 # live input -> (node kind, python module it needs, pip package, what the segmenter expects)
 INPUTS = {
     "dvs": ("dvs_camera", "dv_processing", "dv-processing"),
+    "dv-network": ("dv_network", "dv_processing", "dv-processing"),
     "microphone": ("microphone", "sounddevice", "sounddevice"),
     "lsl": ("lsl", "pylsl", "pylsl"),
 }
-CHOICES = {"visual": ("dvs", "replay"), "audio": ("microphone", "lsl", "replay"),
+CHOICES = {"visual": ("dvs", "dv-network", "replay"), "audio": ("microphone", "lsl", "replay"),
            "neural": ("lsl", "replay")}
+# DVS sensors are mapped onto the built-in visual model's sensor (N-MNIST's 34x34, cropped to 16x16).
+VISUAL_SIZE = [34, 34]
 # Segmenter settings per modality (event rates differ by sensor).
 SEGMENTER = {"visual": {"bin_us": 10_000, "on_rate_hz": 20_000.0, "off_rate_hz": 5_000.0,
                         "max_us": 1_000_000},
@@ -38,6 +41,8 @@ def register(sub) -> None:
     p.add_argument("--audio", choices=CHOICES["audio"], default="microphone")
     p.add_argument("--neural", choices=CHOICES["neural"], default="lsl")
     p.add_argument("--camera", default="", help="DVS camera name (default: the first found)")
+    p.add_argument("--dv-address", default=None, metavar="ADDR",
+                   help="with --visual dv-network: the DV stream, tcp://HOST:PORT or unix:///PATH")
     p.add_argument("--mic-device", default=None, help="microphone name or index (default: system's)")
     p.add_argument("--lsl-name", default=None, help="LSL stream name (default: type 'spikes')")
     p.add_argument("--size", choices=("full", "tiny"), default="full")
@@ -59,7 +64,7 @@ def check_input(choice: str) -> None:
         importlib.import_module(module)
     except ImportError:
         raise ValueError(f"live input {choice!r} needs the package {package!r}: "
-                         f"pip install {package}  (or use --{'visual' if choice == 'dvs' else 'audio'}"
+                         f"pip install {package}  (or use --{'visual' if choice in ('dvs', 'dv-network') else 'audio'}"
                          f" replay to keep that modality on the built-in data)") from None
 
 
@@ -71,7 +76,9 @@ def chains(args, modalities: tuple[str, ...]) -> dict:
         if choice == "replay":
             continue
         kind = INPUTS[choice][0]
-        params = {"dvs": {"camera": args.camera}, "microphone": {"device": args.mic_device},
+        params = {"dvs": {"camera": args.camera, "resize": VISUAL_SIZE},
+                  "dv-network": {"address": args.dv_address, "resize": VISUAL_SIZE},
+                  "microphone": {"device": args.mic_device},
                   "lsl": {"name": args.lsl_name} if args.lsl_name else {"type": "spikes"}}[choice]
         out[m] = [(f"live_{m}", kind, {k: v for k, v in params.items() if v is not None}),
                   (f"seg_{m}", "segmenter", dict(SEGMENTER[m]))]
@@ -90,6 +97,9 @@ def run(args) -> int:
         if choice not in CHOICES[m]:
             raise ValueError(f"--{m} {choice!r} is not one of {CHOICES[m]}")
         check_input(choice)
+    if args.visual == "dv-network" and not args.dv_address:
+        raise ValueError("--visual dv-network needs --dv-address tcp://HOST:PORT or unix:///PATH "
+                         "(the DV software's network output or a dv.io.NetworkWriter)")
     log = lambda s: print(s, flush=True)  # noqa: E731
     cfg = DemoConfig(pair=args.pair, size=args.size, device=args.device, speed=1.0,
                      dashboard=not args.no_dashboard, metrics_port=args.metrics_port, out=args.out)

@@ -1,6 +1,6 @@
-"""Live sources: a Lab Streaming Layer inlet (pylsl) and an iniVation DVS camera (dv-processing).
+"""Live sources: a Lab Streaming Layer inlet (pylsl); the iniVation inputs are in dv.py.
 
-Both packages are optional (``pip install 'rram-lsm[live]'``); they are imported in
+Live packages are optional (``pip install 'rram-lsm[live]'``); they are imported in
 ``setup()`` so the node can be configured anywhere, and a missing package or device gives
 an error that says what is missing.  Live streams are continuous (sample -1); a segmenter
 (segmenter.py) makes samples of them.
@@ -14,7 +14,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from rram_lsm.stream.node import ConfigError, SourceNode
-from rram_lsm.stream.packets import DVS_DTYPE, NEURAL_DTYPE, Origin, Packet, new_epoch
+from rram_lsm.stream.packets import NEURAL_DTYPE, Origin, Packet, new_epoch
 
 EXTRA = "pip install 'rram-lsm[live]'"
 
@@ -93,47 +93,3 @@ class LslSource(SourceNode):
     def close(self) -> None:
         if self.inlet is not None:
             self.inlet.close_stream()
-
-
-def dv_to_events(store: np.ndarray, t0_us: int) -> np.ndarray:
-    """Wire DVS events from dv-processing's structured array (timestamp, x, y, polarity)."""
-    ev = np.empty(len(store), DVS_DTYPE)
-    ev["t"] = store["timestamp"] - t0_us
-    ev["x"], ev["y"], ev["p"] = store["x"], store["y"], store["polarity"]
-    return ev
-
-
-class DvsCameraSource(SourceNode):
-    """Events from an iniVation camera through dv-processing (param ``camera``: its name, optional)."""
-
-    def __init__(self, name: str, params: dict[str, Any] | None = None):
-        super().__init__(name, params)
-        self.camera_name = self.param("camera", "", str)
-        self.epoch = new_epoch()
-        self.capture = None
-
-    def setup(self) -> None:
-        dv = optional_import("dv_processing", "dv-processing")
-        try:
-            self.capture = dv.io.CameraCapture(self.camera_name) if self.camera_name else dv.io.CameraCapture()
-        except Exception as err:  # dv-processing raises a plain RuntimeError when none is plugged in
-            raise LiveSourceError(f"no DVS camera {self.camera_name or '(any)'} could be opened: {err}") from err
-        if not self.capture.isEventStreamAvailable():
-            raise LiveSourceError(f"camera {self.capture.getCameraName()} provides no event stream")
-        w, h = self.capture.getEventResolution()
-        self.geometry = (int(w), int(h))
-
-    def packets(self) -> Iterator[Packet]:
-        if self.capture is None:
-            self.setup()
-        t0 = None
-        while self.capture.isRunning():
-            batch = self.capture.getNextEventBatch()
-            if batch is None or batch.size() == 0:
-                time.sleep(0.001)
-                continue
-            store = batch.numpy()
-            t0 = int(store["timestamp"][0]) if t0 is None else t0
-            ev = dv_to_events(store, t0)
-            yield Packet(kind="events", body=ev, t0=int(ev["t"][0]), t1=int(ev["t"][-1]), origin_ns=time.time_ns(),
-                         origin=Origin(self.name, self.epoch, -1), geometry=self.geometry)
