@@ -33,6 +33,7 @@ from rram_lsm.nodes.lsm.presets import get_preset
 from rram_lsm.nodes.projection.train_config import TrainConfig
 
 from .features import DEFAULT_PRESETS, encode_modality
+from .results import IdeaRow
 from .runs import sweep_heads
 from .store import pair_data
 from .sweep import pick_splits, summarise
@@ -121,7 +122,7 @@ def variant_data(store, pair: str, device, features: dict):
 
 
 def ideas_sweep(store, pair: str, device, heads: TrainConfig, n_splits: int | None, seeds,
-                names=None, log: Callable[[str], None] = print) -> list[dict]:
+                names=None, log: Callable[[str], None] = print) -> list[IdeaRow]:
     """Each idea's split sweep (``n_splits`` splits x ``seeds``, each run ``heads`` with the
     idea's change) beside the baseline's."""
     splits = pick_splits(n_splits)
@@ -132,25 +133,24 @@ def ideas_sweep(store, pair: str, device, heads: TrainConfig, n_splits: int | No
         train, features = resolve(heads, store.cfg.windows, IDEAS[name])
         key = repr((sorted(train.items()), sorted(features.items())))
         if key in done:   # the same setting as an earlier row (e.g. the baseline): not re-run
-            rows.append({**done[key], "idea": name, "same_as": done[key]["idea"]})
-            log(f"  idea {name} ({pair}): the setting of {done[key]['idea']!r}, not re-run")
+            rows.append(dataclasses.replace(done[key], idea=name, same_as=done[key].idea))
+            log(f"  idea {name} ({pair}): the setting of {done[key].idea!r}, not re-run")
             continue
         start = time.perf_counter()
         a, b = variant_data(store, pair, device, features)
         runs = sweep_heads(a, b, dataclasses.replace(heads, seed=0, **train), splits, list(seeds))
-        unseen = summarise(runs.acc["unseen_a_to_b"], splits, runs.chance["unseen"]).as_dict()
-        seen = summarise(runs.acc["seen_a_to_b"], splits, runs.chance["seen"]).as_dict()
-        rows.append({"idea": name, "pair": pair, "device": str(device), "unseen": unseen,
-                     "seen": seen, "val_seen": validation_seen(runs),
-                     "n_features": int(a.features.shape[1]), "train": train,
-                     "features": features, "seconds": time.perf_counter() - start})
+        unseen = summarise(runs.acc["unseen_a_to_b"], splits, runs.chance["unseen"])
+        seen = summarise(runs.acc["seen_a_to_b"], splits, runs.chance["seen"])
+        rows.append(IdeaRow(name, pair, str(device), unseen, seen, validation_seen(runs),
+                            int(a.features.shape[1]), train, features,
+                            time.perf_counter() - start))
         done[key] = rows[-1]
-        log(f"  idea {name} ({pair}): unseen {unseen['mean']:.1%} "
-            f"[{unseen['ci_low']:.1%}, {unseen['ci_high']:.1%}], seen {seen['mean']:.1%} "
-            f"({rows[-1]['seconds']:.0f} s)")
-    base = next((r for r in rows if r["idea"] == BASELINE), None)
+        log(f"  idea {name} ({pair}): unseen {unseen.mean:.1%} "
+            f"[{unseen.ci_low:.1%}, {unseen.ci_high:.1%}], seen {seen.mean:.1%} "
+            f"({rows[-1].seconds:.0f} s)")
+    base = next((r for r in rows if r.idea == BASELINE), None)
     for r in rows:
-        r["unseen_vs_baseline"] = r["unseen"]["mean"] - base["unseen"]["mean"] if base else None
+        r.unseen_vs_baseline = r.unseen.mean - base.unseen.mean if base else None
     return rows
 
 
@@ -161,29 +161,27 @@ def validation_seen(runs) -> float:
     return float(np.mean([v["seen"]["a_to_b"] for v in vals if v]))
 
 
-def chosen_on_validation(rows: list[dict], pair: str) -> str:
+def chosen_on_validation(rows: list[IdeaRow], pair: str) -> str:
     """The idea of ``pair`` with the best validation seen-class retrieval (controls excluded):
     the honest way to pick one row of the table."""
-    cands = [r for r in rows if r["pair"] == pair and "control" not in r["idea"]
-             and "same_as" not in r]
-    return max(cands, key=lambda r: r["val_seen"])["idea"]
+    cands = [r for r in rows if r.pair == pair and "control" not in r.idea and r.same_as is None]
+    return max(cands, key=lambda r: r.val_seen).idea
 
 
-def ideas_markdown(rows: list[dict]) -> str:
+def ideas_markdown(rows: list[IdeaRow]) -> str:
     """The ideas table: unseen (with interval and chance), seen and validation seen, per pair,
     and the idea validation would choose."""
     lines = ["| setting | idea | unseen, query→image | 95% CI | Δ vs baseline (points) | chance "
              "| seen, query→image | val seen |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        u, s = r["unseen"], r["seen"]
-        d = r["unseen_vs_baseline"]
-        name = r["idea"] + (f" (= {r['same_as']}, not re-run)" if "same_as" in r else "")
-        lines.append(f"| {r['pair']} | {name} | {u['mean']:.1%} | [{u['ci_low']:.1%}, "
-                     f"{u['ci_high']:.1%}] | {'—' if d is None else f'{d * 100:+.1f}'} | "
-                     f"{u['chance']:.1%} | {s['mean']:.1%} | {r['val_seen']:.1%} |")
+        u, d = r.unseen, r.unseen_vs_baseline
+        name = r.idea + (f" (= {r.same_as}, not re-run)" if r.same_as is not None else "")
+        lines.append(f"| {r.pair} | {name} | {u.mean:.1%} | [{u.ci_low:.1%}, "
+                     f"{u.ci_high:.1%}] | {'—' if d is None else f'{d * 100:+.1f}'} | "
+                     f"{u.chance:.1%} | {r.seen.mean:.1%} | {r.val_seen:.1%} |")
     lines.append("")
-    for pair in dict.fromkeys(r["pair"] for r in rows):
+    for pair in dict.fromkeys(r.pair for r in rows):
         lines.append(f"- {pair}: chosen on validation (best seen-class validation retrieval, "
                      f"controls excluded): **{chosen_on_validation(rows, pair)}**")
     return "\n".join(lines)

@@ -48,15 +48,15 @@ def results_markdown(res: EvalResults) -> str:
                   comparison_markdown(res.baselines, res.probes.get(res.baselines["device"]))]
     if res.robustness:
         rows = res.robustness
-        keys = [k for k in rows[0] if k.startswith(("probe_", "av_", "const_"))
-                and not k.endswith("chance")]
+        keys = list(rows[0].columns())
         lines += ["", "## RRAM robustness (rram defaults, one non-ideality varied; gain "
                   "re-calibrated on validation per setting; * = the cited default)", "",
                   "| non-ideality | value | " + " | ".join(keys) + " |",
                   "|---|---|" + "---|" * len(keys)]
         for r in rows:
-            vals = [f"{r[k]:.4g}" if k.startswith("const_") else _fmt(pct(r[k])) for k in keys]
-            lines.append(f"| {r['param']} | {r['value']:g}{'*' if r['is_default'] else ''} | "
+            cols = r.columns()
+            vals = [f"{cols[k]:.4g}" if k.startswith("const_") else _fmt(pct(cols[k])) for k in keys]
+            lines.append(f"| {r.param} | {r.value:g}{'*' if r.is_default else ''} | "
                          + " | ".join(vals) + " |")
     lines.append("")
     return "\n".join(lines)

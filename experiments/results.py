@@ -184,6 +184,86 @@ def sweep_from_json(d: dict) -> "SweepResult | SweepNotRun":
 
 
 @dataclass
+class IdeaRow:
+    """One idea's split sweep (query->image, validation-selected) beside the baseline's;
+    ``same_as`` names the earlier row whose setting it is (then it was not trained again)."""
+
+    idea: str
+    pair: str
+    device: str
+    unseen: SweepSummary
+    seen: SweepSummary
+    val_seen: float                # seen-class validation retrieval: what may choose an idea
+    n_features: int
+    train: dict                    # the training changes it ran with
+    features: dict                 # the features variant it ran with
+    seconds: float
+    same_as: str | None = None
+    unseen_vs_baseline: float | None = None
+
+    def to_json(self) -> dict:
+        out = {"idea": self.idea, "pair": self.pair, "device": self.device,
+               "unseen": self.unseen.as_dict(), "seen": self.seen.as_dict(),
+               "val_seen": self.val_seen, "n_features": self.n_features, "train": self.train,
+               "features": self.features, "seconds": self.seconds}
+        if self.same_as is not None:
+            out["same_as"] = self.same_as
+        out["unseen_vs_baseline"] = self.unseen_vs_baseline
+        return out
+
+
+@dataclass
+class ModalityUnderDevice:
+    """One modality on one device setting: probe test accuracy and chance, the gain chosen
+    on validation and the reservoir health at it."""
+
+    probe: float
+    probe_chance: float
+    const: float
+    silent: float
+    saturated: float
+
+
+@dataclass
+class RobustnessRow:
+    """One non-ideality at one magnitude (the rest at the rram defaults)."""
+
+    param: str
+    value: float
+    is_default: bool
+    modalities: dict[str, ModalityUnderDevice]
+    av_seen: float | None = None          # audio->image retrieval, when both are measured
+    av_unseen: float | None = None
+
+    def to_json(self) -> dict:
+        out: dict[str, Any] = {"param": self.param, "value": self.value,
+                               "is_default": self.is_default}
+        for m, x in self.modalities.items():
+            out.update({f"probe_{m}": x.probe, f"probe_{m}_chance": x.probe_chance,
+                        f"const_{m}": x.const, f"silent_{m}": x.silent,
+                        f"saturated_{m}": x.saturated})
+        if self.av_seen is not None:
+            out.update(av_seen=self.av_seen, av_unseen=self.av_unseen)
+        return out
+
+    def columns(self) -> dict[str, float]:
+        """The results table's columns: each modality's probe and gain, then the retrieval."""
+        out: dict[str, float] = {}
+        for m, x in self.modalities.items():
+            out.update({f"probe_{m}": x.probe, f"const_{m}": x.const})
+        if self.av_seen is not None:
+            out.update(av_seen=self.av_seen, av_unseen=self.av_unseen)
+        return out
+
+    def accuracies(self) -> dict[str, float]:
+        """The accuracy columns: each probe, then the retrieval (when measured)."""
+        out = {f"probe_{m}": x.probe for m, x in self.modalities.items()}
+        if self.av_seen is not None:
+            out.update(av_seen=self.av_seen, av_unseen=self.av_unseen)
+        return out
+
+
+@dataclass
 class ProbeReport:
     """Linear probes of one modality on one device: on the calibrated LSM features (and on
     the raw frames), the chosen gain and the reservoir health at it."""
@@ -232,8 +312,8 @@ class EvalResults:
     probes: dict[str, dict[str, ProbeReport]] = field(default_factory=dict)    # device -> modality
     zero_shot: dict[str, dict[str, ZeroShotResult]] = field(default_factory=dict)  # device -> pair
     sweep: dict[str, SweepResult] = field(default_factory=dict)                 # pair
-    robustness: list[dict] | None = None
-    ideas: list[dict] | None = None
+    robustness: list[RobustnessRow] | None = None
+    ideas: list[IdeaRow] | None = None
     baselines: dict | None = None
     calibration: dict = field(default_factory=dict)   # "modality/device" -> Calibration
     table: list[TableRow] = field(default_factory=list)
@@ -247,7 +327,9 @@ class EvalResults:
                 "zero_shot": {d: {p: z.to_json() for p, z in per.items()}
                               for d, per in self.zero_shot.items()},
                 "sweep": {p: s.to_json() for p, s in self.sweep.items()},
-                "robustness": self.robustness, "ideas": self.ideas, "baselines": self.baselines,
+                "robustness": None if self.robustness is None else [r.to_json() for r in self.robustness],
+                "ideas": None if self.ideas is None else [r.to_json() for r in self.ideas],
+                "baselines": self.baselines,
                 "calibration": {k: c.as_dict() for k, c in self.calibration.items()},
                 "table": [asdict(r) for r in self.table], "seconds": self.seconds,
                 "plots": list(self.plots)}

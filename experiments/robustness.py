@@ -10,6 +10,7 @@ import numpy as np
 from rram_lsm.nodes.lsm.rram import DeviceConfig, make_device
 
 from .probe import linear_probe
+from .results import ModalityUnderDevice, RobustnessRow
 from .runs import zero_shot
 from .store import FeatureStore, pair_data
 
@@ -45,7 +46,8 @@ def robustness_device(param: str, value) -> DeviceConfig:
 
 
 def robustness(store: FeatureStore, grid: dict, heads, seed: int = 0,
-               modalities=("visual", "audio"), log: Callable[[str], None] = print) -> list[dict]:
+               modalities=("visual", "audio"),
+               log: Callable[[str], None] = print) -> list[RobustnessRow]:
     """Per non-ideality value: gain re-calibrated on validation, probe test accuracy per
     modality and (when both audio and visual are present) seen/unseen audio->image retrieval
     of ``heads`` (a ``TrainConfig``) trained with ``seed``."""
@@ -53,29 +55,27 @@ def robustness(store: FeatureStore, grid: dict, heads, seed: int = 0,
     for param, values in grid.items():
         for v in values:
             dev = robustness_device(param, v)
-            row = {"param": param, "value": v, "is_default": _is_default(param, v)}
+            here = {"param": param, "value": v, "is_default": _is_default(param, v)}
             if repr(dev) in done:  # the same device as an earlier row (e.g. the defaults)
-                rows.append({**done[repr(dev)], **row})
+                rows.append(dataclasses.replace(done[repr(dev)], **here))
                 continue
+            row = RobustnessRow(**here, modalities={})
             for m in modalities:
                 cal = store.calibration(m, dev)
                 fs = store.features(m, dev)
                 p = linear_probe(fs.features, fs.labels, fs.split, seed=store.cfg.reservoir_seed)
-                row[f"probe_{m}"] = p.test
-                row[f"probe_{m}_chance"] = p.chance
-                row[f"const_{m}"] = cal.const
-                row[f"silent_{m}"] = cal.features.health["silent_frac"]   # mean rates
-                row[f"saturated_{m}"] = cal.features.health["saturated_frac"]
+                health = cal.features.health   # of the mean rates
+                row.modalities[m] = ModalityUnderDevice(p.test, p.chance, cal.const,
+                                                        health["silent_frac"],
+                                                        health["saturated_frac"])
             if {"audio", "visual"} <= set(modalities):
                 a, b = pair_data(store, "audio-visual", dev)
                 z = zero_shot(a, b, heads, seeds=(seed,)).summary
-                row["av_seen"] = z.seen.a_to_b.mean
-                row["av_unseen"] = z.unseen.a_to_b.mean
+                row.av_seen, row.av_unseen = z.seen.a_to_b.mean, z.unseen.a_to_b.mean
             rows.append(row)
             done[repr(dev)] = row
             log(f"  robustness {param}={v}: " + ", ".join(
-                f"{k} {row[k]:.1%}" for k in row if k.startswith(("probe_", "av_"))
-                and not k.endswith("chance")))
+                f"{k} {x:.1%}" for k, x in row.accuracies().items()))
     return rows
 
 
@@ -94,23 +94,23 @@ def _is_default(param: str, value) -> bool:
     return getattr(d, param) == value
 
 
-def plot_robustness(rows: list[dict], path) -> None:
+def plot_robustness(rows: list[RobustnessRow], path) -> None:
     """One panel per non-ideality: probe accuracy (and retrieval) against its magnitude."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    params = list(dict.fromkeys(r["param"] for r in rows))
+    params = list(dict.fromkeys(r.param for r in rows))
     fig, axes = plt.subplots(1, len(params), figsize=(3.2 * len(params), 3.0), squeeze=False)
     for ax, param in zip(axes[0], params):
-        sub = [r for r in rows if r["param"] == param]
+        sub = [r for r in rows if r.param == param]
         x = np.arange(len(sub))
-        for key in [k for k in sub[0] if k.startswith(("probe_", "av_")) and not k.endswith("chance")]:
-            ax.plot(x, [r[key] for r in sub], "o-", ms=3, label=key)
+        for key in sub[0].accuracies():
+            ax.plot(x, [r.accuracies()[key] for r in sub], "o-", ms=3, label=key)
         for i, r in enumerate(sub):
-            if r["is_default"]:
+            if r.is_default:
                 ax.axvline(i, color="0.7", ls=":")
-        ax.set_xticks(x, [f"{r['value']:g}" for r in sub], fontsize=7)
+        ax.set_xticks(x, [f"{r.value:g}" for r in sub], fontsize=7)
         ax.set_title(param, fontsize=8)
         ax.set_ylim(0, 1)
     axes[0][0].set_ylabel("test accuracy")

@@ -169,9 +169,9 @@ def _literal(v, name: str) -> str:
 
 
 def write_graph(template: Path, args: dict, path: Path) -> Path:
-    """``path``: a graph file that includes ``template`` with ``args`` as its [args], so
-    ``rram-lsm run path`` runs this graph again.  Only the args are written (as JSON
-    literals, which TOML reads the same); tables go in as sub-tables."""
+    """``path``: a graph file that includes ``template`` with ``args`` as its [args] (the
+    run's record: ``rram-lsm run path`` runs the same graph again).  Only the args are
+    written, as JSON literals (which TOML reads the same); tables go in as sub-tables."""
     lines = [f"# Written by rram-lsm: {template.name} with the args of this run.",
              f"include = [{json.dumps(str(template))}]", "", "[args]"]
     tables = {k: v for k, v in args.items() if isinstance(v, dict)}
@@ -184,8 +184,10 @@ def write_graph(template: Path, args: dict, path: Path) -> Path:
     return path
 
 
-def stream(cfg: DemoConfig, graph_path: Path, run_dir: Path, log, timeout_s: float) -> tuple[int, dict]:
-    """Run the graph with the live dashboard (or plain progress lines); return (code, latest)."""
+def stream(cfg: DemoConfig, template: Path, args: dict, run_dir: Path, log,
+           timeout_s: float) -> tuple[int, dict]:
+    """Run the graph file ``template`` with ``args`` filled in (its overrides), with the live
+    dashboard (or plain progress lines); return (code, latest)."""
     from rich.console import Console
     from rich.live import Live
 
@@ -194,7 +196,7 @@ def stream(cfg: DemoConfig, graph_path: Path, run_dir: Path, log, timeout_s: flo
     from .supervisor import Launcher
 
     socket_dir = Path(tempfile.mkdtemp(prefix="rram-demo-"))
-    graph = load_graph(graph_path, None, socket_dir)
+    graph = load_graph(template, args, socket_dir)
     dash = Dashboard()
     heads = cfg.model.experiment.heads
     dash.seen, dash.unseen = tuple(heads.seen), tuple(heads.unseen)
@@ -264,13 +266,13 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print) -> tuple[int, 
         speed, why = pacing(cfg, prep.durations_us)
         log(f"[stream] pacing: {why}")
         info.update(pacing=why, speed=speed, **run_info(prep))
-        graph_path = write_graph(GRAPHS / "demo.toml", demo_args(cfg, prep, run_dir, speed),
-                                 run_dir / "graph.toml")
+        args = demo_args(cfg, prep, run_dir, speed)
+        write_graph(GRAPHS / "demo.toml", args, run_dir / "graph.toml")
         longest = max(prep.durations_us.values()) / 1e6
         timeout = (longest / speed if speed else 0) + 120 + 2 * cfg.samples
         with stages.stage("stream", f"{cfg.samples} test samples per modality through "
                                     f"{len(cfg.model.modalities) * 3 + 2} processes"):
-            code, _ = stream(cfg, graph_path, run_dir, log, timeout)
+            code, _ = stream(cfg, GRAPHS / "demo.toml", args, run_dir, log, timeout)
         info["stream_exit_code"] = code
         if code == 130:
             info["interrupted"] = True

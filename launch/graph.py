@@ -115,6 +115,8 @@ def _merge(base: dict, top: dict) -> None:
     for key, value in top.items():
         if key == "edges":
             base.setdefault("edges", []).extend(value)
+        elif key == "args":   # an argument is one value: a table argument replaces, whole
+            base.setdefault("args", {}).update(value)
         elif isinstance(value, dict) and isinstance(base.get(key), dict):
             _merge(base[key], value)
         else:

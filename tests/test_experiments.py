@@ -181,15 +181,19 @@ def test_robustness_recalibrates_per_device_and_plots(tmp_path):
     store = FeatureStore(exp, log=lambda s: None)
     rows = robustness(store, {"adc_bits": [8, 3], "read_noise_scale": [0.02]}, exp.heads, 0,
                       modalities=("visual", "audio"), log=lambda s: None)
-    assert [(r["param"], r["value"]) for r in rows] == [("adc_bits", 8), ("adc_bits", 3),
-                                                       ("read_noise_scale", 0.02)]
-    assert rows[0]["is_default"] and not rows[1]["is_default"] and rows[2]["is_default"]
+    assert [(r.param, r.value) for r in rows] == [("adc_bits", 8), ("adc_bits", 3),
+                                                 ("read_noise_scale", 0.02)]
+    assert rows[0].is_default and not rows[1].is_default and rows[2].is_default
     # the default device appears twice and is computed once; 3-bit ADCs got their own gain sweep
-    assert rows[2]["probe_visual"] == rows[0]["probe_visual"]
+    assert rows[2].modalities["visual"].probe == rows[0].modalities["visual"].probe
     assert len(store.cal) == 4  # (visual, audio) x (rram, rram with 3-bit ADCs)
     for r in rows:
-        assert 0 <= r["probe_visual"] <= 1 and 0 <= r["av_seen"] <= 1
-        assert r["const_visual"] == pytest.approx(0.3)
+        assert 0 <= r.modalities["visual"].probe <= 1 and 0 <= r.av_seen <= 1
+        assert r.modalities["visual"].const == pytest.approx(0.3)
+    # results.json keeps its flat columns
+    assert rows[1].to_json()["probe_audio"] == rows[1].modalities["audio"].probe
+    assert list(rows[0].columns()) == ["probe_visual", "const_visual", "probe_audio",
+                                       "const_audio", "av_seen", "av_unseen"]
     plot_robustness(rows, tmp_path / "rob.png")
     assert (tmp_path / "rob.png").stat().st_size > 1000
     md = results_markdown(EvalResults(EvalConfig(experiment=exp), PAPER, robustness=rows))
@@ -240,19 +244,19 @@ def test_ideas_on_the_split_sweep_beside_a_negative_control():
     shuffled = "shuffled pairing (negative control)"
     rows = ideas_sweep(store, "audio-visual", "ideal", cfg.heads, 3, (0, 1),
                        [BASELINE, windows, ensemble, shuffled], log=lambda s: None)
-    by = {r["idea"]: r for r in rows}
+    by = {r.idea: r for r in rows}
     n = store.features("audio", "ideal").features.shape[1]
-    assert by[windows]["n_features"] == 4 * n and by[ensemble]["n_features"] == 3 * n
-    base, control = by[BASELINE]["seen"], by[shuffled]["seen"]
-    assert base["mean"] > base["chance"] + 0.1 and base["mean"] > control["mean"]
-    assert by[BASELINE]["unseen_vs_baseline"] == 0
+    assert by[windows].n_features == 4 * n and by[ensemble].n_features == 3 * n
+    base, control = by[BASELINE].seen, by[shuffled].seen
+    assert base.mean > base.chance + 0.1 and base.mean > control.mean
+    assert by[BASELINE].unseen_vs_baseline == 0
     for r in rows:
-        u = r["unseen"]
-        assert u["ci_low"] <= u["mean"] <= u["ci_high"] and u["chance"] == pytest.approx(0.5)
+        u = r.unseen
+        assert u.ci_low <= u.mean <= u.ci_high and u.chance == pytest.approx(0.5)
     # validation (seen classes only) scores every idea, and never picks the negative control
-    assert all(0 <= r["val_seen"] <= 1 for r in rows)
-    assert by[shuffled]["val_seen"] < by[BASELINE]["val_seen"]
-    best = max((r for r in rows if r["idea"] != shuffled), key=lambda r: r["val_seen"])["idea"]
+    assert all(0 <= r.val_seen <= 1 for r in rows)
+    assert by[shuffled].val_seen < by[BASELINE].val_seen
+    best = max((r for r in rows if r.idea != shuffled), key=lambda r: r.val_seen).idea
     assert chosen_on_validation(rows, "audio-visual") == best
     md = ideas_markdown(rows)
     assert all(f"| {name} |" in md for name in by) and f"**{best}**" in md
@@ -265,10 +269,11 @@ def test_ideas_on_the_split_sweep_beside_a_negative_control():
                            "paper loss, T=1")
     rows = ideas_sweep(wstore, "audio-visual", "ideal", wcfg.heads, 3, (0,),
                        [BASELINE, supcon, mean, paper], log=lambda s: None)
-    by = {r["idea"]: r for r in rows}
-    assert by[BASELINE]["n_features"] == 2 * n and by[mean]["n_features"] == n
-    assert by[BASELINE]["train"] == {"loss": "supcon", "temperature": 0.1}
-    assert by[supcon]["same_as"] == BASELINE and by[supcon]["unseen"] == by[BASELINE]["unseen"]
-    assert by[paper]["train"]["loss"] == "paper" and "same_as" not in by[paper]
-    assert by[paper]["seen"]["mean"] != by[BASELINE]["seen"]["mean"]
+    by = {r.idea: r for r in rows}
+    assert by[BASELINE].n_features == 2 * n and by[mean].n_features == n
+    assert by[BASELINE].train == {"loss": "supcon", "temperature": 0.1}
+    assert by[supcon].same_as == BASELINE and by[supcon].unseen == by[BASELINE].unseen
+    assert by[paper].train["loss"] == "paper" and by[paper].same_as is None
+    assert "same_as" in by[supcon].to_json() and "same_as" not in by[paper].to_json()
+    assert by[paper].seen.mean != by[BASELINE].seen.mean
     assert f"{supcon} (= {BASELINE}, not re-run)" in ideas_markdown(rows)

@@ -116,7 +116,7 @@ def run(args) -> int:
             **run_info(prep),
             "sources": {f"seg_{m}": m for m in modalities} | {f"src_{m}": m for m in modalities}}
     with stages.stage("stream", "live graph"):
-        code, _ = stream(cfg, graph_path, run_dir, log, args.timeout)
+        code, _ = stream(cfg, GRAPHS / "live.toml", graph, run_dir, log, args.timeout)
     path = write_report(run_dir, info, prep)
     log(f"report: {path.resolve()}")
     sys.stdout.flush()
