@@ -2,8 +2,9 @@
 
 Each live input is a continuous stream; a segmenter (``nodes.sources.segmenter``) cuts it
 into samples (activity onset/offset), which then go through the same LSM, projection heads
-and zero-shot classifier the demo trains on the built-in data.  A modality can stay on the
-built-in replay (``--visual replay``) when its sensor is absent.
+and zero-shot classifier the demo trains on the built-in data (``launch/graphs/live.toml``,
+its [args] filled in here).  A modality can stay on the built-in replay (``--visual replay``)
+when its sensor is absent; its segmenter is then a pass-through.
 """
 from __future__ import annotations
 
