@@ -7,7 +7,7 @@ name = "smoke"
 transport = "ipc"                  # ipc | tcp (endpoints derived) -- or give `bind` per node
 [args]
 samples = 20                       # default; override with `rram-lsm run G samples:=5`
-[nodes.source]
+[nodes.source]                     # a name may use arguments too: [nodes."lsm_${modality}"]
 kind = "synthetic_dvs"
 params = { samples = "${samples}" }
 [[edges]]
@@ -115,6 +115,8 @@ def _merge(base: dict, top: dict) -> None:
     for key, value in top.items():
         if key == "edges":
             base.setdefault("edges", []).extend(value)
+        elif key == "args":   # an argument is one value: a table argument replaces, whole
+            base.setdefault("args", {}).update(value)
         elif isinstance(value, dict) and isinstance(base.get(key), dict):
             _merge(base[key], value)
         else:
@@ -134,8 +136,9 @@ def _substitute(value: Any, args: dict, where: str) -> Any:
                 raise GraphError(f"{where}: unknown argument ${{{mm.group(1)}}}")
             return str(args[mm.group(1)])
         return _ARG.sub(repl, value)
-    if isinstance(value, dict):
-        return {k: _substitute(v, args, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, dict):   # keys too: a node's name or a bank's modality may be an argument
+        return {str(_substitute(k, args, where)): _substitute(v, args, f"{where}.{k}")
+                for k, v in value.items()}
     if isinstance(value, list):
         return [_substitute(v, args, f"{where}[{i}]") for i, v in enumerate(value)]
     return value
@@ -217,6 +220,7 @@ def load_graph(path: str | Path, overrides: dict[str, Any] | None = None,
     nodes_raw = data.get("nodes", {})
     if not isinstance(nodes_raw, dict) or not nodes_raw:
         raise GraphError(f"{f}: nodes: the graph has no nodes")
+    nodes_raw = {str(_substitute(n, args, f"{f}: nodes")): raw for n, raw in nodes_raw.items()}
     specs: dict[str, NodeSpec] = {}
     restarts: dict[str, RestartPolicy] = {}
     hosts: dict[str, str | None] = {}

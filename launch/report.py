@@ -162,15 +162,22 @@ class Figures:
         self.made.append((f"figures/{name}.png", f"figures/{data_name}", caption))
 
 
-def _fig_accuracy(F: Figures, s: dict, info: dict) -> None:
+def _offline(prep, pool: str, direction: str = "a_to_b") -> tuple[float | None, float | None]:
+    """The offline retrieval (mean over seeds) and its chance for one pool, if trained."""
+    if prep is None:
+        return None, None
+    p = prep.model.train_summary.pool(pool)
+    return getattr(p, direction).mean, p.chance
+
+
+def _fig_accuracy(F: Figures, s: dict, info: dict, prep) -> None:
     acc = s["accuracy"]
-    ts = info.get("train_summary") or {}
     dev = info.get("config", {}).get("device", "rram")
     sfx = "_rram" if dev == "rram" else ""
     data = {"pipeline_9way": {p: acc[p]["accuracy"] for p in ("seen", "unseen")},
             "pipeline_chance": acc["chance"],
-            "offline_retrieval": {p: (ts.get(f"{p}_a_to_b") or {}).get("mean") for p in ("seen", "unseen")},
-            "offline_chance": {p: ts.get(f"{p}_chance") for p in ("seen", "unseen")},
+            "offline_retrieval": {p: _offline(prep, p)[0] for p in ("seen", "unseen")},
+            "offline_chance": {p: _offline(prep, p)[1] for p in ("seen", "unseen")},
             "paper": {p: PAPER[f"{p}{sfx}"] / 100 for p in ("seen", "unseen")}}
     fig, ax = F.plt.subplots(figsize=(6, 3.2))
     x = np.arange(2)
@@ -292,26 +299,27 @@ def _fig_energy(F: Figures, e: dict) -> None:
            "Energy per inference by operation type on each profile.")
 
 
-def _fig_sweep(F: Figures, sweep: dict) -> None:
-    acc = (sweep.get("acc") or {}).get("unseen_a_to_b")
-    if not acc:
+def _fig_sweep(F: Figures, sweep) -> None:
+    """``sweep``: the demo's ``SweepResult`` (nothing to plot for a ``SweepNotRun``)."""
+    metric = getattr(sweep, "unseen_a_to_b", None)
+    if metric is None or not metric.acc:
         return
-    acc = np.asarray(acc, float)
+    acc = np.asarray(metric.acc, float)
     means = acc.mean(axis=1) if acc.ndim == 2 else acc
-    labels = ["/".join(map(str, s)) for s in sweep["splits"]]
+    labels = ["/".join(map(str, s)) for s in sweep.splits]
     fig, ax = F.plt.subplots(figsize=(6, 3))
     ax.bar(range(len(means)), means)
-    sm = sweep["summary"]["unseen_a_to_b"]
-    ax.axhline(sm["chance"], color="k", ls="--", lw=1, label=f"chance {sm['chance']:.0%}")
+    sm = metric.summary
+    ax.axhline(sm.chance, color="k", ls="--", lw=1, label=f"chance {sm.chance:.0%}")
     ax.set_xticks(range(len(means)), labels, fontsize=7)
     ax.set_xlabel("unseen digits")
     ax.set_ylabel("unseen retrieval top-1")
     ax.set_ylim(0, 1)
     ax.legend(fontsize=7)
-    F.save(fig, "sweep", {"splits": sweep["splits"], "acc_unseen_a_to_b": acc.tolist(),
-                          "summary": sm, "source": sweep.get("source")},
+    F.save(fig, "sweep", {"splits": sweep.splits, "acc_unseen_a_to_b": acc.tolist(),
+                          "summary": sm.as_dict(), "source": sweep.source},
            f"Split sweep: unseen-pair retrieval for each choice of unseen digits "
-           f"({sweep.get('source')}).")
+           f"({sweep.source}).")
 
 
 # ----------------------------------------------------------------------------- HTML
@@ -343,22 +351,22 @@ def write_report(run_dir: Path, info: dict, prep=None) -> Path:
     (run_dir / "summary.json").write_text(json.dumps({**s, "info": info}, indent=1, default=str))
     F = Figures(run_dir)
     preds = [r for r in read_records(run_dir / "predictions.jsonl") if r.get("kind") == "prediction"]
-    _fig_accuracy(F, s, info)
+    _fig_accuracy(F, s, info, prep)
     _fig_confusions(F, preds, cfg)
     if prep is not None:
-        _fig_similarity(F, prep.similarity)
+        _fig_similarity(F, prep.model.similarity)
         _fig_rasters(F, prep.rasters)
+        _fig_sweep(F, prep.model.sweep)
     _fig_latency(F, s)
     _fig_energy(F, s["energy"])
-    _fig_sweep(F, info.get("sweep") or {})
     out = run_dir / "report.html"
-    out.write_text(_html(s, info, F.made))
+    out.write_text(_html(s, info, F.made, prep))
     return out
 
 
-def _html(s: dict, info: dict, figs: list[tuple[str, str, str]]) -> str:
+def _html(s: dict, info: dict, figs: list[tuple[str, str, str]], prep=None) -> str:
     cfg = info.get("config", {})
-    acc, ts = s["accuracy"], info.get("train_summary") or {}
+    acc = s["accuracy"]
     dev = cfg.get("device", "rram")
     sfx = "_rram" if dev == "rram" else ""
     parts = [f"<h1>rram-lsm demo: {html.escape(str(cfg.get('pair')))} ({html.escape(dev)})</h1>"]
@@ -376,8 +384,8 @@ def _html(s: dict, info: dict, figs: list[tuple[str, str, str]]) -> str:
     for p, cls in (("seen", "1-7"), ("unseen", "8-9")):
         a = acc[p]
         rows.append([f"{p} ({cls})", f"{_pct(a['accuracy'])} ({a['correct']}/{a['n']})",
-                     _pct(acc["chance"]), _pct((ts.get(f"{p}_a_to_b") or {}).get("mean")),
-                     _pct((ts.get(f"{p}_b_to_a") or {}).get("mean")), _pct(ts.get(f"{p}_chance")),
+                     _pct(acc["chance"]), _pct(_offline(prep, p)[0]),
+                     _pct(_offline(prep, p, "b_to_a")[0]), _pct(_offline(prep, p)[1]),
                      f"{PAPER[p + sfx]:.2f}%"])
     parts.append("<h2>Accuracy</h2>" + _table(
         ["classes", "pipeline (live, 9-way bank)", "chance (bank)", "offline A->B retrieval",
@@ -388,15 +396,14 @@ def _html(s: dict, info: dict, figs: list[tuple[str, str, str]]) -> str:
                  "its chance is 1/9; the paper's metric is retrieval within the seen pool and "
                  "within the unseen pool (chance 1/7 and 1/2), computed offline here on the "
                  "same test split.</p>")
-    sw = info.get("sweep") or {}
-    if sw.get("summary"):
-        sm = sw["summary"]["unseen_a_to_b"]
-        parts.append(f"<p>Split sweep ({html.escape(str(sw.get('source')))}): unseen retrieval "
-                     f"{_pct(sm['mean'])}, 95% CI [{_pct(sm['ci_low'])}, {_pct(sm['ci_high'])}], "
-                     f"chance {_pct(sm['chance'])} over {sm['n_splits']} splits x "
-                     f"{sm['n_seeds']} seeds.</p>")
+    sw = prep.model.sweep if prep is not None else None
+    if getattr(sw, "unseen_a_to_b", None) is not None:
+        sm = sw.unseen_a_to_b.summary
+        parts.append(f"<p>Split sweep ({html.escape(str(sw.source))}): unseen retrieval "
+                     f"{_pct(sm.mean)}, 95% CI [{_pct(sm.ci_low)}, {_pct(sm.ci_high)}], "
+                     f"chance {_pct(sm.chance)} over {sm.n_splits} splits x {sm.n_seeds} seeds.</p>")
     else:
-        parts.append(f"<p>Split sweep: {html.escape(str(sw.get('source', 'not run')))}.</p>")
+        parts.append(f"<p>Split sweep: {html.escape(str(getattr(sw, 'source', 'not run')))}.</p>")
     lat_rows = [[n, v.get("n"), fmt_us(v.get("p50")), fmt_us(v.get("p99")), fmt_us(v.get("max"))]
                 for n, v in s["latency_us"].items()]
     e2e = s["end_to_end_ms"]

@@ -2,10 +2,11 @@
 import numpy as np
 import torch
 
-from rram_lsm.nodes.projection.baselines import BoxSpike, RnnReadout, SrnnEncoder
-from rram_lsm.nodes.projection.comparison import ComparisonConfig, Tower, bptt_clip_macs, train_two_towers
+from rram_lsm.experiments.baselines import BoxSpike, RnnReadout, SrnnEncoder
+from rram_lsm.experiments.comparison import ComparisonConfig, Tower, bptt_clip_macs, train_two_towers
 from rram_lsm.nodes.projection.heads import HeadConfig
 from rram_lsm.nodes.projection.train import HeadModule, ModalityData, head_train_macs
+from rram_lsm.nodes.projection.train_config import TrainConfig
 
 
 def test_box_surrogate_gradient():
@@ -33,7 +34,7 @@ def test_srnn_trains_by_bptt_and_counts_macs():
     data = [ModalityData(m, "p", np.zeros((81, 20)), labels, split) for m in ("a", "b")]
     before = [enc_a.w_in.detach().clone(), enc_b.w_rec.detach().clone()]
     out = train_two_towers("clip", *towers, frames_a, frames_b, *data,
-                           ComparisonConfig(pd=8, threads=1), epochs=1, log=lambda s: None)
+                           ComparisonConfig(TrainConfig(pd=8, threads=1)), epochs=1, log=lambda s: None)
     # BPTT reached both encoders, input and recurrent weights
     assert not torch.equal(before[0], enc_a.w_in) and not torch.equal(before[1], enc_b.w_rec)
     assert out["samples_per_epoch"] == [21, 21]   # 7 seen classes x 3 training pairs

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 import rram_lsm.nodes.lsm  # noqa: F401
-from rram_lsm.nodes.lsm.features import builtin_source, encode_modality, raw_frames, resolve_config
-from rram_lsm.nodes.projection.calibrate import GainPoint, calibrate_gain, gain_grid, next_gain, search_gain
-from rram_lsm.nodes.projection.probe import linear_probe
+from rram_lsm.experiments.features import builtin_source, encode_modality, raw_frames, resolve_config
+from rram_lsm.experiments.calibrate import GainPoint, calibrate_gain, gain_grid, next_gain, search_gain
+from rram_lsm.experiments.probe import linear_probe
 
 
 @pytest.fixture(scope="module")

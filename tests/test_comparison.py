@@ -3,11 +3,12 @@ import numpy as np
 import pytest
 import torch
 
-from rram_lsm.nodes.projection.comparison import (ComparisonConfig, Frames, comparison_markdown,
+from rram_lsm.experiments.comparison import (ComparisonConfig, Frames, comparison_markdown,
                                          cost_ratios, supervised_comparison,
                                          zero_shot_comparison)
 from rram_lsm.nodes.projection.heads import HeadConfig
 from rram_lsm.nodes.projection.train import ModalityData, head_train_macs
+from rram_lsm.nodes.projection.train_config import TrainConfig
 
 CLASSES = range(1, 10)
 PER_SPLIT = (8, 3, 4)  # train / val / test samples per class
@@ -36,7 +37,7 @@ def pair():
 
 @pytest.fixture(scope="module")
 def zero_shot_rows(pair):
-    cfg = ComparisonConfig(pd=16, epochs=30, srnn_epochs=25, threads=1, proto_batch=28)
+    cfg = ComparisonConfig(TrainConfig(pd=16, epochs=30, threads=1), srnn_epochs=25, proto_batch=28)
     return cfg, zero_shot_comparison(*pair, cfg, log=lambda s: None)
 
 
@@ -55,14 +56,14 @@ def test_srnn_clip_cost_is_bptt_through_both_encoders_plus_the_heads(pair, zero_
     cfg, rows = zero_shot_rows
     fa, fb = pair
     n_pairs = sum(max(np.sum((d.data.labels == c) & (d.data.split == 0)) for d in pair)
-                  for c in cfg.seen)
+                  for c in cfg.heads.seen)
     enc = sum(f.steps * (f.frames.shape[2] * 32 + 32 * 32) for f in (fa, fb))
     heads = head_train_macs(HeadConfig("p", "a", 32, [16]), HeadConfig("p", "b", 32, [16]),
-                            n_pairs, 1, cfg.batch_size)
+                            n_pairs, 1, cfg.heads.batch_size)
     row = {r["method"]: r for r in rows}
     assert row["SRNN-CLIP"]["macs_per_epoch"] == 3 * n_pairs * enc + heads
     assert row["LSM-CLIP"]["macs_per_epoch"] == heads
-    assert row["SRNN-CLIP"]["macs_protocol"] == cfg.epochs * row["SRNN-CLIP"]["macs_per_epoch"]
+    assert row["SRNN-CLIP"]["macs_protocol"] == cfg.heads.epochs * row["SRNN-CLIP"]["macs_per_epoch"]
     # prototypical nets: 2 episodes of 28 queries and 7 x 4 support samples through linear
     # heads (x3 for backward), plus the query-to-prototype distances
     n_q = n_s = 2 * 28
@@ -77,13 +78,13 @@ def test_srnn_clip_cost_is_bptt_through_both_encoders_plus_the_heads(pair, zero_
 
 
 def test_supervised_baselines_learn_and_the_table_names_every_model(pair, zero_shot_rows):
-    cfg = ComparisonConfig(pd=16, srnn_epochs=60, rnn_epochs=25, threads=1)  # BPTT learns slowly
+    cfg = ComparisonConfig(TrainConfig(pd=16, threads=1), srnn_epochs=60, rnn_epochs=25)  # BPTT learns slowly
     rows = supervised_comparison(pair[1], cfg, log=lambda s: None)
     assert [r["method"] for r in rows] == ["SRNN + ANN readout", "RNN (200 tanh units)"]
     for r in rows:
         assert r["chance"] == pytest.approx(1 / 9)
         assert r["test"] > r["chance"] + 0.3, r
-    res = {"config": cfg.__dict__, "device": "ideal", "zero_shot": zero_shot_rows[1],
+    res = {"config": cfg.as_dict(), "device": "ideal", "zero_shot": zero_shot_rows[1],
            "supervised": rows, "cost_ratio": cost_ratios(zero_shot_rows[1]),
            "paper_cost_ratio": {"SRNN-CLIP": 152.83, "prototypical networks": 393.07},
            "encoding": [{"modality": "audio", "samples": 135, "seconds": 1.0, "dense_macs": 10,

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from rram_lsm.launch.accuracy import RunningAccuracy, from_gauges, from_records
+from rram_lsm.nodes.projection.train_config import TrainConfig
 from rram_lsm.nodes.sources.builtin_source import BuiltinReplaySource, pick_samples
 from rram_lsm.stream.node import ConfigError
 
@@ -53,13 +54,16 @@ def test_running_accuracy_pools_and_chance():
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
+    from rram_lsm.experiments.config import ExperimentConfig
+    from rram_lsm.experiments.demo_model import ModelConfig
     from rram_lsm.launch.demo import DemoConfig, run_demo
 
     out = tmp_path_factory.mktemp("demo") / "run"
     # windowed rates (2 per sample): the lsm nodes emit 400 values, the heads take them
-    cfg = DemoConfig(size="tiny", samples=9, speed=50.0, epochs=5, out=out, dashboard=False,
-                     gain_factors=(1.0,), sweep_splits=2, sweep_epochs=2, raster_samples=1,
-                     windows=2)
+    exp = ExperimentConfig(size="tiny", gain_factors=(1.0,), windows=2,
+                           heads=TrainConfig(epochs=5, threads=2))
+    cfg = DemoConfig(ModelConfig(experiment=exp, sweep_splits=2, sweep_epochs=2), samples=9,
+                     speed=50.0, out=out, dashboard=False, raster_samples=1)
     code, report = run_demo(cfg, log=lambda s: None)
     return cfg, code, report, out
 
@@ -95,7 +99,8 @@ def test_demo_report_matches_the_logs(demo_run):
     tel = _final_reports(run / "telemetry.jsonl")
 
     # accuracy: the report = the sink's predictions = the classifier's telemetry counts
-    for pool, classes in (("seen", cfg.seen), ("unseen", cfg.unseen)):
+    heads = cfg.model.experiment.heads
+    for pool, classes in (("seen", heads.seen), ("unseen", heads.unseen)):
         rows = [r for r in preds if r["label"] in classes]
         correct = sum(r["pred"] == r["label"] for r in rows)
         assert summary["accuracy"][pool]["n"] == len(rows) > 0
@@ -134,9 +139,16 @@ def test_demo_report_matches_the_logs(demo_run):
     # the graph asks the lsm nodes for the windowed rates the heads were trained on
     from rram_lsm.nodes.projection.heads import load_heads
     assert {h.n_features for h in load_heads(run / "model" / "heads.npz").values()} == {400}
-    graph = tomllib.loads((run / "graph.toml").read_text())
-    assert {n: v["params"]["windows"] for n, v in graph["nodes"].items() if v["kind"] == "lsm"} \
+    # the run folder's graph.toml is launch/graphs/demo.toml with this run's args
+    from rram_lsm.launch.graph import load_graph
+    graph = load_graph(run / "graph.toml")
+    assert {n: s.params["windows"] for n, s in graph.nodes.items() if s.kind == "lsm"} \
         == {"lsm_audio": 2, "lsm_visual": 2}
+    assert graph.nodes["proj_audio"].params["weights"] == str(run / "model" / "heads.npz")
+    assert graph.nodes["src_visual"].params["n_samples"] == cfg.samples
+    assert "half" not in graph.nodes["src_visual"].params   # all of it: no neural pair here
+    assert tomllib.loads((run / "graph.toml").read_text())["include"] == \
+        [str(ROOT / "launch" / "graphs" / "demo.toml")]
 
     # no process left behind: every node exited 0
     events = [json.loads(l) for l in (run / "telemetry.jsonl").read_text().splitlines()]
@@ -148,7 +160,8 @@ def test_classifier_energy_by_hand(demo_run):
     """The classifier's op counts follow from the bank's size; priced by the TOML's constants."""
     cfg, _, _, run = demo_run
     r = _final_reports(run / "telemetry.jsonl")["classifier"]
-    n, dim, refs = r["gauges"]["inferences"], cfg.pd, len(cfg.seen + cfg.unseen)
+    heads = cfg.model.experiment.heads
+    n, dim, refs = r["gauges"]["inferences"], heads.pd, len(heads.seen + heads.unseen)
     macs = n * refs * dim                      # one cosine per prototype of digits 1-9
     bytes_moved = n * (refs * dim * 4 + dim * 4)  # the bank's float32 matrix + the query
     assert r["ops"] == {"macs": macs, "bytes_moved": bytes_moved}
@@ -162,9 +175,10 @@ def test_classifier_energy_by_hand(demo_run):
 def test_gauge_accuracy_equals_record_accuracy(demo_run):
     cfg, _, _, run = demo_run
     recs = [json.loads(l) for l in (run / "predictions.jsonl").read_text().splitlines()]
-    a = from_records(recs, cfg.seen, cfg.unseen).as_dict()
+    heads = cfg.model.experiment.heads
+    a = from_records(recs, heads.seen, heads.unseen).as_dict()
     g = from_gauges(_final_reports(run / "telemetry.jsonl")["classifier"]["gauges"],
-                    cfg.seen, cfg.unseen).as_dict()
+                    heads.seen, heads.unseen).as_dict()
     assert [(a[p]["n"], a[p]["correct"]) for p in ("seen", "unseen")] == \
            [(g[p]["n"], g[p]["correct"]) for p in ("seen", "unseen")]
 
@@ -269,11 +283,17 @@ def _descendants(root: int) -> dict[int, str]:
 
 
 def test_demo_config_names_a_bad_loss_or_temperature():
+    from rram_lsm.experiments.config import ExperimentConfig
+    from rram_lsm.experiments.demo_model import ModelConfig
     from rram_lsm.launch.demo import DemoConfig
+
+    def demo(windows=1, **heads):
+        exp = ExperimentConfig(windows=windows, heads=TrainConfig(**heads))
+        return DemoConfig(ModelConfig(experiment=exp))
     with pytest.raises(ValueError, match="--loss"):
-        DemoConfig(loss="triplet").check()
+        demo(loss="triplet").check()
     with pytest.raises(ValueError, match="--temperature"):
-        DemoConfig(loss="supcon", temperature=0.0).check()
+        demo(loss="supcon", temperature=0.0).check()
     with pytest.raises(ValueError, match="--windows"):
-        DemoConfig(windows=0).check()
-    DemoConfig(loss="supcon", temperature=0.1, windows=4).check()
+        demo(windows=0).check()
+    demo(loss="supcon", temperature=0.1, windows=4).check()

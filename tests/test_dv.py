@@ -310,10 +310,11 @@ def test_recorder_aedat4_killed_keeps_every_packet_it_wrote(tmp_path):
 
 def test_live_command_takes_a_dv_network_address(capsys):
     from rram_lsm.launch.cli import build_parser, main
-    from rram_lsm.launch.commands.live import chains
+    from rram_lsm.launch.commands.live import live_args
 
     args = build_parser().parse_args(["live", "--visual", "dv-network", "--dv-address", "tcp://10.0.0.2:7777"])
-    chain = chains(args, ("visual",))["visual"]
-    assert chain[0] == ("live_visual", "dv_network", {"address": "tcp://10.0.0.2:7777", "resize": [34, 34]})
+    graph_args = live_args(args, "visual", replay={})
+    assert graph_args["visual_kind"] == "dv_network"
+    assert graph_args["visual_source"] == {"address": "tcp://10.0.0.2:7777", "resize": [34, 34]}
     assert main(["live", "--visual", "dv-network", "--audio", "replay"]) == 2  # no address: one plain line
     assert "--dv-address" in capsys.readouterr().err

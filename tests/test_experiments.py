@@ -9,8 +9,14 @@ import pytest
 import rram_lsm.nodes.lsm  # noqa: F401
 from rram_lsm.launch.cli import main
 from rram_lsm.nodes.lsm.rram import DeviceConfig
-from rram_lsm.nodes.projection.experiments import (PAPER, ROBUSTNESS_FULL, device_label, pick_splits,
-                                          robustness_device)
+from rram_lsm.experiments.config import ExperimentConfig
+from rram_lsm.experiments.eval import PAPER, EvalConfig
+from rram_lsm.experiments.markdown import results_markdown
+from rram_lsm.experiments.results import EvalResults
+from rram_lsm.experiments.robustness import ROBUSTNESS_FULL, device_label, robustness_device
+from rram_lsm.experiments.store import FeatureStore, pair_data
+from rram_lsm.experiments.sweep import pick_splits
+from rram_lsm.nodes.projection.train_config import TrainConfig
 
 FAST = ["--devices", "ideal", "--epochs", "8", "--train-seeds", "2", "--no-raw-probe",
         "--splits", "3", "--seeds", "1", "--neural-neurons", "100", "--gain-factors", "1"]
@@ -170,26 +176,27 @@ def test_splits_and_robustness_devices():
 
 
 def test_robustness_recalibrates_per_device_and_plots(tmp_path):
-    from rram_lsm.nodes.projection.experiments import (EvalConfig, FeatureStore, plot_robustness,
-                                              results_markdown, robustness)
-    cfg = EvalConfig(size="tiny", devices=("rram",), gain_factors=(1.0,), epochs=2,
-                     train_seeds=(0,))
-    store = FeatureStore(cfg, log=lambda s: None)
-    rows = robustness(store, {"adc_bits": [8, 3], "read_noise_scale": [0.02]},
+    from rram_lsm.experiments.robustness import plot_robustness, robustness
+    exp = ExperimentConfig(size="tiny", gain_factors=(1.0,), heads=TrainConfig(epochs=2, threads=2))
+    store = FeatureStore(exp, log=lambda s: None)
+    rows = robustness(store, {"adc_bits": [8, 3], "read_noise_scale": [0.02]}, exp.heads, 0,
                       modalities=("visual", "audio"), log=lambda s: None)
-    assert [(r["param"], r["value"]) for r in rows] == [("adc_bits", 8), ("adc_bits", 3),
-                                                       ("read_noise_scale", 0.02)]
-    assert rows[0]["is_default"] and not rows[1]["is_default"] and rows[2]["is_default"]
+    assert [(r.param, r.value) for r in rows] == [("adc_bits", 8), ("adc_bits", 3),
+                                                 ("read_noise_scale", 0.02)]
+    assert rows[0].is_default and not rows[1].is_default and rows[2].is_default
     # the default device appears twice and is computed once; 3-bit ADCs got their own gain sweep
-    assert rows[2]["probe_visual"] == rows[0]["probe_visual"]
+    assert rows[2].modalities["visual"].probe == rows[0].modalities["visual"].probe
     assert len(store.cal) == 4  # (visual, audio) x (rram, rram with 3-bit ADCs)
     for r in rows:
-        assert 0 <= r["probe_visual"] <= 1 and 0 <= r["av_seen"] <= 1
-        assert r["const_visual"] == pytest.approx(0.3)
+        assert 0 <= r.modalities["visual"].probe <= 1 and 0 <= r.av_seen <= 1
+        assert r.modalities["visual"].const == pytest.approx(0.3)
+    # results.json keeps its flat columns
+    assert rows[1].to_json()["probe_audio"] == rows[1].modalities["audio"].probe
+    assert list(rows[0].columns()) == ["probe_visual", "const_visual", "probe_audio",
+                                       "const_audio", "av_seen", "av_unseen"]
     plot_robustness(rows, tmp_path / "rob.png")
     assert (tmp_path / "rob.png").stat().st_size > 1000
-    md = results_markdown({"config": {"size": "tiny", "data_seed": 0, "reservoir_seed": 0,
-                                      "pd": 64, "epochs": 4}, "table": [], "robustness": rows})
+    md = results_markdown(EvalResults(EvalConfig(experiment=exp), PAPER, robustness=rows))
     assert "| adc_bits | 3 |" in md and "| adc_bits | 8* |" in md
 
 
@@ -197,10 +204,8 @@ def test_feature_variants_unit_norm_and_larger_reservoirs():
     """Per-sample normalisation keeps each sample's direction at unit length; a larger
     reservoir really has more neurons (gain re-calibrated), and an encoder already that large
     is left as it is."""
-    from rram_lsm.nodes.projection.experiments import EvalConfig, FeatureStore
-    from rram_lsm.nodes.projection.ideas import variant_features
-    cfg = EvalConfig(size="tiny", devices=("ideal",), gain_factors=(1.0,),
-                     neural_overrides={"n_neurons": 900})
+    from rram_lsm.experiments.ideas import variant_features
+    cfg = ExperimentConfig(size="tiny", gain_factors=(1.0,), neural_overrides={"n_neurons": 900})
     store = FeatureStore(cfg, log=lambda s: None)
     fs = store.features("audio", "ideal")
     u = variant_features(store, "audio", "ideal", {"unit_norm": True})
@@ -217,60 +222,58 @@ def test_feature_variants_unit_norm_and_larger_reservoirs():
         variant_features(store, "audio", "ideal", {"pca": 3})
     # a store of windowed rates: same calibrated gain, features widened; ideas stay on mean rates
     import dataclasses
-    from rram_lsm.nodes.projection.experiments import pair_data, results_markdown
     wstore = FeatureStore(dataclasses.replace(cfg, windows=2), log=lambda s: None)
     wfs = wstore.features("audio", "ideal")
     assert wfs.features.shape == (len(fs.labels), 400) and wfs.windows == 2
     assert wstore.calibration("audio", "ideal").const == store.calibration("audio", "ideal").const
     a, _ = pair_data(wstore, "audio-visual", "ideal", windows=1)
     np.testing.assert_array_equal(a.features, fs.features)
-    md = results_markdown({"config": {**dataclasses.asdict(wstore.cfg)}, "table": []})
+    md = results_markdown(EvalResults(EvalConfig(experiment=wstore.cfg), PAPER))
     assert "rates in 2 windows per sample, not the paper's" in md
-    assert "windows" not in results_markdown({"config": dataclasses.asdict(cfg), "table": []})
+    assert "windows" not in results_markdown(EvalResults(EvalConfig(experiment=cfg), PAPER))
 
 
 def test_ideas_on_the_split_sweep_beside_a_negative_control():
     """Feature and training variants run on the same sweep; a shuffled pairing (audio paired
     with images of random classes) learns nothing, so the baseline must beat it on seen
     classes; windowed rates and the seed ensemble really widen the features."""
-    from rram_lsm.nodes.projection.experiments import EvalConfig, FeatureStore
-    from rram_lsm.nodes.projection.ideas import BASELINE, chosen_on_validation, ideas_markdown, ideas_sweep
-    cfg = EvalConfig(size="tiny", devices=("ideal",), gain_factors=(1.0,), epochs=8,
-                     sweep_splits=3, sweep_seeds=(0, 1))
+    from rram_lsm.experiments.ideas import BASELINE, chosen_on_validation, ideas_markdown, ideas_sweep
+    cfg = ExperimentConfig(size="tiny", gain_factors=(1.0,), heads=TrainConfig(epochs=8, threads=2))
     store = FeatureStore(cfg, log=lambda s: None)
     windows, ensemble = "time-windowed rates (4 windows)", "ensemble of 3 reservoir seeds"
     shuffled = "shuffled pairing (negative control)"
-    rows = ideas_sweep(store, "audio-visual", "ideal", [BASELINE, windows, ensemble, shuffled],
-                       log=lambda s: None)
-    by = {r["idea"]: r for r in rows}
+    rows = ideas_sweep(store, "audio-visual", "ideal", cfg.heads, 3, (0, 1),
+                       [BASELINE, windows, ensemble, shuffled], log=lambda s: None)
+    by = {r.idea: r for r in rows}
     n = store.features("audio", "ideal").features.shape[1]
-    assert by[windows]["n_features"] == 4 * n and by[ensemble]["n_features"] == 3 * n
-    base, control = by[BASELINE]["seen"], by[shuffled]["seen"]
-    assert base["mean"] > base["chance"] + 0.1 and base["mean"] > control["mean"]
-    assert by[BASELINE]["unseen_vs_baseline"] == 0
+    assert by[windows].n_features == 4 * n and by[ensemble].n_features == 3 * n
+    base, control = by[BASELINE].seen, by[shuffled].seen
+    assert base.mean > base.chance + 0.1 and base.mean > control.mean
+    assert by[BASELINE].unseen_vs_baseline == 0
     for r in rows:
-        u = r["unseen"]
-        assert u["ci_low"] <= u["mean"] <= u["ci_high"] and u["chance"] == pytest.approx(0.5)
+        u = r.unseen
+        assert u.ci_low <= u.mean <= u.ci_high and u.chance == pytest.approx(0.5)
     # validation (seen classes only) scores every idea, and never picks the negative control
-    assert all(0 <= r["val_seen"] <= 1 for r in rows)
-    assert by[shuffled]["val_seen"] < by[BASELINE]["val_seen"]
-    best = max((r for r in rows if r["idea"] != shuffled), key=lambda r: r["val_seen"])["idea"]
+    assert all(0 <= r.val_seen <= 1 for r in rows)
+    assert by[shuffled].val_seen < by[BASELINE].val_seen
+    best = max((r for r in rows if r.idea != shuffled), key=lambda r: r.val_seen).idea
     assert chosen_on_validation(rows, "audio-visual") == best
     md = ideas_markdown(rows)
     assert all(f"| {name} |" in md for name in by) and f"**{best}**" in md
     # on a supcon run with 2 windows, ideas change that setting: "supcon" is the baseline
     # itself (not re-run), "one mean rate" goes back to n features, "paper loss" trains anew
     import dataclasses
-    wcfg = dataclasses.replace(cfg, loss="supcon", temperature=0.1, windows=2, sweep_seeds=(0,))
+    wcfg = dataclasses.replace(cfg, windows=2, heads=cfg.train(loss="supcon", temperature=0.1))
     wstore = FeatureStore(wcfg, log=lambda s: None)
     supcon, mean, paper = ("supervised contrastive, T=0.1", "one mean rate per neuron (the paper's)",
                            "paper loss, T=1")
-    rows = ideas_sweep(wstore, "audio-visual", "ideal", [BASELINE, supcon, mean, paper],
-                       log=lambda s: None)
-    by = {r["idea"]: r for r in rows}
-    assert by[BASELINE]["n_features"] == 2 * n and by[mean]["n_features"] == n
-    assert by[BASELINE]["train"] == {"loss": "supcon", "temperature": 0.1}
-    assert by[supcon]["same_as"] == BASELINE and by[supcon]["unseen"] == by[BASELINE]["unseen"]
-    assert by[paper]["train"]["loss"] == "paper" and "same_as" not in by[paper]
-    assert by[paper]["seen"]["mean"] != by[BASELINE]["seen"]["mean"]
+    rows = ideas_sweep(wstore, "audio-visual", "ideal", wcfg.heads, 3, (0,),
+                       [BASELINE, supcon, mean, paper], log=lambda s: None)
+    by = {r.idea: r for r in rows}
+    assert by[BASELINE].n_features == 2 * n and by[mean].n_features == n
+    assert by[BASELINE].train == {"loss": "supcon", "temperature": 0.1}
+    assert by[supcon].same_as == BASELINE and by[supcon].unseen == by[BASELINE].unseen
+    assert by[paper].train["loss"] == "paper" and by[paper].same_as is None
+    assert "same_as" in by[supcon].to_json() and "same_as" not in by[paper].to_json()
+    assert by[paper].seen.mean != by[BASELINE].seen.mean
     assert f"{supcon} (= {BASELINE}, not re-run)" in ideas_markdown(rows)

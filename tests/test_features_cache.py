@@ -9,7 +9,7 @@ import pytest
 import rram_lsm.nodes.lsm  # noqa: F401  (configures Numba's cache first)
 from rram_lsm.launch.cli import main
 from rram_lsm.nodes.lsm.binning import bin_events
-from rram_lsm.nodes.lsm.features import (builtin_source, encode_modality, feature_path, load_folder,
+from rram_lsm.experiments.features import (builtin_source, encode_modality, feature_path, load_folder,
                                 raw_frames, read_features, resolve_config, source_key)
 from rram_lsm.stream.node import ConfigError
 

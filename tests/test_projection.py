@@ -133,6 +133,9 @@ def test_projection_node_config_errors(tmp_path):
 def test_hot_path_modules_do_not_import_torch():
     code = ("import sys; import rram_lsm.nodes.projection.node, rram_lsm.nodes.projection.heads, "
             "rram_lsm.nodes.classifier.node, rram_lsm.nodes.classifier.bank, "
-            "rram_lsm.nodes.classifier.metrics, rram_lsm.nodes.classifier.sweep; "
+            "rram_lsm.nodes.classifier.metrics, rram_lsm.nodes.lsm.node, "
+            "rram_lsm.nodes.projection.train_config, rram_lsm.experiments.config, "
+            "rram_lsm.experiments.sweep, rram_lsm.launch.cli; "
+            "rram_lsm.launch.cli.build_parser(); "   # every command's flags, as --help builds them
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])

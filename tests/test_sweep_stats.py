@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from rram_lsm.nodes.classifier.sweep import plot_sweep, run_sweep, seen_for, summarise, unseen_splits
+from rram_lsm.experiments.sweep import plot_sweep, run_sweep, seen_for, summarise, unseen_splits
 
 TRUE = 0.62
 SPLITS = unseen_splits()

@@ -126,8 +126,8 @@ def test_bad_configs_are_named(data):
 
 
 def test_sweep_heads_feeds_the_sweep_statistics(data):
-    from rram_lsm.nodes.classifier.sweep import summarise, unseen_splits
-    from rram_lsm.nodes.projection.train import sweep_heads
+    from rram_lsm.experiments.sweep import summarise, unseen_splits
+    from rram_lsm.experiments.runs import sweep_heads
     a, b = data
     splits = unseen_splits(range(1, 10))[::6]                 # 6 of the 36 splits
     runs = sweep_heads(a, b, TrainConfig(epochs=2, pd=8), splits, seeds=[0, 1])

@@ -37,12 +37,17 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from rram_lsm.experiments.config import ExperimentConfig
+    from rram_lsm.experiments.demo_model import ModelConfig
+    from rram_lsm.nodes.projection.train_config import TrainConfig
+
     from ..demo import DemoConfig, run_demo
 
-    cfg = DemoConfig(pair=args.pair, size=args.size, samples=args.samples,
-                     speed=None if args.speed == 0 else args.speed, device=args.device,
-                     epochs=args.epochs, **loss_args(args), windows=args.windows, out=args.out,
-                     dashboard=not args.no_dashboard, metrics_port=args.metrics_port)
+    experiment = ExperimentConfig(size=args.size, windows=args.windows,
+                                  heads=TrainConfig(epochs=args.epochs, threads=2, **loss_args(args)))
+    cfg = DemoConfig(model=ModelConfig(pair=args.pair, device=args.device, experiment=experiment),
+                     samples=args.samples, speed=None if args.speed == 0 else args.speed,
+                     out=args.out, dashboard=not args.no_dashboard, metrics_port=args.metrics_port)
     code, _ = run_demo(cfg, log=lambda s: print(s, flush=True))
     sys.stdout.flush()
     return code

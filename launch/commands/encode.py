@@ -5,7 +5,7 @@ import json
 
 from rram_lsm.launch.commands.eval import add_windows_arg, check_windows
 
-EXTERNAL = ("nmnist", "ntidigits", "shd")  # as nodes.lsm.features (kept light: --help is fast)
+EXTERNAL = ("nmnist", "ntidigits", "shd")  # as experiments.features (kept light: --help is fast)
 
 MODALITIES = ("visual", "audio", "neural")
 # Default encoder per external dataset: the paper's supervised presets (SHD: 700 channels).
@@ -39,7 +39,7 @@ def parse_builtin(dataset: str) -> str | None:
 
 def load_modality(args):
     """(ModalitySet, cache source key) for the command's dataset options."""
-    from rram_lsm.nodes.lsm.features import builtin_source, external_source, load_folder
+    from rram_lsm.experiments.features import builtin_source, external_source, load_folder
 
     size = parse_builtin(args.dataset)
     if size is not None:
@@ -75,7 +75,7 @@ def register(sub) -> None:
 def run(args) -> int:
     from tqdm import tqdm
 
-    from rram_lsm.nodes.lsm.features import encode_modality
+    from rram_lsm.experiments.features import encode_modality
 
     ms, source = load_modality(args)
     preset, overrides = args.preset, {}

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
+
+from rram_lsm.experiments.config import LOSS_NAMES, check_loss, check_windows
 
 
 def register(sub) -> None:
@@ -47,9 +48,6 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-LOSS_NAMES = ("paper", "infonce", "supcon")   # nodes.projection.train.LOSSES (no torch here)
-
-
 def add_loss_args(p) -> None:
     """``--loss`` and ``--temperature`` of the projection heads (train, eval, demo)."""
     p.add_argument("--loss", choices=LOSS_NAMES, default="paper",
@@ -68,21 +66,6 @@ def add_windows_arg(p) -> None:
                         "is what validation chose for neural-visual)")
 
 
-def check_windows(windows) -> int:
-    """``--windows`` as a positive int, or a ValueError naming it."""
-    if isinstance(windows, bool) or not isinstance(windows, int) or windows < 1:
-        raise ValueError(f"--windows must be a positive integer, got {windows!r}")
-    return windows
-
-
-def check_loss(loss: str, temperature: float) -> None:
-    """A ValueError naming ``--loss`` or ``--temperature`` when either is unusable."""
-    if loss not in LOSS_NAMES:
-        raise ValueError(f"--loss must be one of {LOSS_NAMES}, got {loss!r}")
-    if not (temperature > 0 and math.isfinite(temperature)):
-        raise ValueError(f"--temperature must be a positive number, got {temperature!r}")
-
-
 def loss_args(args) -> dict:
     """``{"loss", "temperature"}`` from the parsed ``--loss`` / ``--temperature``."""
     t = args.temperature if args.temperature is not None else (1.0 if args.loss == "paper" else 0.1)
@@ -91,7 +74,10 @@ def loss_args(args) -> dict:
 
 
 def config_from_args(args):
-    from rram_lsm.nodes.projection.experiments import ROBUSTNESS_FULL, ROBUSTNESS_REDUCED, EvalConfig
+    from rram_lsm.experiments.config import ExperimentConfig
+    from rram_lsm.experiments.eval import EvalConfig
+    from rram_lsm.experiments.robustness import ROBUSTNESS_FULL, ROBUSTNESS_REDUCED
+    from rram_lsm.nodes.projection.train_config import TrainConfig
 
     devices = tuple(d.strip() for d in args.devices.split(",") if d.strip())
     if not devices or any(d not in ("ideal", "rram") for d in devices):
@@ -122,14 +108,15 @@ def config_from_args(args):
             raise ValueError(f"--neural-neurons must be >= 1, got {args.neural_neurons}")
         neural["n_neurons"] = args.neural_neurons
     grid = {"off": None, "reduced": ROBUSTNESS_REDUCED, "full": ROBUSTNESS_FULL}[args.robustness]
-    return EvalConfig(size=args.size, data_seed=args.data_seed, reservoir_seed=args.reservoir_seed,
-                      devices=devices, pd=args.pd, epochs=args.epochs,
+    experiment = ExperimentConfig(
+        size=args.size, data_seed=args.data_seed, reservoir_seed=args.reservoir_seed,
+        gain_factors=factors, windows=check_windows(args.windows), neural_overrides=neural,
+        heads=TrainConfig(pd=args.pd, epochs=args.epochs, threads=2, **loss_args(args)))
+    return EvalConfig(experiment=experiment, devices=devices,
                       train_seeds=tuple(range(args.train_seeds)), sweep_splits=n_splits,
                       sweep_seeds=tuple(range(seeds)), robustness=grid,
-                      raw_probe=not args.no_raw_probe, gain_factors=factors,
-                      neural_overrides=neural, pairs=pairs, ideas=args.ideas,
-                      baselines=args.baselines, windows=check_windows(args.windows),
-                      **loss_args(args))
+                      raw_probe=not args.no_raw_probe, pairs=pairs, ideas=args.ideas,
+                      baselines=args.baselines)
 
 
 def parse_factors(text: str) -> tuple[float, ...]:
@@ -145,28 +132,27 @@ def parse_factors(text: str) -> tuple[float, ...]:
 def run(args) -> int:
     import numpy as np
 
-    from rram_lsm.nodes.classifier.sweep import SweepSummary, plot_sweep
-    from rram_lsm.nodes.projection.experiments import plot_robustness, results_markdown, run_all
+    from rram_lsm.experiments.eval import run_all
+    from rram_lsm.experiments.markdown import results_markdown
+    from rram_lsm.experiments.robustness import plot_robustness
+    from rram_lsm.experiments.sweep import plot_sweep
 
     cfg = config_from_args(args)
     res = run_all(cfg, cfg.pairs, log=lambda s: print(s, flush=True))
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
-    plots = []
-    for pair, sw in res["sweep"].items():
-        sm = SweepSummary(**sw["summary"]["unseen_a_to_b"])
+    for pair, sw in res.sweep.items():
         path = out / f"sweep_{pair}.png"
-        plot_sweep(np.asarray(sw["acc"]["unseen_a_to_b"]), [tuple(s) for s in sw["splits"]], sm,
-                   path, title=f"{pair}: unseen-pair retrieval over splits")
-        plots.append(path.name)
-    if res["robustness"]:
-        plot_robustness(res["robustness"], out / "robustness.png")
-        plots.append("robustness.png")
-    res["plots"] = plots
-    md = results_markdown(res) + "\n" + "\n".join(f"![{p}]({p})" for p in plots) + "\n"
+        plot_sweep(np.asarray(sw.unseen_a_to_b.acc), [tuple(s) for s in sw.splits],
+                   sw.unseen_a_to_b.summary, path, title=f"{pair}: unseen-pair retrieval over splits")
+        res.plots.append(path.name)
+    if res.robustness:
+        plot_robustness(res.robustness, out / "robustness.png")
+        res.plots.append("robustness.png")
+    md = results_markdown(res) + "\n" + "\n".join(f"![{p}]({p})" for p in res.plots) + "\n"
     (out / "results.md").write_text(md)
-    (out / "results.json").write_text(json.dumps(res, indent=1, default=_default))
-    print(f"wrote {out / 'results.md'} and {out / 'results.json'} ({res['seconds']:.0f} s)")
+    (out / "results.json").write_text(json.dumps(res.to_json(), indent=1, default=_default))
+    print(f"wrote {out / 'results.md'} and {out / 'results.json'} ({res.seconds:.0f} s)")
     return 0
 
 

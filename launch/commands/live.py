@@ -2,8 +2,9 @@
 
 Each live input is a continuous stream; a segmenter (``nodes.sources.segmenter``) cuts it
 into samples (activity onset/offset), which then go through the same LSM, projection heads
-and zero-shot classifier the demo trains on the built-in data.  A modality can stay on the
-built-in replay (``--visual replay``) when its sensor is absent.
+and zero-shot classifier the demo trains on the built-in data (``launch/graphs/live.toml``,
+its [args] filled in here).  A modality can stay on the built-in replay (``--visual replay``)
+when its sensor is absent; its segmenter is then a pass-through.
 """
 from __future__ import annotations
 
@@ -68,30 +69,36 @@ def check_input(choice: str) -> None:
                          f" replay to keep that modality on the built-in data)") from None
 
 
-def chains(args, modalities: tuple[str, ...]) -> dict:
-    """Source chain per live modality: the live source, then a segmenter."""
-    out = {}
-    for m in modalities:
-        choice = getattr(args, m)
-        if choice == "replay":
-            continue
-        kind = INPUTS[choice][0]
-        params = {"dvs": {"camera": args.camera, "resize": VISUAL_SIZE},
-                  "dv-network": {"address": args.dv_address, "resize": VISUAL_SIZE},
-                  "microphone": {"device": args.mic_device},
-                  "lsl": {"name": args.lsl_name} if args.lsl_name else {"type": "spikes"}}[choice]
-        out[m] = [(f"live_{m}", kind, {k: v for k, v in params.items() if v is not None}),
-                  (f"seg_{m}", "segmenter", dict(SEGMENTER[m]))]
-    return out
+def live_args(args, modality: str, replay: dict) -> dict:
+    """The [args] of ``launch/graphs/live.toml`` for one modality (``query`` or ``visual``
+    prefix): its live source and segmenter, or the built-in ``replay`` and a pass-through."""
+    side = "visual" if modality == "visual" else "query"
+    choice = getattr(args, modality)
+    if choice == "replay":
+        return {f"{side}_kind": "builtin_replay", f"{side}_source": replay,
+                f"{side}_segmenter": "passthrough", f"{side}_segment": {},
+                f"{side}_policy": "block"}
+    params = {"dvs": {"camera": args.camera, "resize": VISUAL_SIZE},
+              "dv-network": {"address": args.dv_address, "resize": VISUAL_SIZE},
+              "microphone": {"device": args.mic_device},
+              "lsl": {"name": args.lsl_name} if args.lsl_name else {"type": "spikes"}}[choice]
+    return {f"{side}_kind": INPUTS[choice][0],
+            f"{side}_source": {k: v for k, v in params.items() if v is not None},
+            f"{side}_segmenter": "segmenter", f"{side}_segment": dict(SEGMENTER[modality]),
+            f"{side}_policy": "drop"}
 
 
 def run(args) -> int:
+    import dataclasses
     import time
 
-    from ..demo import PAIRS, DemoConfig, Stages, graph_text, prepare, stream
+    from rram_lsm.experiments.demo_model import ModelConfig, demo_experiment
+
+    from ..demo import (GRAPHS, DemoConfig, Stages, graph_args, prepare, replay_source, run_info,
+                        stream, write_graph)
     from ..report import write_report
 
-    modalities = PAIRS[args.pair]
+    modalities = ModelConfig(pair=args.pair).modalities
     for m in modalities:
         choice = getattr(args, m)
         if choice not in CHOICES[m]:
@@ -101,26 +108,26 @@ def run(args) -> int:
         raise ValueError("--visual dv-network needs --dv-address tcp://HOST:PORT or unix:///PATH "
                          "(the DV software's network output or a dv.io.NetworkWriter)")
     log = lambda s: print(s, flush=True)  # noqa: E731
-    cfg = DemoConfig(pair=args.pair, size=args.size, device=args.device, speed=1.0,
-                     dashboard=not args.no_dashboard, metrics_port=args.metrics_port, out=args.out)
+    experiment = dataclasses.replace(demo_experiment(), size=args.size)
+    cfg = DemoConfig(model=ModelConfig(pair=args.pair, device=args.device, experiment=experiment),
+                     speed=1.0, dashboard=not args.no_dashboard, metrics_port=args.metrics_port,
+                     out=args.out)
     cfg.check()
     run_dir = Path(args.out or Path("runs") / f"live-{args.pair}-{time.strftime('%Y%m%d-%H%M%S')}")
     run_dir.mkdir(parents=True, exist_ok=True)
     stages = Stages(log)
     prep = prepare(cfg, run_dir, stages, log)
-    graph_path = run_dir / "graph.toml"
-    graph_path.write_text(graph_text(cfg, prep, run_dir, 1.0, chains(args, modalities),
-                                     name=f"live-{args.pair}"))
+    graph = graph_args(cfg, prep, run_dir, f"live-{args.pair}")
+    for m in modalities:
+        graph.update(live_args(args, m, replay_source(cfg, m, 1.0)))
+    graph_path = write_graph(GRAPHS / "live.toml", graph, run_dir / "graph.toml")
     log(f"[live] graph {graph_path}; Ctrl-C to stop")
-    info = {"config": {"pair": args.pair, "size": args.size, "device": args.device,
-                       "seen": list(cfg.seen), "unseen": list(cfg.unseen), "samples": "live"},
+    info = {"config": {**cfg.as_dict(), "samples": "live"},
             "stage_seconds": stages.times, "pacing": "live inputs (segmented)",
-            "consts": prep.consts, "selected_epoch": prep.selected_epoch,
-            "train_summary": prep.train_summary, "sweep": prep.sweep,
-            "sources": {f"live_{m}": m for m in modalities} | {f"seg_{m}": m for m in modalities}
-                       | {f"src_{m}": m for m in modalities}}
+            **run_info(prep),
+            "sources": {f"seg_{m}": m for m in modalities} | {f"src_{m}": m for m in modalities}}
     with stages.stage("stream", "live graph"):
-        code, _ = stream(cfg, graph_path, run_dir, log, args.timeout)
+        code, _ = stream(cfg, GRAPHS / "live.toml", graph, run_dir, log, args.timeout)
     path = write_report(run_dir, info, prep)
     log(f"report: {path.resolve()}")
     sys.stdout.flush()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rram_lsm.launch.commands.eval import (add_loss_args, add_windows_arg, check_windows, loss_args,
-                                  parse_factors)
+from rram_lsm.experiments.config import check_windows
+from rram_lsm.launch.commands.eval import add_loss_args, add_windows_arg, loss_args, parse_factors
 
 
 def register(sub) -> None:
@@ -48,9 +48,12 @@ def _classes(text: str, flag: str) -> tuple[int, ...]:
 
 
 def run(args) -> int:
+    from rram_lsm.experiments.config import ExperimentConfig
+    from rram_lsm.experiments.runs import zero_shot
+    from rram_lsm.experiments.store import FeatureStore, pair_data
     from rram_lsm.nodes.classifier.bank import PrototypeBank
-    from rram_lsm.nodes.projection.experiments import EvalConfig, FeatureStore, pair_data, zero_shot
     from rram_lsm.nodes.projection.heads import save_heads
+    from rram_lsm.nodes.projection.train_config import TrainConfig
 
     seen, unseen = _classes(args.seen, "--seen"), _classes(args.unseen, "--unseen")
     if set(seen) & set(unseen):
@@ -59,15 +62,16 @@ def run(args) -> int:
         raise ValueError("--pd and --epochs must be positive")
     loss = loss_args(args)
     windows = check_windows(args.windows)
-    cfg = EvalConfig(size=args.size, reservoir_seed=args.reservoir_seed, devices=(args.device,),
-                     pd=args.pd, epochs=args.epochs, train_seeds=(args.seed,), windows=windows, **loss,
-                     gain_factors=parse_factors(args.gain_factors),
-                     neural_overrides=({"n_neurons": args.neural_neurons}
-                                       if args.neural_neurons else {}))
+    cfg = ExperimentConfig(
+        size=args.size, reservoir_seed=args.reservoir_seed, windows=windows,
+        gain_factors=parse_factors(args.gain_factors),
+        neural_overrides={"n_neurons": args.neural_neurons} if args.neural_neurons else {},
+        heads=TrainConfig(seen=seen, unseen=unseen, pd=args.pd, epochs=args.epochs,
+                          seed=args.seed, threads=2, **loss))
     store = FeatureStore(cfg)
     a, b = pair_data(store, args.pair, args.device)
-    z = zero_shot(a, b, cfg, seeds=(args.seed,), seen=seen, unseen=unseen, keep_heads=True)
-    result = z.pop("_results")[0]
+    z = zero_shot(a, b, cfg.heads, seeds=(args.seed,))
+    result = z.trained[0]
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     consts = {m: store.calibration(m, args.device).const for m in (a.name, b.name)}
@@ -82,17 +86,17 @@ def run(args) -> int:
         emb = result.heads[m.name].forward(m.features[m.split == 0])
         bank = PrototypeBank.from_embeddings(emb, m.labels[m.split == 0], modality=m.name)
         banks[m.name] = str(bank.save(out / f"bank_{m.name}.npz"))
-    summary = z["summary"]
+    summary = z.summary
     (out / "config.json").write_text(json.dumps({**info, "heads": str(heads_path), "banks": banks,
-                                                 "summary": summary}, indent=1, default=str))
+                                                 "summary": summary.to_json()}, indent=1, default=str))
     an, bn = a.name, b.name
     print(f"heads: {heads_path}; banks: {', '.join(banks.values())}")
     print(f"gains (validation-calibrated): {consts}; selected epoch {result.selected_epoch} "
-          f"(validation), {z['seconds_training']:.1f} s training")
-    for pool in ("seen", "unseen"):
-        print(f"  {pool:6s} {an}->{bn} {summary[f'{pool}_a_to_b']['mean']:.1%}  "
-              f"{bn}->{an} {summary[f'{pool}_b_to_a']['mean']:.1%}  "
-              f"(chance {summary[f'{pool}_chance']:.1%})")
+          f"(validation), {z.seconds_training:.1f} s training")
+    for name in ("seen", "unseen"):
+        pool = summary.pool(name)
+        print(f"  {name:6s} {an}->{bn} {pool.a_to_b.mean:.1%}  {bn}->{an} {pool.b_to_a.mean:.1%}  "
+              f"(chance {pool.chance:.1%})")
     ar = result.authors_rule
     print("  authors' test-set rule: " + (f"epoch {ar['epoch']}: seen {ar['seen']:.1%}, "
                                           f"unseen {ar['unseen']:.1%}" if ar["met"]

@@ -1,4 +1,4 @@
-"""Zero-shot classification: prototype bank, metrics, split-sweep statistics, node."""
+"""Zero-shot classification: prototype bank, metrics, node."""
 from .bank import UNKNOWN, Prediction, PrototypeBank
 
 __all__ = ["UNKNOWN", "Prediction", "PrototypeBank"]

@@ -13,7 +13,6 @@ among those with unseen >= 85 % and seen >= 65 %, audio->image) is reported besi
 from __future__ import annotations
 
 import copy
-import dataclasses
 import time
 from dataclasses import asdict, dataclass
 from typing import Callable, Sequence
@@ -25,6 +24,7 @@ from torch import nn
 
 from rram_lsm.nodes.classifier.metrics import pool_pairs, retrieval_chance
 from rram_lsm.nodes.projection.heads import HeadConfig, ProjectionHead
+from rram_lsm.nodes.projection.train_config import LOSS_NAMES, TrainConfig
 
 TRAIN, VAL, TEST = 0, 1, 2
 
@@ -102,6 +102,7 @@ def _paper(img, aud, temperature, labels=None):
 LOSSES: dict[str, Callable[..., torch.Tensor]] = {
     "paper": _paper, "infonce": infonce_loss, "supcon": supcon_loss,
 }
+assert tuple(LOSSES) == LOSS_NAMES, "train_config.LOSS_NAMES must name every loss"
 
 
 # ----------------------------------------------------------------------------- heads
@@ -208,45 +209,6 @@ def standardisation(features: np.ndarray, eps: float = 1e-6) -> tuple[np.ndarray
 
 
 # ----------------------------------------------------------------------------- training
-@dataclass
-class TrainConfig:
-    """Every knob of head training; defaults are the paper's zero-shot settings."""
-
-    seen: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7)
-    unseen: tuple[int, ...] = (8, 9)
-    pd: int = 64
-    hidden: tuple[int, ...] = ()          # extra hidden widths before pd (deeper variant)
-    activation: str = "gelu"
-    loss: str = "paper"
-    temperature: float = 1.0
-    lr: float = 1e-3
-    batch_size: int = 8
-    epochs: int = 100
-    seed: int = 0
-    max_pairs_per_class: int | None = None
-    eval_max_per_class: int | None = 100   # test pools: up to 100 pairs per class
-    select_on: str = "val_seen"            # "val_seen" | "val_all" | "last"
-    rule_unseen: float = 0.85              # the authors' test-set selection rule
-    rule_seen: float = 0.65
-    pairing: str = "class"                 # "class"; "shuffled" is a negative control
-    threads: int = 1
-
-    def validate(self) -> None:
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss {self.loss!r} is not one of {sorted(LOSSES)}")
-        if self.select_on not in ("val_seen", "val_all", "last"):
-            raise ValueError(f"select_on {self.select_on!r} is not val_seen, val_all or last")
-        if self.pairing not in ("class", "shuffled"):
-            raise ValueError(f"pairing {self.pairing!r} is not 'class' or 'shuffled'")
-        if set(self.seen) & set(self.unseen):
-            raise ValueError(f"seen {self.seen} and unseen {self.unseen} classes overlap")
-        for key in ("pd", "batch_size", "epochs", "threads"):
-            if int(getattr(self, key)) <= 0:
-                raise ValueError(f"{key} must be > 0, got {getattr(self, key)!r}")
-        if self.temperature <= 0 or self.lr <= 0:
-            raise ValueError("temperature and lr must be > 0")
-
-
 @dataclass
 class EpochRecord:
     """Loss and pool retrieval (val and test) after one epoch."""
@@ -459,6 +421,8 @@ def train_heads_many(a: ModalityData, b: ModalityData, configs: Sequence[TrainCo
         raise ValueError("train_heads_many needs at least one TrainConfig")
     for c in configs:
         c.validate()
+        if c.loss not in LOSSES:
+            raise ValueError(f"loss {c.loss!r} is not one of {sorted(LOSSES)}")
     shared = ("pd", "hidden", "activation", "loss", "temperature", "lr", "batch_size",
               "epochs", "select_on", "threads")
     for c in configs[1:]:
@@ -591,45 +555,3 @@ def authors_rule(history: list[EpochRecord], min_unseen: float = 0.85,
     best = max(ok, key=lambda r: r.test["seen"]["a_to_b"] + r.test["unseen"]["a_to_b"])
     return {"rule": rule, "met": True, "epoch": best.epoch,
             "seen": best.test["seen"]["a_to_b"], "unseen": best.test["unseen"]["a_to_b"]}
-
-
-@dataclass
-class SweepRuns:
-    """Selected-epoch test accuracies of a split sweep, ``[split, seed]`` per metric."""
-
-    splits: list[tuple[int, ...]]
-    seeds: list[int]
-    acc: dict[str, np.ndarray]        # e.g. "unseen_a_to_b", "seen_b_to_a"
-    chance: dict[str, np.ndarray]     # "seen", "unseen": chance per split
-    results: list[TrainResult]
-
-
-def sweep_heads(a: ModalityData, b: ModalityData, base: TrainConfig,
-                splits: Sequence[tuple[int, ...]], seeds: Sequence[int],
-                classes: Sequence[int] = tuple(range(1, 10)), chunk: int = 36,
-                eval_every: int = 1,
-                progress: Callable[[int, float], None] | None = None) -> SweepRuns:
-    """Train every unseen-class split × seed (``chunk`` runs at a time, vectorised) and
-    collect the validation-selected test accuracies for ``nodes.classifier.sweep.summarise``."""
-    jobs = [(i, j, tuple(int(c) for c in unseen), int(seed))
-            for i, unseen in enumerate(splits) for j, seed in enumerate(seeds)]
-    cfgs = [dataclasses.replace(base, seed=seed, unseen=unseen,
-                                seen=tuple(int(c) for c in classes if c not in unseen))
-            for _, _, unseen, seed in jobs]
-    results: list[TrainResult] = []
-    for s in range(0, len(cfgs), chunk):
-        results += train_heads_many(a, b, cfgs[s:s + chunk], progress, eval_every)
-    shape = (len(splits), len(seeds))
-    acc = {f"{pool}_{d}": np.full(shape, np.nan) for pool in ("seen", "unseen")
-           for d in ("a_to_b", "b_to_a")}
-    chance = {"seen": np.full(len(splits), np.nan), "unseen": np.full(len(splits), np.nan)}
-    for (i, j, _, _), r in zip(jobs, results):
-        for pool in ("seen", "unseen"):
-            rep = r.selected_test[pool] if r.selected_test else None
-            if rep is None:
-                continue
-            chance[pool][i] = rep["chance"]
-            for d in ("a_to_b", "b_to_a"):
-                acc[f"{pool}_{d}"][i, j] = rep[d]
-    return SweepRuns([tuple(map(int, s)) for s in splits], list(map(int, seeds)), acc,
-                     chance, results)

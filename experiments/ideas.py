@@ -29,6 +29,15 @@ from typing import Callable
 
 import numpy as np
 
+from rram_lsm.nodes.lsm.presets import get_preset
+from rram_lsm.nodes.projection.train_config import TrainConfig
+
+from .features import DEFAULT_PRESETS, encode_modality
+from .results import IdeaRow
+from .runs import sweep_heads
+from .store import pair_data
+from .sweep import pick_splits, summarise
+
 BASELINE = "baseline (the run's loss and features)"
 IDEAS: dict[str, dict] = {
     BASELINE: {},
@@ -46,24 +55,21 @@ IDEAS: dict[str, dict] = {
 }
 
 
-def resolve(cfg, idea: dict) -> tuple[dict, dict]:
-    """The (training changes, features) an idea runs with on top of ``cfg`` (an EvalConfig):
-    the run's loss, temperature and windows unless the idea changes them."""
-    train = {"loss": cfg.loss, "temperature": cfg.temperature, **idea.get("train", {})}
-    features = {"windows": cfg.windows, **idea.get("features", {})}
+def resolve(heads: TrainConfig, windows: int, idea: dict) -> tuple[dict, dict]:
+    """The (training changes, features) an idea runs with on top of the run's ``heads`` and
+    rate ``windows``: the run's loss, temperature and windows unless the idea changes them."""
+    train = {"loss": heads.loss, "temperature": heads.temperature, **idea.get("train", {})}
+    features = {"windows": windows, **idea.get("features", {})}
     return train, features
 
 
 def seed_ensemble_features(store, modality: str, device, seeds, windows: int) -> np.ndarray:
     """Features of reservoirs with each seed (at the calibrated gain), side by side."""
-    from rram_lsm.nodes.lsm.features import DEFAULT_PRESETS, builtin_source, encode_modality
-
     ms = store.dataset.modality(modality)
     const = store.calibration(modality, device).const
     parts = [encode_modality(ms, DEFAULT_PRESETS[modality], device, int(s), windows=windows,
                              overrides={**store.overrides(modality), "const": const},
-                             source=builtin_source(store.cfg.size, store.cfg.data_seed, modality)
-                             ).features for s in seeds]
+                             source=store.source(modality)).features for s in seeds]
     return np.concatenate(parts, axis=1)
 
 
@@ -71,9 +77,6 @@ def larger_reservoir_features(store, modality: str, device, n_neurons: int,
                               windows: int) -> np.ndarray:
     """Features of a reservoir with at least ``n_neurons`` neurons, its gain re-calibrated on
     validation as the store's own are (an encoder already that large is returned as it is)."""
-    from rram_lsm.nodes.lsm.features import DEFAULT_PRESETS
-    from rram_lsm.nodes.lsm.presets import get_preset
-
     if get_preset(DEFAULT_PRESETS[modality], **store.overrides(modality)).n_neurons >= n_neurons:
         return store.features(modality, device, windows=windows).features
     return store.features(modality, device, {"n_neurons": int(n_neurons)}, windows=windows).features
@@ -105,7 +108,6 @@ def variant_features(store, modality: str, device, features: dict) -> np.ndarray
 
 def variant_data(store, pair: str, device, features: dict):
     """The (query, visual) ``ModalityData`` of ``pair`` with the variant's features."""
-    from rram_lsm.nodes.projection.experiments import pair_data
     windows = int(features.get("windows", 1))
     a, b = pair_data(store, pair, device, windows=windows)
     if set(features) <= {"windows"}:
@@ -119,41 +121,36 @@ def variant_data(store, pair: str, device, features: dict):
     return out[0], out[1]
 
 
-def ideas_sweep(store, pair: str, device="ideal", names=None,
-                log: Callable[[str], None] = print) -> list[dict]:
-    """Each idea's split sweep (the store's splits and seeds) beside the baseline's."""
-    from rram_lsm.nodes.classifier.sweep import summarise
-    from rram_lsm.nodes.projection.experiments import pick_splits, train_config
-    from rram_lsm.nodes.projection.train import sweep_heads
-
-    cfg = store.cfg
-    splits = pick_splits(cfg.sweep_splits)
+def ideas_sweep(store, pair: str, device, heads: TrainConfig, n_splits: int | None, seeds,
+                names=None, log: Callable[[str], None] = print) -> list[IdeaRow]:
+    """Each idea's split sweep (``n_splits`` splits x ``seeds``, each run ``heads`` with the
+    idea's change) beside the baseline's."""
+    splits = pick_splits(n_splits)
     rows, done = [], {}
     for name in names or IDEAS:
         if name not in IDEAS:
             raise ValueError(f"unknown idea {name!r}; expected one of {list(IDEAS)}")
-        train, features = resolve(cfg, IDEAS[name])
+        train, features = resolve(heads, store.cfg.windows, IDEAS[name])
         key = repr((sorted(train.items()), sorted(features.items())))
         if key in done:   # the same setting as an earlier row (e.g. the baseline): not re-run
-            rows.append({**done[key], "idea": name, "same_as": done[key]["idea"]})
-            log(f"  idea {name} ({pair}): the setting of {done[key]['idea']!r}, not re-run")
+            rows.append(dataclasses.replace(done[key], idea=name, same_as=done[key].idea))
+            log(f"  idea {name} ({pair}): the setting of {done[key].idea!r}, not re-run")
             continue
         start = time.perf_counter()
         a, b = variant_data(store, pair, device, features)
-        runs = sweep_heads(a, b, train_config(cfg, **train), splits, list(cfg.sweep_seeds))
-        unseen = summarise(runs.acc["unseen_a_to_b"], splits, runs.chance["unseen"]).as_dict()
-        seen = summarise(runs.acc["seen_a_to_b"], splits, runs.chance["seen"]).as_dict()
-        rows.append({"idea": name, "pair": pair, "device": str(device), "unseen": unseen,
-                     "seen": seen, "val_seen": validation_seen(runs),
-                     "n_features": int(a.features.shape[1]), "train": train,
-                     "features": features, "seconds": time.perf_counter() - start})
+        runs = sweep_heads(a, b, dataclasses.replace(heads, seed=0, **train), splits, list(seeds))
+        unseen = summarise(runs.acc["unseen_a_to_b"], splits, runs.chance["unseen"])
+        seen = summarise(runs.acc["seen_a_to_b"], splits, runs.chance["seen"])
+        rows.append(IdeaRow(name, pair, str(device), unseen, seen, validation_seen(runs),
+                            int(a.features.shape[1]), train, features,
+                            time.perf_counter() - start))
         done[key] = rows[-1]
-        log(f"  idea {name} ({pair}): unseen {unseen['mean']:.1%} "
-            f"[{unseen['ci_low']:.1%}, {unseen['ci_high']:.1%}], seen {seen['mean']:.1%} "
-            f"({rows[-1]['seconds']:.0f} s)")
-    base = next((r for r in rows if r["idea"] == BASELINE), None)
+        log(f"  idea {name} ({pair}): unseen {unseen.mean:.1%} "
+            f"[{unseen.ci_low:.1%}, {unseen.ci_high:.1%}], seen {seen.mean:.1%} "
+            f"({rows[-1].seconds:.0f} s)")
+    base = next((r for r in rows if r.idea == BASELINE), None)
     for r in rows:
-        r["unseen_vs_baseline"] = r["unseen"]["mean"] - base["unseen"]["mean"] if base else None
+        r.unseen_vs_baseline = r.unseen.mean - base.unseen.mean if base else None
     return rows
 
 
@@ -164,29 +161,27 @@ def validation_seen(runs) -> float:
     return float(np.mean([v["seen"]["a_to_b"] for v in vals if v]))
 
 
-def chosen_on_validation(rows: list[dict], pair: str) -> str:
+def chosen_on_validation(rows: list[IdeaRow], pair: str) -> str:
     """The idea of ``pair`` with the best validation seen-class retrieval (controls excluded):
     the honest way to pick one row of the table."""
-    cands = [r for r in rows if r["pair"] == pair and "control" not in r["idea"]
-             and "same_as" not in r]
-    return max(cands, key=lambda r: r["val_seen"])["idea"]
+    cands = [r for r in rows if r.pair == pair and "control" not in r.idea and r.same_as is None]
+    return max(cands, key=lambda r: r.val_seen).idea
 
 
-def ideas_markdown(rows: list[dict]) -> str:
+def ideas_markdown(rows: list[IdeaRow]) -> str:
     """The ideas table: unseen (with interval and chance), seen and validation seen, per pair,
     and the idea validation would choose."""
     lines = ["| setting | idea | unseen, query→image | 95% CI | Δ vs baseline (points) | chance "
              "| seen, query→image | val seen |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        u, s = r["unseen"], r["seen"]
-        d = r["unseen_vs_baseline"]
-        name = r["idea"] + (f" (= {r['same_as']}, not re-run)" if "same_as" in r else "")
-        lines.append(f"| {r['pair']} | {name} | {u['mean']:.1%} | [{u['ci_low']:.1%}, "
-                     f"{u['ci_high']:.1%}] | {'—' if d is None else f'{d * 100:+.1f}'} | "
-                     f"{u['chance']:.1%} | {s['mean']:.1%} | {r['val_seen']:.1%} |")
+        u, d = r.unseen, r.unseen_vs_baseline
+        name = r.idea + (f" (= {r.same_as}, not re-run)" if r.same_as is not None else "")
+        lines.append(f"| {r.pair} | {name} | {u.mean:.1%} | [{u.ci_low:.1%}, "
+                     f"{u.ci_high:.1%}] | {'—' if d is None else f'{d * 100:+.1f}'} | "
+                     f"{u.chance:.1%} | {r.seen.mean:.1%} | {r.val_seen:.1%} |")
     lines.append("")
-    for pair in dict.fromkeys(r["pair"] for r in rows):
+    for pair in dict.fromkeys(r.pair for r in rows):
         lines.append(f"- {pair}: chosen on validation (best seen-class validation retrieval, "
                      f"controls excluded): **{chosen_on_validation(rows, pair)}**")
     return "\n".join(lines)

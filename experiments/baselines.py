@@ -3,7 +3,7 @@
 * Prototype logits: nearest prototype by Euclidean distance of L2-normalised embeddings.
 * SRNN encoder: the LIF equations of PAPER.md with trainable input and recurrent weights,
   trained end to end by BPTT through a box surrogate gradient (half-width 0.25 around Vth);
-  used for SRNN-CLIP with the heads of ``train.py`` on top.
+  used for SRNN-CLIP with the heads of ``nodes.projection.train`` on top.
 * RNN readout: a plain tanh RNN of 200 units on the binary input frames, linear readout.
 
 MAC counts are forward + backward (backward taken as 2× forward, the usual dense-layer

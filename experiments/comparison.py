@@ -13,7 +13,7 @@ models run in float64 (see ``_srnn_tower``); the surrogate's reset is detached.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -22,10 +22,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from rram_lsm.nodes.classifier.metrics import evaluate_embeddings
-from rram_lsm.nodes.projection.baselines import RnnReadout, SrnnEncoder, proto_logits
 from rram_lsm.nodes.projection.heads import HeadConfig
-from rram_lsm.nodes.projection.train import (TEST, TRAIN, VAL, HeadModule, ModalityData, head_train_macs,
-                                    pair_by_class, paper_clip_loss, standardisation)
+from rram_lsm.nodes.projection.train import (TEST, TRAIN, VAL, HeadModule, ModalityData,
+                                             head_train_macs, pair_by_class, paper_clip_loss,
+                                             standardisation, train_heads)
+from rram_lsm.nodes.projection.train_config import TrainConfig
+
+from .baselines import RnnReadout, SrnnEncoder, proto_logits
+from .config import default_heads
+from .features import raw_frames, resolve_config
 
 # PAPER.md's figures (%): zero-shot audio->image at pd 64, supervised probes, cost ratios.
 PAPER_ZERO_SHOT = {"LSM-CLIP": (66.1, 88.0), "LSM prototypical net": (50.25, 81.69),
@@ -36,22 +41,29 @@ PAPER_COST_RATIO = {"SRNN-CLIP": 152.83, "prototypical networks": 393.07}
 
 @dataclass
 class ComparisonConfig:
-    seen: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7)
-    unseen: tuple[int, ...] = (8, 9)
-    pd: int = 64
-    epochs: int = 100          # the paper's protocol for every method (heads, protonet)
+    """The heads (classes, pd, the paper's 100 epochs for every method, CLIP batch 8, lr, seed,
+    threads) and what only the baselines need."""
+
+    heads: TrainConfig = field(default_factory=default_heads)
     srnn_epochs: int = 5       # BPTT epochs actually run; 100-epoch costs are extrapolated
     rnn_epochs: int = 10       # supervised RNN / SRNN readout epochs actually run
-    batch_size: int = 8        # CLIP batch (the paper's)
     proto_batch: int = 64
-    lr: float = 1e-3
-    seed: int = 0
-    threads: int = 2
 
     def validate(self) -> None:
-        for key in ("pd", "epochs", "srnn_epochs", "rnn_epochs", "batch_size", "proto_batch"):
+        for key in ("srnn_epochs", "rnn_epochs", "proto_batch"):
             if int(getattr(self, key)) <= 0:
                 raise ValueError(f"comparison: {key} must be > 0, got {getattr(self, key)!r}")
+        for key in ("pd", "epochs", "batch_size"):
+            if int(getattr(self.heads, key)) <= 0:
+                raise ValueError(f"comparison: {key} must be > 0, got {getattr(self.heads, key)!r}")
+
+    def as_dict(self) -> dict:
+        """The ``config`` of the comparison's results, with the field names it has always had."""
+        h = self.heads
+        return {"seen": h.seen, "unseen": h.unseen, "pd": h.pd, "epochs": h.epochs,
+                "srnn_epochs": self.srnn_epochs, "rnn_epochs": self.rnn_epochs,
+                "batch_size": h.batch_size, "proto_batch": self.proto_batch, "lr": h.lr,
+                "seed": h.seed, "threads": h.threads}
 
 
 @dataclass
@@ -75,8 +87,6 @@ class Frames:
 
 def frames_for(store, modality: str, device) -> Frames:
     """The binary frames the LSM encoder of ``modality`` sees, with its calibrated settings."""
-    from rram_lsm.nodes.lsm.features import raw_frames, resolve_config
-
     fs = store.features(modality, device)
     ms = store.dataset.modality(modality)
     config = resolve_config(ms, fs.preset, store.overrides(modality), store.cfg.reservoir_seed)
@@ -120,9 +130,9 @@ def _tower(d: ModalityData, x: torch.Tensor, encoder: SrnnEncoder | None, cfg: C
     rates = Tower(nn.Identity(), encoder, 0.0, 1.0).embed(x) if encoder is not None else d.features
     mean, std = standardisation(rates[d.split == TRAIN])
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed * 1000 + salt)
+        torch.manual_seed(cfg.heads.seed * 1000 + salt)
         head = HeadModule(HeadConfig("srnn" if encoder is not None else d.preset, d.name,
-                                     rates.shape[1], [width or cfg.pd], activation=activation)
+                                     rates.shape[1], [width or cfg.heads.pd], activation=activation)
                           ).to(x.dtype)
     return Tower(head, encoder, mean.astype(rates.dtype), std.astype(rates.dtype))
 
@@ -134,12 +144,12 @@ def _srnn_tower(fr: Frames, cfg: ComparisonConfig, salt: int, activation: str = 
     the box surrogate has gain > 1), which overflows float32 to inf/NaN; Adam's normalised
     steps train fine on them in float64."""
     x = torch.as_tensor(fr.frames, dtype=torch.float64)
-    encoder = fr.encoder(cfg.seed * 1000 + salt).double()
+    encoder = fr.encoder(cfg.heads.seed * 1000 + salt).double()
     return _tower(fr.data, x, encoder, cfg, salt, activation, width), x
 
 
 def _scores(ea, eb, a: ModalityData, b: ModalityData, cfg: ComparisonConfig, split: int) -> dict:
-    ev = evaluate_embeddings(ea, a.labels, a.split, eb, b.labels, b.split, cfg.seen, cfg.unseen,
+    ev = evaluate_embeddings(ea, a.labels, a.split, eb, b.labels, b.split, cfg.heads.seen, cfg.heads.unseen,
                              test_split=split)
     r, p = ev["retrieval"], ev["prototype"]
     return {"retrieval_seen": r["seen"]["a_to_b"], "retrieval_unseen": r["unseen"]["a_to_b"],
@@ -166,13 +176,13 @@ def train_two_towers(kind: str, ta: Tower, tb: Tower, xa: torch.Tensor, xb: torc
     (pool retrieval for CLIP, nearest prototype for the prototypical net)."""
     if kind not in ("clip", "proto"):
         raise ValueError(f"kind must be 'clip' or 'proto', got {kind!r}")
-    rng = np.random.default_rng(cfg.seed)
-    opt = torch.optim.Adam([*ta.parameters(), *tb.parameters()], lr=cfg.lr)
-    ra, rb = a.rows(TRAIN, cfg.seen), b.rows(TRAIN, cfg.seen)
-    ia, ib = pair_by_class(a.labels[ra], b.labels[rb], cfg.seen)
+    rng = np.random.default_rng(cfg.heads.seed)
+    opt = torch.optim.Adam([*ta.parameters(), *tb.parameters()], lr=cfg.heads.lr)
+    ra, rb = a.rows(TRAIN, cfg.heads.seen), b.rows(TRAIN, cfg.heads.seen)
+    ia, ib = pair_by_class(a.labels[ra], b.labels[rb], cfg.heads.seen)
     ia, ib = ra[ia], rb[ib]
-    seen_t, la, lb = torch.as_tensor(cfg.seen), torch.as_tensor(a.labels), torch.as_tensor(b.labels)
-    n_support = max(1, cfg.proto_batch // len(cfg.seen))
+    seen_t, la, lb = torch.as_tensor(cfg.heads.seen), torch.as_tensor(a.labels), torch.as_tensor(b.labels)
+    n_support = max(1, cfg.proto_batch // len(cfg.heads.seen))
     key = "retrieval_seen" if kind == "clip" else "proto_seen"
     best, history = None, []
     for epoch in range(epochs):
@@ -180,8 +190,8 @@ def train_two_towers(kind: str, ta: Tower, tb: Tower, xa: torch.Tensor, xb: torc
         samples = [0, 0]          # samples through tower A / B this epoch (for the MAC count)
         if kind == "clip":
             order = rng.permutation(len(ia))
-            for s in range(0, len(order), cfg.batch_size):
-                k = order[s:s + cfg.batch_size]
+            for s in range(0, len(order), cfg.heads.batch_size):
+                k = order[s:s + cfg.heads.batch_size]
                 loss = _finite(paper_clip_loss(tb(xb[ib[k]]), ta(xa[ia[k]])), kind, epoch)
                 opt.zero_grad()
                 loss.backward()
@@ -191,7 +201,7 @@ def train_two_towers(kind: str, ta: Tower, tb: Tower, xa: torch.Tensor, xb: torc
         else:
             for _ in range(max(len(ra), len(rb)) // cfg.proto_batch or 1):  # ~one pass over the data
                 q = rng.choice(ra, cfg.proto_batch)
-                sb = np.concatenate([rng.choice(rb[b.labels[rb] == c], n_support) for c in cfg.seen])
+                sb = np.concatenate([rng.choice(rb[b.labels[rb] == c], n_support) for c in cfg.heads.seen])
                 target = torch.searchsorted(seen_t, la[q])
                 loss = _finite(F.cross_entropy(proto_logits(ta(xa[q]), tb(xb[sb]), lb[sb], seen_t),
                                                target), kind, epoch)
@@ -244,33 +254,30 @@ def _row(method: str, kind: str, metric: str, scores: dict, epochs_run: int, sel
             "unseen_chance": scores[f"{metric}_unseen_chance"],
             "epochs_run": epochs_run, "selected_epoch": selected,
             "seconds_per_epoch": sec_per_epoch, "macs_per_epoch": int(macs_per_epoch),
-            "seconds_protocol": sec_per_epoch * cfg.epochs, "macs_protocol": int(macs_per_epoch) * cfg.epochs,
+            "seconds_protocol": sec_per_epoch * cfg.heads.epochs, "macs_protocol": int(macs_per_epoch) * cfg.heads.epochs,
             "paper_seen": paper[0] if paper else None, "paper_unseen": paper[1] if paper else None}
 
 
 def zero_shot_comparison(fa: Frames, fb: Frames, cfg: ComparisonConfig,
                          log: Callable[[str], None] = print) -> list[dict]:
     """LSM-CLIP, LSM protonet, SRNN-CLIP and SRNN protonet on the same data and splits."""
-    from rram_lsm.nodes.projection.train import TrainConfig, train_heads
-
     cfg.validate()
-    torch.set_num_threads(cfg.threads)
+    torch.set_num_threads(cfg.heads.threads)
     a, b = fa.data, fb.data
     rows = []
     # LSM-CLIP: the heads of the main experiment, on frozen LSM features.
     t0 = time.perf_counter()
-    res = train_heads(a, b, TrainConfig(seen=cfg.seen, unseen=cfg.unseen, pd=cfg.pd,
-                                        epochs=cfg.epochs, seed=cfg.seed, threads=cfg.threads))
-    sec = (time.perf_counter() - t0) / cfg.epochs
+    res = train_heads(a, b, cfg.heads)
+    sec = (time.perf_counter() - t0) / cfg.heads.epochs
     ea, eb = res.heads[a.name].forward(a.features), res.heads[b.name].forward(b.features)
     rows.append(_row("LSM-CLIP", "zero-shot", "retrieval", _scores(ea, eb, a, b, cfg, TEST),
-                     cfg.epochs, res.selected_epoch, sec, res.train_macs // cfg.epochs, cfg,
+                     cfg.heads.epochs, res.selected_epoch, sec, res.train_macs // cfg.heads.epochs, cfg,
                      PAPER_ZERO_SHOT["LSM-CLIP"]))
-    log(f"  LSM-CLIP: {sec * cfg.epochs:.1f} s for {cfg.epochs} epochs")
+    log(f"  LSM-CLIP: {sec * cfg.heads.epochs:.1f} s for {cfg.heads.epochs} epochs")
     # The prototypical nets (linear heads, as the paper's) and SRNN-CLIP: one trainer; the
     # LSM protonet trains heads on the frozen features, the SRNN models BPTT through both
     # encoders as well.
-    for name, kind, epochs in (("LSM prototypical net", "proto", cfg.epochs),
+    for name, kind, epochs in (("LSM prototypical net", "proto", cfg.heads.epochs),
                                ("SRNN-CLIP", "clip", cfg.srnn_epochs),
                                ("SRNN prototypical net", "proto", cfg.srnn_epochs)):
         activation = "gelu" if kind == "clip" else "identity"
@@ -283,8 +290,8 @@ def zero_shot_comparison(fa: Frames, fb: Frames, cfg: ComparisonConfig,
         out = train_two_towers(kind, ta, tb, xa, xb, a, b, cfg, epochs,
                                log if name.startswith("SRNN") else lambda s: None)
         n_a, n_b = out["samples_per_epoch"]
-        macs = (bptt_clip_macs(ta, fa.steps, tb, fb.steps, n_a, cfg.batch_size) if kind == "clip"
-                else proto_macs(ta, fa.steps, tb, fb.steps, n_a, n_b, len(cfg.seen)))
+        macs = (bptt_clip_macs(ta, fa.steps, tb, fb.steps, n_a, cfg.heads.batch_size) if kind == "clip"
+                else proto_macs(ta, fa.steps, tb, fb.steps, n_a, n_b, len(cfg.heads.seen)))
         sec = float(np.median([h["seconds"] for h in out["history"]]))
         rows.append(_row(name, "zero-shot", "retrieval" if kind == "clip" else "proto",
                          out["best"]["test"], epochs, out["best"]["epoch"], sec, macs, cfg,
@@ -332,26 +339,26 @@ def train_supervised(model: nn.Module, x: torch.Tensor, labels: np.ndarray, spli
 def supervised_comparison(fr: Frames, cfg: ComparisonConfig,
                           log: Callable[[str], None] = print) -> list[dict]:
     """SRNN + ANN readout and a plain RNN on one modality's frames (all its classes)."""
-    torch.set_num_threads(cfg.threads)
+    torch.set_num_threads(cfg.heads.threads)
     d = fr.data
     n_classes = len(np.unique(d.labels))
     rows = []
     # SRNN + ANN readout: an SRNN tower whose head is a linear readout to the classes
     srnn, x = _srnn_tower(fr, cfg, 3, activation="identity", width=n_classes)
-    rnn = RnnReadout(x.shape[2], n_classes, seed=cfg.seed)
+    rnn = RnnReadout(x.shape[2], n_classes, seed=cfg.heads.seed)
     models = (("SRNN + ANN readout", srnn, _forward_macs(srnn, fr.steps), cfg.srnn_epochs),
               ("RNN (200 tanh units)", rnn, rnn.macs_per_sample(fr.steps), cfg.rnn_epochs))
     for name, model, macs, epochs in models:
         xm = x if name.startswith("SRNN") else x.float()
-        out = train_supervised(model, xm, d.labels, d.split, epochs, macs, lr=cfg.lr, seed=cfg.seed)
+        out = train_supervised(model, xm, d.labels, d.split, epochs, macs, lr=cfg.heads.lr, seed=cfg.heads.seed)
         log(f"  {name} on {d.name}: test {out['test']:.1%} (epoch {out['epoch']}/{epochs}, "
             f"{out['seconds_per_epoch']:.1f} s/epoch)")
         rows.append({"method": name, "kind": "supervised", "modality": d.name, "test": out["test"],
                      "chance": out["chance"], "epochs_run": epochs, "selected_epoch": out["epoch"],
                      "seconds_per_epoch": out["seconds_per_epoch"],
                      "macs_per_epoch": out["macs_per_epoch"],
-                     "seconds_protocol": out["seconds_per_epoch"] * cfg.epochs,
-                     "macs_protocol": out["macs_per_epoch"] * cfg.epochs,
+                     "seconds_protocol": out["seconds_per_epoch"] * cfg.heads.epochs,
+                     "macs_protocol": out["macs_per_epoch"] * cfg.heads.epochs,
                      "paper": PAPER_SUPERVISED[name][0 if d.name == "visual" else 1]})
     return rows
 
@@ -371,7 +378,7 @@ def run_comparison(store, device, cfg: ComparisonConfig,
     fa, fb = frames_for(store, "audio", device), frames_for(store, "visual", device)
     zs = zero_shot_comparison(fa, fb, cfg, log)
     sup = [row for fr in (fb, fa) for row in supervised_comparison(fr, cfg, log)]
-    return {"config": {**cfg.__dict__}, "device": str(device), "zero_shot": zs, "supervised": sup,
+    return {"config": cfg.as_dict(), "device": str(device), "zero_shot": zs, "supervised": sup,
             "encoding": [encoding_cost(store, m, device) for m in ("audio", "visual")],
             "cost_ratio": cost_ratios(zs), "paper_cost_ratio": PAPER_COST_RATIO}
 
@@ -381,8 +388,8 @@ def _times(x: float) -> str:
 
 
 def comparison_markdown(res: dict, probes: dict | None = None) -> str:
-    """The comparison tables; ``probes`` (the main run's LSM probe results) adds the LSM rows
-    to the supervised table."""
+    """The comparison tables; ``probes`` (the main run's ``ProbeReport`` per modality) adds
+    the LSM rows to the supervised table."""
     cfg = res["config"]
     pct = lambda v: "—" if v is None else f"{100 * v:.1f}"   # noqa: E731
     lines = [f"Audio→image, seen 1–7 / unseen 8–9, test split, {res['device']} device. "
@@ -412,9 +419,9 @@ def comparison_markdown(res: dict, probes: dict | None = None) -> str:
               "| s / epoch | training MACs / epoch |", "|---|---|---|---|---|---|---|---|"]
     for m, paper in (("visual", 89.11), ("audio", 70.79)):
         if probes and m in probes:
-            lsm = probes[m]["lsm"]
-            lines.append(f"| LSM + linear readout (probe) | {m} | {pct(lsm['test'])} | "
-                         f"{pct(lsm['chance'])} | {paper} | — | — | — |")
+            lsm = probes[m].lsm
+            lines.append(f"| LSM + linear readout (probe) | {m} | {pct(lsm.test)} | "
+                         f"{pct(lsm.chance)} | {paper} | — | — | — |")
     for r in res["supervised"]:
         lines.append(f"| {r['method']} | {r['modality']} | {pct(r['test'])} | {pct(r['chance'])} "
                      f"| {r['paper']} | {r['epochs_run']} ({r['selected_epoch']}) | "

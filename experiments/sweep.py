@@ -39,6 +39,17 @@ def unseen_splits(classes: Sequence[int] = tuple(range(1, 10)),
     return [tuple(int(c) for c in s) for s in itertools.combinations(sorted(classes), n_unseen)]
 
 
+def pick_splits(n: int | None, classes=tuple(range(1, 10))) -> list[tuple[int, ...]]:
+    """``n`` of the 36 two-digit unseen splits, evenly spread (all when ``n`` is None)."""
+    splits = unseen_splits(classes, 2)
+    if n is None or n >= len(splits):
+        return splits
+    if n < 2:
+        raise ValueError(f"a split sweep needs at least 2 splits, got {n}")
+    idx = np.unique(np.linspace(0, len(splits) - 1, n).round().astype(int))
+    return [splits[i] for i in idx]
+
+
 def seen_for(unseen: Sequence[int], classes: Sequence[int] = tuple(range(1, 10))) -> tuple[int, ...]:
     return tuple(int(c) for c in classes if c not in set(unseen))
 
@@ -126,7 +137,7 @@ def run_sweep(train_eval: Callable[[tuple[int, ...], tuple[int, ...], int], floa
               classes: Sequence[int] = tuple(range(1, 10))) -> np.ndarray:
     """Call ``train_eval(seen, unseen, seed) -> accuracy`` for every split × seed.
 
-    Returns ``acc[split, seed]``; for head training prefer ``train_heads_many``, which
+    Returns ``acc[split, seed]``; for head training prefer ``runs.sweep_heads``, which
     trains all runs of a sweep at once.
     """
     acc = np.empty((len(splits), len(seeds)))

@@ -22,11 +22,13 @@ import numpy as np
 from rram_lsm.stream.cache import cache_dir, cache_key
 from rram_lsm.stream.node import ConfigError
 
-from .binning import bin_events, event_addresses, to_dense
-from .encode import encode_samples
-from .presets import get_preset
-from .reservoir import LifReservoir, LsmConfig, check_windows
-from .rram import make_device
+from rram_lsm.nodes.lsm.binning import bin_events, event_addresses, to_dense
+from rram_lsm.nodes.lsm.encode import encode_samples
+from rram_lsm.nodes.lsm.presets import get_preset
+from rram_lsm.nodes.lsm.reservoir import LifReservoir, LsmConfig, check_windows
+from rram_lsm.nodes.lsm.rram import make_device
+from rram_lsm.nodes.sources import readers
+from rram_lsm.nodes.sources.builtin import BuiltinSpec, ModalitySet
 
 FEATURES_FORMAT = 3   # 2: the float32 kernels sum dense bins as total minus silent rows (rounding)
                       # 3: the rram kernel sums a tile's input and recurrent rows apart (rounding)
@@ -90,7 +92,6 @@ def source_key(ms) -> str:
 
 def builtin_source(size: str, seed: int, modality: str) -> str:
     """The cache identity of a built-in modality: its build key (every generator parameter)."""
-    from rram_lsm.nodes.sources.builtin import BuiltinSpec
     return f"builtin:{size}:{seed}:{BuiltinSpec.for_size(size).key(seed)}:{modality}"
 
 
@@ -228,9 +229,6 @@ def load_folder(kind: str, path: str | Path, val_fraction: float = 0.2, seed: in
     The datasets have train and test parts; validation is a per-class ``val_fraction`` of the
     training part drawn with ``seed``.  ``limit`` keeps the first samples of each part (quick runs).
     """
-    from rram_lsm.nodes.sources import readers
-    from rram_lsm.nodes.sources.builtin import ModalitySet
-
     if kind not in EXTERNAL:
         raise ConfigError(f"unknown dataset {kind!r}; expected builtin or one of {EXTERNAL}")
     path = Path(path)

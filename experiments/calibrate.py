@@ -12,9 +12,10 @@ from typing import Callable
 
 import numpy as np
 
-from rram_lsm.nodes.lsm.features import FeatureSet, encode_modality
 from rram_lsm.nodes.lsm.presets import get_preset
-from rram_lsm.nodes.projection.probe import DEFAULT_CS, linear_probe
+
+from .features import DEFAULT_PRESETS, FeatureSet, encode_modality
+from .probe import DEFAULT_CS, linear_probe
 
 DEFAULT_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
 
@@ -104,7 +105,6 @@ def calibrate_gain(ms, preset: str | None = None, device="ideal", seed: int = 0,
     not an artefact of where the grid stopped.  Ties go to the gain nearest (in log scale)
     to the preset's own ``const``.  Only the train and validation rows are read.
     """
-    from rram_lsm.nodes.lsm.features import DEFAULT_PRESETS
     preset = preset or DEFAULT_PRESETS[ms.name]
     overrides = dict(overrides or {})
     base = get_preset(preset, **overrides).const
