@@ -11,23 +11,21 @@ from pathlib import Path
 
 import numpy as np
 
-from rram_lsm.stream.node import ConfigError
 from rram_lsm.stream.packets import WIRE_DTYPES, Packet, dtype_name
+from rram_lsm.stream.params import REQUIRED, Param
 
 from .sinks import SinkNode
 
 
 class RecorderSink(SinkNode):
-    """Params: ``path`` (.npz).  Keeps whole samples only (as every sink does)."""
+    """Saves whole samples of any stream to an ``.npz`` file, for later replay."""
 
     kind = "recorder"
+    PARAMS = SinkNode.PARAMS + (Param("path", str, REQUIRED, "", "the .npz file written at the end", path="out"),)
 
     def setup(self) -> None:
         super().setup()
-        path = self.param("path", None, str)
-        if not path:
-            raise ConfigError(f"node {self.name!r}: parameter 'path' (.npz file) is required")
-        self.path = Path(path)
+        self.path = Path(self.param("path"))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.bodies: dict[str, list[np.ndarray]] = {}
         self.rows: dict[str, list[tuple[int, int, int]]] = {}  # kind -> (sample, label, n)
