@@ -132,7 +132,7 @@ class Graph:
     def check(self, host: str | None = None) -> graphfile.Graph:
         """Validate as a graph file is validated; raises GraphError naming what is wrong."""
         return graphfile.graph_from_tables(self.tables(), f"graph {self.name!r}", None,
-                                           tempfile.gettempdir(), host=host)
+                                           tempfile.gettempdir(), on_host=host)
 
     def start(self, *, run_dir: str | Path | None = None, timeout: float | None = None,
               host: str | None = None, tap: bool | list[str] = True,
@@ -149,7 +149,7 @@ class Graph:
             endpoint = f"ipc://{socket_dir / 'api-tap.sock'}"
             _add_tap(tables, None if tap is True else list(tap), endpoint, host)
         try:
-            loaded = graphfile.graph_from_tables(tables, f"graph {self.name!r}", None, socket_dir, host=host)
+            loaded = graphfile.graph_from_tables(tables, f"graph {self.name!r}", None, socket_dir, on_host=host)
         except Exception:
             shutil.rmtree(socket_dir, ignore_errors=True)
             raise

@@ -195,15 +195,16 @@ def load_graph(path: str | Path, overrides: dict[str, Any] | None = None,
     ``check_files=False`` checks none (a path that exists only where its node runs)."""
     path = Path(path)
     return graph_from_tables(read_graph_tables(path), str(path), overrides, socket_dir,
-                             path=path, host=host, check_files=check_files)
+                             path=path, on_host=host, check_files=check_files)
 
 
 def graph_from_tables(data: dict, f: str, overrides: dict[str, Any] | None = None,
                       socket_dir: str | Path = "/tmp", *, path: Path | None = None,
-                      host: str | None = None, check_files: bool = True) -> Graph:
+                      on_host: str | None = None, check_files: bool = True) -> Graph:
     """Validate a graph's tables (``graph``, ``args``, ``nodes``, ``edges``, as in a file)
     into runnable node specs; ``f`` names the graph in every error (its file, usually);
-    relative key folders resolve beside ``path`` (or the working folder)."""
+    relative key folders resolve beside ``path`` (or the working folder); ``on_host`` and
+    ``check_files`` as in :func:`load_graph`."""
     unknown = set(data) - {"graph", "args", "nodes", "edges"}
     if unknown:
         raise GraphError(f"{f}: unknown top-level key(s) {sorted(unknown)}")
@@ -281,7 +282,7 @@ def graph_from_tables(data: dict, f: str, overrides: dict[str, Any] | None = Non
         if spec.bind and not allow_remote and not _is_loopback(spec.bind):
             raise GraphError(f"{f}: nodes.{name}.bind: {spec.bind} is not a loopback address; "
                              "set graph.allow_remote = true (with CurveZMQ keys) to expose it")
-    _check_node_params(specs, hosts, host, check_files, f)
+    _check_node_params(specs, hosts, on_host, check_files, f)
     sources = [n for n, c in incoming.items() if c == 0]
     for name in sources:
         if not specs[name].outputs:
@@ -299,12 +300,12 @@ def graph_from_tables(data: dict, f: str, overrides: dict[str, Any] | None = Non
 
 
 def _check_node_params(specs: dict[str, NodeSpec], hosts: dict[str, str | None],
-                       host: str | None, check_files: bool, f: str) -> None:
+                       on_host: str | None, check_files: bool, f: str) -> None:
     """Every node's parameters against its kind's declaration; the paths of the nodes this
     invocation starts must exist (outputs: be writable) here."""
     for name, spec in specs.items():
         where = f"{f}: nodes.{name}"
-        local = host is None or hosts[name] == host
+        local = on_host is None or hosts[name] == on_host
         try:
             cls = node_class(spec.kind)
         except ValueError as exc:
