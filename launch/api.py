@@ -187,12 +187,17 @@ class Run:
         self._results, self._reports = _Feed(max_results), _Feed(10_000)
         self._ctx = zmq.Context()
         self._pull = None
-        if endpoint is not None:
-            self._pull = self._ctx.socket(zmq.PULL)
-            self._pull.setsockopt(zmq.LINGER, 0)
-            self._pull.bind(endpoint)
-        self.launcher = Launcher(graph, self.run_dir, socket_dir, log_nodes=True,
-                                 on_report=self._reports.put, on_event=self.events.append, host=host)
+        try:
+            if endpoint is not None:
+                self._pull = self._ctx.socket(zmq.PULL)
+                self._pull.setsockopt(zmq.LINGER, 0)
+                self._pull.bind(endpoint)
+            self.launcher = Launcher(graph, self.run_dir, socket_dir, log_nodes=True,
+                                     on_report=self._reports.put, on_event=self.events.append, host=host)
+        except BaseException:
+            self._ctx.destroy(linger=0)
+            shutil.rmtree(socket_dir, ignore_errors=True)
+            raise
         self._done = threading.Event()
         self._stopped = False
         self._supervisor = threading.Thread(target=self._supervise, args=(timeout,),

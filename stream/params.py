@@ -107,7 +107,7 @@ def check_params(cls, params: dict[str, Any], where: str) -> None:
             raise ConfigError(f"{where}: unknown parameter {key!r}; {hint}"
                               f"known: {', '.join(sorted(decl)) or '(none)'}")
         decl[key].check(value, where)
-    missing = [p.name for p in decl.values() if p.required and p.name not in params]
+    missing = [f"{p.name!r} ({p.doc})" for p in decl.values() if p.required and p.name not in params]
     if missing:
         raise ConfigError(f"{where}: required parameter(s) missing: {', '.join(missing)}")
 
