@@ -6,7 +6,7 @@ import re
 
 NODE_KINDS: dict[str, str] = {
     "synthetic_dvs": "rram_lsm.nodes.sources.synthetic:SyntheticDvsSource",
-    "replay": "rram_lsm.nodes.sources.replay:ReplaySource",
+    "replay": "rram_lsm.nodes.sources.replay:DatasetReplaySource",
     "builtin_replay": "rram_lsm.nodes.sources.builtin_source:BuiltinReplaySource",
     "segmenter": "rram_lsm.nodes.sources.segmenter:SegmenterNode",
     "lsl": "rram_lsm.nodes.sources.live:LslSource",

@@ -132,6 +132,8 @@ def test_wrong_type_or_choice_is_refused_at_load(tmp_path, sockdir, params, need
 
 
 def test_required_parameter_missing_is_refused(tmp_path, sockdir):
+    with pytest.raises(GraphError, match="nodes.src.params: required parameter.*'path' \\(dataset folder or file\\)"):
+        load_graph(graph(tmp_path, "format = 'nmnist'"), None, sockdir)
     path = graph(tmp_path, "modality = 'visual'", kind="builtin_replay")
     load_graph(path, None, sockdir)
     path.write_text(path.read_text().replace(f'path = "{tmp_path / "out.jsonl"}"', ""))

@@ -9,6 +9,7 @@ and its ``origin_ns`` is the wall-clock time its first event was due; as fast as
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
@@ -16,7 +17,7 @@ import numpy as np
 from rram_lsm.stream.clock import now_ns
 from rram_lsm.stream.node import ConfigError, SourceNode
 from rram_lsm.stream.packets import EVENT_DTYPES, Origin, Packet, control, dtype_name, new_epoch
-from rram_lsm.stream.params import Param
+from rram_lsm.stream.params import REQUIRED, Param
 
 from .pacing import Pacer, check_speed, frame_slices, release_schedule
 
@@ -65,7 +66,7 @@ def _dataset(param: Callable[[str], Any], name: str) -> tuple[Callable[[], Itera
 
 
 class ReplaySource(SourceNode):
-    """Replays a recorded dataset or event file as a timed event stream.
+    """Replays (events, label) samples, given in code or read from a dataset, as a timed stream.
 
     Samples come from the ``samples`` argument (an iterable, or a callable returning one per
     pass) or from the ``format``/``path`` parameters (readers.py).  ``loop`` is the number of
@@ -166,3 +167,10 @@ class ReplaySource(SourceNode):
                 sample += 1
             if empty_pass:
                 break
+
+
+class DatasetReplaySource(ReplaySource):
+    """Replays a recorded dataset or event file as a timed event stream (kind ``replay``)."""
+
+    PARAMS = tuple(replace(p, default=REQUIRED, doc=p.doc.split(" (required")[0])
+                   if p.name in ("format", "path") else p for p in ReplaySource.PARAMS)
