@@ -158,12 +158,15 @@ class Graph:
 
 
 def _add_tap(tables: dict, tapped: list[str] | None, endpoint: str, host: str | None) -> None:
-    """A ``tap`` node fed by the tapped nodes (default: whatever feeds a node without outputs)."""
+    """A ``tap`` node fed by the tapped nodes; by default by what feeds each sink, and by the
+    nodes that end the graph without being sinks (an lsm with nothing after it)."""
     nodes, edges = tables["nodes"], tables["edges"]
     name = next(f"tap{i or ''}" for i in range(len(nodes) + 1) if f"tap{i or ''}" not in nodes)
     if tapped is None:
-        ends = {n for n in nodes if not any(e["from"] == n for e in edges)}
-        tapped = list(dict.fromkeys(e["from"] for e in edges if e["to"] in ends))
+        ends = [n for n in nodes if not any(e["from"] == n for e in edges)]
+        sinks = {n for n in ends if _is_sink(nodes[n]["kind"])}
+        tapped = list(dict.fromkeys([*(e["from"] for e in edges if e["to"] in sinks),
+                                     *(n for n in ends if n not in sinks)]))
     for n in tapped:
         if n not in nodes:
             raise GraphError(f"tap: no node named {n!r} (nodes: {sorted(nodes)})")
@@ -172,6 +175,16 @@ def _add_tap(tables: dict, tapped: list[str] | None, endpoint: str, host: str | 
     if host is not None:
         nodes[name]["host"] = host
     edges.extend({"from": n, "to": name, "policy": policy.get(n, "block")} for n in tapped)
+
+
+def _is_sink(kind: str) -> bool:
+    from rram_lsm.nodes.sinks import SinkNode
+
+    from .registry import node_class
+    try:
+        return issubclass(node_class(kind), SinkNode)
+    except ValueError:
+        return True  # a kind that does not load is reported by the validation
 
 
 class Run:

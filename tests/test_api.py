@@ -105,3 +105,14 @@ def test_tap_a_chosen_node_and_wait_for_the_end(tmp_path):
         items = list(run.results(timeout=10))
     assert {r.stream for r in items} == {"source"} and sorted({r.sample for r in items}) == [0, 1, 2]
     assert sum(len(r.data) for r in items) == run.telemetry()["source"]["events_out"]
+
+
+def test_a_graph_ending_without_a_sink_gives_its_last_nodes_output(tmp_path):
+    g = Graph("open_end")
+    g.node("source", "synthetic_dvs", samples=2, sample_ms=20, rate_hz=5000)
+    g.node("count", "passthrough")
+    g.edge("source", "count")
+    with g.start(run_dir=tmp_path / "run") as run:
+        items = list(run.results(timeout=120))
+    assert {r.stream for r in items} == {"count"} and sorted({r.sample for r in items}) == [0, 1]
+    assert run.returncode == 0
