@@ -26,8 +26,10 @@ class CrossModalClassifier(ClassifierNode):
         Param("banks", dict, REQUIRED, "", "{query modality = bank file}", path="file"),
         THRESHOLD,
         TOPK,
-        Param("seen", list, [], "", "classes counted as seen in the accuracy gauges"),
+        Param("seen", list, [], "", "the seen classes: accuracy gauges and calibrated stacking"),
         Param("unseen", list, [], "", "classes counted as unseen in the accuracy gauges"),
+        Param("calibration", (float, dict), None, "cosine", "calibrated stacking constant, one for "
+              "every bank or {query modality = constant}"),
     )
 
     def setup(self) -> None:
@@ -53,7 +55,7 @@ class CrossModalClassifier(ClassifierNode):
         self.bank = next(iter(self.banks.values()))
         # 'seen' also names the classes calibrated stacking lowers; 'calibration' is one
         # constant for every bank or {query modality: constant} (a bank left out keeps its own)
-        calibration = self.param("calibration", kind=(int, float, dict))
+        calibration = self.param("calibration")
         per_bank = calibration if isinstance(calibration, dict) else {}
         unknown = sorted(set(per_bank) - set(self.banks))
         if unknown:

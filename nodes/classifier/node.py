@@ -31,6 +31,9 @@ class ClassifierNode(Node):
         Param("k", int, None, "", "empty bank, exemplars: references kept per class"),
         THRESHOLD,
         TOPK,
+        Param("seen", list, None, "", "the classes the heads were trained on (generalised zero-shot)"),
+        Param("calibration", float, None, "cosine", "calibrated stacking: subtracted from seen-class "
+              "scores (overrides the bank's; 0 = plain cosine)"),
     )
 
     def setup(self) -> None:
@@ -52,7 +55,7 @@ class ClassifierNode(Node):
         self.topk = int(self.param("topk"))
         if self.topk <= 0:
             raise ConfigError(f"node {self.name!r}: parameter 'topk' must be > 0")
-        self._calibrate(self.bank, self.param("calibration", kind=(int, float)), path or "bank")
+        self._calibrate(self.bank, self.param("calibration"), path or "bank")
 
     def _calibrate(self, bank: PrototypeBank, calibration: float | None, where: str) -> None:
         """Apply the generalised zero-shot params to ``bank`` (the file ``where``).
@@ -61,7 +64,7 @@ class ClassifierNode(Node):
         must agree); ``calibration``: the calibrated-stacking constant subtracted from the
         seen-class scores (overrides the bank's; 0 = plain cosine ranking; see ``gzsl``).
         """
-        seen = self.param("seen", kind=list)
+        seen = self.param("seen")
         stored = bank.seen
         if seen and stored is not None and sorted({int(c) for c in seen}) != list(stored):
             raise ConfigError(f"node {self.name!r}: parameter 'seen' {sorted(seen)} differs "
