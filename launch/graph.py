@@ -15,7 +15,9 @@ from = "source"
 to = "sink"
 policy = "block"                   # block (lossless, credits) | drop (bounded queue)
 ```
-Every error names the file, the key and what is wrong.
+Every error names the file, the key and what is wrong.  Node parameters are checked against
+their kinds' declarations (stream.params) here, before any process starts.  A file and the
+Python API (api.py) go through the same function, :func:`graph_from_tables`.
 """
 from __future__ import annotations
 
@@ -27,11 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rram_lsm.stream.params import ConfigError, check_params, check_paths
 from rram_lsm.stream.recovery import RecoveryConfig
 from rram_lsm.stream.runtime import NodeSpec
 from rram_lsm.stream.transport import POLICIES, EdgeConfig
 
-from .registry import NODE_KINDS, is_known
+from .registry import NODE_KINDS, is_known, node_class
 
 _ARG = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 GRAPH_KEYS = {"name", "transport", "host", "allow_remote", "telemetry_interval_s", "restart",
@@ -58,7 +61,7 @@ class RestartPolicy:
 @dataclass
 class Graph:
     name: str
-    path: Path
+    path: Path | None  # the graph file (None for a graph built in Python)
     nodes: dict[str, NodeSpec]
     restart: dict[str, RestartPolicy]
     args: dict[str, Any]
@@ -187,11 +190,24 @@ def _is_loopback(endpoint: str) -> bool:
 
 
 def load_graph(path: str | Path, overrides: dict[str, Any] | None = None,
-               socket_dir: str | Path = "/tmp") -> Graph:
-    """Read, merge, substitute and validate a graph file into runnable node specs."""
+               socket_dir: str | Path = "/tmp", host: str | None = None,
+               check_files: bool = True) -> Graph:
+    """Read, merge, substitute and validate a graph file into runnable node specs.
+
+    ``host``: the nodes this invocation starts (None: all); only their paths are checked, and
+    ``check_files=False`` checks none (a path that exists only where its node runs)."""
     path = Path(path)
-    data = read_graph_tables(path)
-    f = str(path)
+    return graph_from_tables(read_graph_tables(path), str(path), overrides, socket_dir,
+                             path=path, on_host=host, check_files=check_files)
+
+
+def graph_from_tables(data: dict, f: str, overrides: dict[str, Any] | None = None,
+                      socket_dir: str | Path = "/tmp", *, path: Path | None = None,
+                      on_host: str | None = None, check_files: bool = True) -> Graph:
+    """Validate a graph's tables (``graph``, ``args``, ``nodes``, ``edges``, as in a file)
+    into runnable node specs; ``f`` names the graph in every error (its file, usually);
+    relative key folders resolve beside ``path`` (or the working folder); ``on_host`` and
+    ``check_files`` as in :func:`load_graph`."""
     unknown = set(data) - {"graph", "args", "nodes", "edges"}
     if unknown:
         raise GraphError(f"{f}: unknown top-level key(s) {sorted(unknown)}")
@@ -270,19 +286,42 @@ def load_graph(path: str | Path, overrides: dict[str, Any] | None = None,
         if spec.bind and not allow_remote and not _is_loopback(spec.bind):
             raise GraphError(f"{f}: nodes.{name}.bind: {spec.bind} is not a loopback address; "
                              "set graph.allow_remote = true (with CurveZMQ keys) to expose it")
+    _check_node_params(specs, hosts, on_host, check_files, f)
     sources = [n for n, c in incoming.items() if c == 0]
     for name in sources:
         if not specs[name].outputs:
             raise GraphError(f"{f}: nodes.{name}: connected to nothing")
     _wire_recovery(specs, sources, g.get("recovery", {}), edges, f, transport, host, socket_dir)
-    curve_keys = _wire_curve(specs, g.get("curve"), path, f) if "curve" in g else None
+    curve_keys = _wire_curve(specs, g.get("curve"), path.parent if path else Path.cwd(), f) \
+        if "curve" in g else None
     if allow_remote and curve_keys is None:
         import warnings
         warnings.warn(f"{f}: graph.allow_remote without [graph.curve]: traffic is unauthenticated")
-    return Graph(name=g.get("name", path.stem), path=path, nodes=specs, restart=restarts,
+    return Graph(name=g.get("name", path.stem if path else "graph"), path=path, nodes=specs, restart=restarts,
                  args=args, telemetry_interval_s=float(interval), hang_timeout_s=float(hang),
                  transport=transport,
                  sources=sources, hosts=hosts, curve_keys=curve_keys)
+
+
+def _check_node_params(specs: dict[str, NodeSpec], hosts: dict[str, str | None],
+                       on_host: str | None, check_files: bool, f: str) -> None:
+    """Every node's parameters against its kind's declaration; the paths of the nodes this
+    invocation starts must exist (outputs: be writable) here."""
+    for name, spec in specs.items():
+        where = f"{f}: nodes.{name}"
+        local = on_host is None or hosts[name] == on_host
+        try:
+            cls = node_class(spec.kind)
+        except ValueError as exc:
+            if local or spec.kind in NODE_KINDS:
+                raise GraphError(f"{where}.kind: {exc}") from None
+            continue  # a user's own class may be installed only where its node runs
+        try:
+            check_params(cls, spec.params, f"{where}.params")
+            if local and check_files:
+                check_paths(cls, spec.params, f"{where}.params")
+        except ConfigError as exc:
+            raise GraphError(str(exc)) from None
 
 
 def _wire_recovery(specs: dict[str, NodeSpec], sources: list[str], table: Any, edges: list, f: str,
@@ -319,7 +358,7 @@ def _wire_recovery(specs: dict[str, NodeSpec], sources: list[str], table: Any, e
             specs[sink].ack_to.append(spec.ack_bind)
 
 
-def _wire_curve(specs: dict[str, NodeSpec], table: Any, path: Path, f: str) -> Path:
+def _wire_curve(specs: dict[str, NodeSpec], table: Any, base: Path, f: str) -> Path:
     """CurveZMQ on every socket: each node accepts only the keys of its upstream nodes (and,
     on a source's acknowledgement socket, the sinks it waits for)."""
     from rram_lsm.stream.security import public_key
@@ -327,7 +366,7 @@ def _wire_curve(specs: dict[str, NodeSpec], table: Any, path: Path, f: str) -> P
     table = _check_keys(table, {"keys"}, f"{f}: graph.curve")
     if not isinstance(table.get("keys"), str):
         raise GraphError(f"{f}: graph.curve.keys: the folder of key pairs (made by `rram-lsm keys`) is required")
-    keys = (path.parent / table["keys"]).resolve()
+    keys = (base / table["keys"]).resolve()
     try:
         pub = {n: public_key(keys / f"{n}.key") for n in specs}
     except (FileNotFoundError, ValueError) as exc:

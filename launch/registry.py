@@ -6,7 +6,7 @@ import re
 
 NODE_KINDS: dict[str, str] = {
     "synthetic_dvs": "rram_lsm.nodes.sources.synthetic:SyntheticDvsSource",
-    "replay": "rram_lsm.nodes.sources.replay:ReplaySource",
+    "replay": "rram_lsm.nodes.sources.replay:DatasetReplaySource",
     "builtin_replay": "rram_lsm.nodes.sources.builtin_source:BuiltinReplaySource",
     "segmenter": "rram_lsm.nodes.sources.segmenter:SegmenterNode",
     "lsl": "rram_lsm.nodes.sources.live:LslSource",
@@ -19,6 +19,7 @@ NODE_KINDS: dict[str, str] = {
     "jsonl_sink": "rram_lsm.nodes.sinks:JsonlSink",
     "csv_sink": "rram_lsm.nodes.sinks:CsvSink",
     "recorder": "rram_lsm.nodes.recording:RecorderSink",
+    "tap": "rram_lsm.nodes.tap:TapSink",
     "lsm": "rram_lsm.nodes.lsm.node:LsmNode",
     "projection": "rram_lsm.nodes.projection.node:ProjectionNode",
     "classifier": "rram_lsm.nodes.classifier.node:ClassifierNode",
@@ -46,3 +47,32 @@ def node_class(kind: str):
         raise ValueError(f"unknown node kind {kind!r}; known kinds: {', '.join(sorted(NODE_KINDS))}")
     module, _, cls = NODE_KINDS[kind].partition(":")
     return getattr(importlib.import_module(module), cls)
+
+
+def describe(cls) -> str:
+    """A kind's one-line description: the first line of its class docstring."""
+    doc = (cls.__doc__ or "").strip()
+    return doc.splitlines()[0] if doc else "(no description)"
+
+
+def params_table(cls) -> str:
+    """A kind's declared parameters as aligned text: name, type, default, unit, meaning."""
+    from rram_lsm.stream.params import declared
+
+    decl = declared(cls)
+    if decl is None:
+        return "  (declares no PARAMS: its parameters are not checked)"
+    if not decl:
+        return "  (no parameters)"
+    rows = [("name", "type", "default", "unit", "meaning")]
+    for p in decl.values():
+        doc = p.doc
+        if p.choices:
+            doc += f" [{' | '.join(map(str, p.choices))}]"
+        if p.path:
+            doc += {"out": " (written)", "file": " (a file)", "dir": " (a folder)",
+                    "exists": " (a file or folder)"}[p.path]
+        rows.append((p.name, p.type_name(), "required" if p.required else repr(p.default), p.unit, doc))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    return "\n".join("  " + "  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4]
+                     for r in rows)

@@ -10,6 +10,7 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -233,7 +234,10 @@ class Launcher:
 
     def run(self, timeout_s: float | None = None) -> int:
         """Start every node, supervise until all end (or a stop), and return an exit code."""
-        old = {s: signal.signal(s, lambda *_: self.request_stop()) for s in (signal.SIGINT, signal.SIGTERM)}
+        # Ctrl-C stops the graph; a launcher in a thread (the Python API) is stopped by its owner.
+        main = threading.current_thread() is threading.main_thread()
+        old = {s: signal.signal(s, lambda *_: self.request_stop())
+               for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
         started = time.monotonic()
         self.event("started", graph=self.graph.name, run_dir=str(self.run_dir))
         try:

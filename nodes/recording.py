@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rram_lsm.stream.node import ConfigError
 from rram_lsm.stream.packets import WIRE_DTYPES, Packet, dtype_name
+from rram_lsm.stream.params import REQUIRED, Param
 
 from .sinks import SinkNode
 
@@ -25,27 +25,28 @@ FORMATS = ("npz", "aedat4")
 
 
 class RecorderSink(SinkNode):
-    """Params: ``path`` (.npz).  Keeps whole samples only (as every sink does)."""
+    """Saves whole samples of any stream to an ``.npz`` file, for later replay."""
 
     kind = "recorder"
+    PARAMS = SinkNode.PARAMS + (
+        Param("path", str, REQUIRED, "", "the file written (.npz at the end; .aedat4 as it goes)", path="out"),
+        Param("format", str, "npz", "", "npz: every stream, whole samples; aedat4: DVS events", choices=FORMATS),
+        Param("geometry", (list, type(None)), None, "px", "[width, height] for aedat4 when packets carry none"))
 
     def setup(self) -> None:
         super().setup()
-        path = self.param("path", None, str)
-        if not path:
-            raise ConfigError(f"node {self.name!r}: parameter 'path' (.npz file) is required")
-        self.path = Path(path)
+        self.path = Path(self.param("path"))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.bodies: dict[str, list[np.ndarray]] = {}
         self.rows: dict[str, list[tuple[int, int, int]]] = {}  # kind -> (sample, label, n)
         self.geometries: dict[str, list[int]] = {}
         self._current: dict[tuple, list[Packet]] = {}
-        self.format = self.param("format", "npz", str)
+        self.format = self.param("format")
         if self.format not in FORMATS:
             raise ConfigError(f"node {self.name!r}: parameter 'format' must be one of {FORMATS}, got {self.format!r}")
         self.aedat = None  # Aedat4Writer, opened at the first events (they carry the geometry)
         self._t_offset: tuple[tuple | None, int] = (None, 0)  # (origin, µs added to its times)
-        if self.format == "aedat4" and self.param("geometry", None, (list, tuple)):
+        if self.format == "aedat4" and self.param("geometry"):
             from .aedat4 import Aedat4Writer
 
             self.aedat = Aedat4Writer(self.path, *self.param("geometry"))  # a file even if nothing comes
@@ -90,7 +91,7 @@ class RecorderSink(SinkNode):
         if p.kind != "events" or p.body.dtype != WIRE_DTYPES["dvs"]:
             raise ValueError(f"recorder {self.name!r}: format 'aedat4' records DVS events only, "
                              f"got {p.kind} of dtype {p.body.dtype}")
-        geometry = self.param("geometry", None, (list, tuple)) or p.geometry
+        geometry = self.param("geometry") or p.geometry
         if self.aedat is None and (not geometry or len(geometry) != 2):
             raise ValueError(f"recorder {self.name!r}: the events carry no (width, height) geometry; "
                              f"give the recorder a 'geometry' parameter")

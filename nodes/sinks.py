@@ -14,6 +14,7 @@ from pathlib import Path
 from rram_lsm.stream.clock import now_ns
 from rram_lsm.stream.node import Node
 from rram_lsm.stream.packets import Packet
+from rram_lsm.stream.params import REQUIRED, Param
 
 
 def packet_record(p: Packet) -> dict:
@@ -49,11 +50,13 @@ class SinkNode(Node):
     """
 
     kind = "null_sink"
+    PARAMS = (Param("remember", int, 4096, "samples", "committed samples remembered per stream "
+                    "to remove duplicates (when the source lists none)"),)
     RESULT_KINDS = ("features", "embedding", "prediction")
     EPOCHS_KEPT = 2
 
     def setup(self) -> None:
-        self.remember = int(self.param("remember", 4096, int))
+        self.remember = int(self.param("remember"))
         if self.remember < 1:
             raise ValueError(f"node {self.name!r}: parameter 'remember' must be >= 1")
         self.pending: dict[tuple, list[dict]] = {}
@@ -143,10 +146,11 @@ class ConsoleSink(SinkNode):
     """Prints one line per data packet (events packets only every ``every`` packets)."""
 
     kind = "console_sink"
+    PARAMS = SinkNode.PARAMS + (Param("every", int, 1, "packets", "print every n-th events packet"),)
 
     def setup(self) -> None:
         super().setup()
-        self.every = int(self.param("every", 1, int))
+        self.every = int(self.param("every"))
 
     def write(self, rec: dict) -> None:
         if rec.get("control") or self.records % self.every == 0:
@@ -157,15 +161,17 @@ class JsonlSink(SinkNode):
     """Writes every record as a JSON line to ``path``."""
 
     kind = "jsonl_sink"
+    PARAMS = SinkNode.PARAMS + (
+        Param("path", str, REQUIRED, "", "the JSON lines file (appended to)", path="out"),
+        Param("echo", bool, False, "", "also print result and end-of-sample lines"),
+    )
 
     def setup(self) -> None:
         super().setup()
-        path = self.param("path", None, str)
-        if not path:
-            raise ValueError(f"node {self.name!r}: parameter 'path' is required")
+        path = self.param("path")
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.fh = open(path, "a", buffering=1)
-        self.echo = bool(self.param("echo", False, bool))
+        self.echo = self.param("echo")
 
     def write(self, rec: dict) -> None:
         line = json.dumps(rec)
@@ -182,12 +188,11 @@ class CsvSink(SinkNode):
 
     kind = "csv_sink"
     COLUMNS = ("kind", "stream", "seq", "sample", "n", "label", "pred", "latency_ms", "control")
+    PARAMS = SinkNode.PARAMS + (Param("path", str, REQUIRED, "", "the CSV file (overwritten)", path="out"),)
 
     def setup(self) -> None:
         super().setup()
-        path = self.param("path", None, str)
-        if not path:
-            raise ValueError(f"node {self.name!r}: parameter 'path' is required")
+        path = self.param("path")
         self.fh = open(path, "w", newline="")
         self.writer = csv.DictWriter(self.fh, self.COLUMNS, extrasaction="ignore")
         self.writer.writeheader()

@@ -7,10 +7,12 @@ the node produced for it (so an ``end_of_sample`` follows the feature computed a
 """
 from __future__ import annotations
 
+import copy
 from collections import Counter
-from typing import Any, Iterable, Iterator
+from typing import Any, ClassVar, Iterable, Iterator
 
 from .packets import Packet
+from .params import ConfigError, Param, check_params, inherited
 
 # DESIGN.md's operation-count vocabulary, shared by every node and every energy profile.
 # ``macs`` are real digital multiply-accumulates (projection, classifier); ``dense_macs`` is
@@ -22,22 +24,22 @@ OP_COUNTS = (
 )
 
 
-class ConfigError(ValueError):
-    """A bad configuration value; the message names the key."""
-
-
 class Node:
     """Base class for every node kind.
 
     ``params`` is plain data (from a graph file or the command line), so nodes can be
-    started anywhere.  ``ops`` accumulates operation counts for telemetry and energy.
+    started anywhere; a kind declares what it accepts in ``PARAMS`` (stream.params), and a
+    class declaring them refuses unknown or mistyped ones here too.  ``ops`` accumulates
+    operation counts for telemetry and energy.
     """
 
     kind = "node"
+    PARAMS: ClassVar[tuple[Param, ...] | None] = None  # None: not declared, not checked
 
     def __init__(self, name: str, params: dict[str, Any] | None = None):
         self.name = name
         self.params = dict(params or {})
+        check_params(type(self), self.params, f"node {name!r}")
         self.ops: Counter[str] = Counter()
         # Per-sample results a node wants in telemetry (e.g. reservoir health).
         self.gauges: dict[str, float] = {}
@@ -60,10 +62,21 @@ class Node:
         """Release resources."""
 
     def param(self, key: str, default: Any = None, kind: type | tuple | None = None) -> Any:
-        """Read a parameter, checking its type; the error names the key."""
-        value = self.params.get(key, default)
-        if kind is not None and value is not None and not isinstance(value, kind):
-            raise ConfigError(f"node {self.name!r}: parameter {key!r} must be {kind}, got {value!r}")
+        """A parameter's value, or its declared default (checked against its declaration).
+
+        ``default`` and ``kind`` serve node classes that declare no PARAMS."""
+        decl = inherited(type(self)).get(key)
+        if decl is None:
+            value = self.params.get(key, default)
+            if kind is not None and value is not None and not isinstance(value, kind):
+                raise ConfigError(f"node {self.name!r}: parameter {key!r} must be {kind}, got {value!r}")
+            return value
+        if key not in self.params:
+            if decl.required:
+                raise ConfigError(f"node {self.name!r}: parameter {key!r} is required ({decl.doc})")
+            return copy.copy(decl.default)  # a node may change a default list in place
+        value = self.params[key]
+        decl.check(value, f"node {self.name!r}")
         return value
 
 

@@ -166,6 +166,10 @@ def test_includes_and_argument_overrides(tmp_path, sockdir):
     ("[nodes.a\nkind=1", "not valid TOML"),
     (BASE.replace('to = "sink"', 'to = "sink"\nwindow = 0'), "window must be >= 1"),
     (BASE + "[graph]\nrestart = { policy = 'sometimes' }\n", "graph.restart.policy"),
+    (BASE.replace('kind = "null_sink"', 'kind = "null_sink"\nparams = { remembr = 3 }'),
+     "nodes.sink.params: unknown parameter 'remembr'; did you mean 'remember'?"),
+    (BASE.replace('kind = "null_sink"', 'kind = "null_sink"\nparams = { remember = "all" }'),
+     "nodes.sink.params: parameter 'remember' must be int"),
 ])
 def test_bad_graph_errors_name_file_and_key(tmp_path, sockdir, text, needle):
     path = write(tmp_path, text)

@@ -255,9 +255,11 @@ def test_bad_params():
         LsmNode("lsm", {"device": "pcm"})
     with pytest.raises(ConfigError, match="windows"):
         LsmNode("lsm", {"windows": 0})
-    for bad in (0, -2, True):
+    for bad in (0, -2):
         with pytest.raises(ConfigError, match="'threads' must be a positive integer"):
             LsmNode("lsm", {"threads": bad})
+    with pytest.raises(ConfigError, match="'threads' must be int, got True"):  # the declared type
+        LsmNode("lsm", {"threads": True})
     with pytest.raises(ConfigError, match="'threads' is 4096 but Numba has"):
         LsmNode("lsm", {"threads": 4096})
     node = LsmNode("lsm", {"preset": "zs_image", "overrides": {"crop": None}})

@@ -10,7 +10,7 @@ def register(sub) -> None:
     p = sub.add_parser("node", help="run a single node process",
                        description="Run one node with explicit endpoints (or a --spec file the "
                                    "launcher wrote).")
-    p.add_argument("kind", nargs="?", help="node kind (see `rram-lsm run --kinds`)")
+    p.add_argument("kind", nargs="?", help="node kind (`rram-lsm kinds` lists them)")
     p.add_argument("--spec", help="JSON node spec written by the launcher")
     p.add_argument("--name", help="node (and stream) name; defaults to the kind")
     p.add_argument("--bind", help="input endpoint to bind, e.g. tcp://127.0.0.1:5555")

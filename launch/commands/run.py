@@ -32,7 +32,7 @@ def run(args) -> int:
     from ..supervisor import Launcher
 
     socket_dir = Path(tempfile.mkdtemp(prefix="rram-lsm-"))
-    graph = load_graph(args.graph, parse_overrides(args.args), socket_dir)
+    graph = load_graph(args.graph, parse_overrides(args.args), socket_dir, host=args.host)
     run_dir = Path(args.run_dir or Path("runs") / f"{graph.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     console = Console(stderr=True)
     if not console.is_terminal:

@@ -12,22 +12,31 @@ from typing import Iterable
 
 from rram_lsm.stream.node import ConfigError
 from rram_lsm.stream.packets import Packet
+from rram_lsm.stream.params import REQUIRED, Param
 
 from .bank import PrototypeBank
-from .node import ClassifierNode
+from .node import THRESHOLD, TOPK, ClassifierNode
 
 
 class CrossModalClassifier(ClassifierNode):
-    """Params: ``banks`` ({query modality: bank file}), ``topk`` (3), ``threshold``,
-    ``seen`` and ``unseen`` (class lists for the accuracy gauges)."""
+    """Classifies each modality's embeddings against the bank built from the other one."""
 
     kind = "crossmodal_classifier"
+    PARAMS = (
+        Param("banks", dict, REQUIRED, "", "{query modality = bank file}", path="file"),
+        THRESHOLD,
+        TOPK,
+        Param("seen", list, [], "", "the seen classes: accuracy gauges and calibrated stacking"),
+        Param("unseen", list, [], "", "classes counted as unseen in the accuracy gauges"),
+        Param("calibration", (float, dict), None, "cosine", "calibrated stacking constant, one for "
+              "every bank or {query modality = constant}"),
+    )
 
     def setup(self) -> None:
-        banks = self.param("banks", kind=dict)
+        banks = self.param("banks")
         if not banks:
             raise ConfigError(f"node {self.name!r}: parameter 'banks' ({{modality: bank file}}) is required")
-        threshold = self.param("threshold", kind=(int, float))
+        threshold = self.param("threshold")
         self.banks: dict[str, PrototypeBank] = {}
         for modality, path in banks.items():
             if not isinstance(path, str):
@@ -36,17 +45,17 @@ class CrossModalClassifier(ClassifierNode):
                 self.banks[modality] = PrototypeBank.load(path, threshold=threshold)
             except (ValueError, KeyError, OSError) as exc:
                 raise ConfigError(f"node {self.name!r}: parameter 'banks.{modality}': {exc}") from None
-        self.topk = int(self.param("topk", 3, int))
+        self.topk = int(self.param("topk"))
         if self.topk <= 0:
             raise ConfigError(f"node {self.name!r}: parameter 'topk' must be > 0")
-        self.seen = {int(c) for c in self.param("seen", [], list)}
-        self.unseen = {int(c) for c in self.param("unseen", [], list)}
+        self.seen = {int(c) for c in self.param("seen")}
+        self.unseen = {int(c) for c in self.param("unseen")}
         if self.seen & self.unseen:
             raise ConfigError(f"node {self.name!r}: parameters 'seen' and 'unseen' overlap")
         self.bank = next(iter(self.banks.values()))
         # 'seen' also names the classes calibrated stacking lowers; 'calibration' is one
         # constant for every bank or {query modality: constant} (a bank left out keeps its own)
-        calibration = self.param("calibration", kind=(int, float, dict))
+        calibration = self.param("calibration")
         per_bank = calibration if isinstance(calibration, dict) else {}
         unknown = sorted(set(per_bank) - set(self.banks))
         if unknown:

@@ -7,45 +7,55 @@ import numpy as np
 
 from rram_lsm.stream.node import ConfigError, Node
 from rram_lsm.stream.packets import Packet
+from rram_lsm.stream.params import Param
 
-from .bank import PrototypeBank
+from .bank import MODES, PrototypeBank
 
 CONTROL_OPS = ("add_class", "add_examples", "remove_class")
+THRESHOLD = Param("threshold", float, None, "cosine", "reject below this score (overrides the bank's)")
+TOPK = Param("topk", int, 3, "classes", "classes reported per prediction")
 
 
 class ClassifierNode(Node):
-    """Cosine top-k classification against a :class:`PrototypeBank`.
+    """Cosine top-k classification of embeddings against a bank of prototypes.
 
-    Params: ``bank`` (path to a bank ``.npz``), ``topk`` (default 3), ``threshold``
-    (reject below this cosine score; overrides the bank's), ``dim`` (embedding size for an
-    empty bank when no file is given).  Control packets whose ``meta["op"]`` is
-    ``add_class`` / ``add_examples`` (with ``label`` and ``embeddings``) or ``remove_class``
-    (with ``label``) edit the bank at run time.
+    Control packets whose ``meta["op"]`` is ``add_class`` / ``add_examples`` (with ``label``
+    and ``embeddings``) or ``remove_class`` (with ``label``) edit the bank at run time.
     """
 
     kind = "classifier"
+    PARAMS = (
+        Param("bank", str, None, "", "the bank file (.npz); or give 'dim' for an empty bank", path="file"),
+        Param("dim", int, None, "", "embedding size of an empty bank"),
+        Param("mode", str, "mean", "", "empty bank: one prototype per class or exemplars", choices=MODES),
+        Param("k", int, None, "", "empty bank, exemplars: references kept per class"),
+        THRESHOLD,
+        TOPK,
+        Param("seen", list, None, "", "the classes the heads were trained on (generalised zero-shot)"),
+        Param("calibration", float, None, "cosine", "calibrated stacking: subtracted from seen-class "
+              "scores (overrides the bank's; 0 = plain cosine)"),
+    )
 
     def setup(self) -> None:
-        path = self.param("bank", kind=str)
-        threshold = self.param("threshold", kind=(int, float))
+        path = self.param("bank")
+        threshold = self.param("threshold")
         try:
             if path:
                 self.bank = PrototypeBank.load(path, threshold=threshold)
             else:
-                dim = self.param("dim", kind=int)
+                dim = self.param("dim")
                 if dim is None:
                     raise ConfigError(f"node {self.name!r}: give parameter 'bank' (a bank "
                                       f"file) or 'dim' (for an empty bank)")
-                self.bank = PrototypeBank(dim, self.param("mode", "mean", str),
-                                          self.param("k", kind=int), threshold)
+                self.bank = PrototypeBank(dim, self.param("mode"), self.param("k"), threshold)
         except ConfigError:
             raise
         except (ValueError, KeyError) as exc:
             raise ConfigError(f"node {self.name!r}: parameter 'bank': {exc}") from None
-        self.topk = int(self.param("topk", 3, int))
+        self.topk = int(self.param("topk"))
         if self.topk <= 0:
             raise ConfigError(f"node {self.name!r}: parameter 'topk' must be > 0")
-        self._calibrate(self.bank, self.param("calibration", kind=(int, float)), path or "bank")
+        self._calibrate(self.bank, self.param("calibration"), path or "bank")
 
     def _calibrate(self, bank: PrototypeBank, calibration: float | None, where: str) -> None:
         """Apply the generalised zero-shot params to ``bank`` (the file ``where``).
@@ -54,7 +64,7 @@ class ClassifierNode(Node):
         must agree); ``calibration``: the calibrated-stacking constant subtracted from the
         seen-class scores (overrides the bank's; 0 = plain cosine ranking; see ``gzsl``).
         """
-        seen = self.param("seen", kind=list)
+        seen = self.param("seen")
         stored = bank.seen
         if seen and stored is not None and sorted({int(c) for c in seen}) != list(stored):
             raise ConfigError(f"node {self.name!r}: parameter 'seen' {sorted(seen)} differs "

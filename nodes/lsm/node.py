@@ -1,20 +1,10 @@
 """The ``lsm`` node: events in, reservoir features out (trial or continuous mode).
 
-Params (plain data):
-
-- ``preset`` (default ``nmnist``) and ``overrides`` (dict of :class:`LsmConfig` fields);
-- ``device``: ``ideal`` | ``rram`` | dict (``{"base": "rram", "adc_bits": 6}``);
-- ``binning``: ``fixed_count`` | ``fixed_width`` | ``chunk_pad`` (default: the preset's);
-  ``bin_width_us`` overrides the preset's fixed_width bin;
-- ``mode``: ``trial`` (reset at ``start``, one feature at ``end_of_sample``) or ``continuous``
-  (state carried, a feature every ``hop_us`` over the last ``window_us``; fixed_width only);
-- ``geometry``: sensor geometry used when a packet carries none;
-- ``saturated_rate`` (0.9): the rate above which a neuron counts as saturated in health;
-- ``windows`` (1): rate windows per feature; above 1 a feature holds each neuron's rate in
-  that many consecutive windows of the sample (or of the continuous window), window-major,
-  as ``encode_modality(windows=)`` computes them offline;
-- ``threads`` (1): cores one sample runs on, the neurons split between them
-  (:mod:`nodes.lsm.columns`; same features) — for reservoirs of ~1,000 neurons and more.
+Its parameters are declared in ``LsmNode.PARAMS`` (``rram-lsm kinds lsm`` prints them).
+``windows`` above 1 makes a feature hold each neuron's rate in that many consecutive windows
+of the sample (or of the continuous window), window-major, as ``encode_modality(windows=)``
+computes them offline; ``threads`` splits the neurons between cores (:mod:`nodes.lsm.columns`;
+same features), for reservoirs of ~1,000 neurons and more.
 
 In ``fixed_width`` mode bins are run as soon as they complete (an event at or after a bin's
 end closes it), so at ``end_of_sample`` only the last, partial bin is left to run; bins start
@@ -30,45 +20,63 @@ import numpy as np
 
 from rram_lsm.stream.node import ConfigError, Node
 from rram_lsm.stream.packets import DVS_DTYPE, F32, Packet
+from rram_lsm.stream.params import Param
 
 from .binning import bin_events, event_addresses, warm_addresses
 from .live_binning import LiveBinner
 from .packet_path import PacketPath
-from .presets import get_preset
-from .reservoir import (LifReservoir, LsmConfig, check_threads, check_windows, numba_threads,
-                        window_rates)
+from .presets import PRESETS, get_preset
+from .reservoir import (BINNING_MODES, LifReservoir, LsmConfig, check_threads, check_windows,
+                        numba_threads, window_rates)
+from .rram import DEVICE_SETTINGS
 
 MODES = ("trial", "continuous")
 
 
 class LsmNode(Node):
+    """The RRAM LIF reservoir: events in, one feature vector per sample (or per hop) out."""
+
     kind = "lsm"
+    PARAMS = (
+        Param("preset", str, "nmnist", "", "the reservoir's configuration", choices=tuple(PRESETS)),
+        Param("overrides", dict, {}, "", "LsmConfig fields that replace the preset's"),
+        Param("device", (str, dict), "ideal", "", "ideal | rram | a dict such as "
+              "{base = \"rram\", adc_bits = 6}", choices=DEVICE_SETTINGS),
+        Param("binning", str, None, "", "time binning (default: the preset's)", choices=BINNING_MODES),
+        Param("bin_width_us", int, None, "us", "fixed_width bin (default: the preset's)"),
+        Param("mode", str, "trial", "", "trial: reset at start, a feature at end_of_sample; "
+              "continuous: a feature every hop_us (fixed_width only)", choices=MODES),
+        Param("window_us", int, None, "us", "continuous: the window a feature covers (default 50 bins)"),
+        Param("hop_us", int, None, "us", "continuous: time between features (default window_us / 5)"),
+        Param("geometry", list, None, "", "sensor geometry for packets that carry none"),
+        Param("saturated_rate", float, 0.9, "spikes/bin", "rate above which a neuron counts as saturated"),
+        Param("windows", int, 1, "windows", "rate windows per feature"),
+        Param("threads", int, 1, "threads", "cores one sample runs on (neurons split between them)"),
+    )
 
     def __init__(self, name: str, params: dict | None = None):
         super().__init__(name, params)
-        overrides = dict(self.param("overrides", {}, dict))
-        binning = self.param("binning", None, str)
+        overrides = dict(self.param("overrides"))
+        binning = self.param("binning")
         if binning is not None:
             overrides["binning"] = binning
-        width = self.param("bin_width_us", None, int)
+        width = self.param("bin_width_us")
         if width is not None:
             overrides["bin_width_us"] = width
-        self.config: LsmConfig = get_preset(self.param("preset", "nmnist", str), **overrides)
-        self.mode = self.param("mode", "trial", str)
-        if self.mode not in MODES:
-            raise ConfigError(f"node {name!r}: parameter 'mode' must be one of {MODES}, got {self.mode!r}")
-        self.saturated_rate = float(self.param("saturated_rate", 0.9, (int, float)))
+        self.config: LsmConfig = get_preset(self.param("preset"), **overrides)
+        self.mode = self.param("mode")
+        self.saturated_rate = float(self.param("saturated_rate"))
         try:
-            self.windows = check_windows(self.param("windows", 1, int))
-            threads = check_threads(self.param("threads", 1, int))
+            self.windows = check_windows(self.param("windows"))
+            threads = check_threads(self.param("threads"))
         except ConfigError as exc:
             raise ConfigError(f"node {name!r}: {exc}") from None
-        geom = self.param("geometry", None, (list, tuple))
+        geom = self.param("geometry")
         self.default_geometry = tuple(geom) if geom is not None else None
         if threads > numba_threads():
             raise ConfigError(f"node {name!r}: parameter 'threads' is {threads} but Numba has "
                               f"{numba_threads()} threads here (cores, or NUMBA_NUM_THREADS)")
-        self.reservoir = LifReservoir(self.config, self.param("device", "ideal", (str, dict)),
+        self.reservoir = LifReservoir(self.config, self.param("device"),
                                       threads=threads)
         self.reservoir.crossbar.release()   # the weights are read out; the node runs on those
         c = self.config
@@ -77,8 +85,10 @@ class LsmNode(Node):
         if self.mode == "continuous":
             if c.binning != "fixed_width":
                 raise ConfigError(f"node {name!r}: continuous mode needs binning 'fixed_width', got {c.binning!r}")
-            window = self.param("window_us", 50 * c.bin_width_us, int)
-            hop = self.param("hop_us", window // 5, int)
+            window = self.param("window_us")
+            window = 50 * c.bin_width_us if window is None else window
+            hop = self.param("hop_us")
+            hop = window // 5 if hop is None else hop
             for key, v in (("window_us", window), ("hop_us", hop)):
                 if v <= 0 or v % c.bin_width_us:
                     raise ConfigError(f"node {name!r}: parameter {key!r} ({v}) must be a positive multiple of bin_width_us ({c.bin_width_us})")

@@ -7,29 +7,32 @@ import numpy as np
 
 from rram_lsm.stream.node import ConfigError, Node
 from rram_lsm.stream.packets import Packet
+from rram_lsm.stream.params import REQUIRED, Param
 
 from .heads import ProjectionHead
 
 
 class ProjectionNode(Node):
-    """Applies a trained projection head to every ``features`` packet.
+    """Applies a trained projection head to every ``features`` packet (embeddings out).
 
-    Params: ``weights`` (path to a heads ``.npz``/``.safetensors``), optional ``modality``
-    (which head, when the file holds several), optional ``preset`` and ``n_features``
-    (what the upstream LSM produces; a head made for something else is refused at setup).
+    A head made for another preset or feature size than the upstream LSM's is refused at setup.
     """
 
     kind = "projection"
+    PARAMS = (
+        Param("weights", str, REQUIRED, "", "the heads file (.npz or .safetensors)", path="file"),
+        Param("modality", str, None, "", "which head, when the file holds several"),
+        Param("preset", str, None, "", "the upstream LSM's preset (checked against the head's)"),
+        Param("n_features", int, None, "features", "the upstream LSM's feature size (checked)"),
+    )
 
     def setup(self) -> None:
-        path = self.param("weights", kind=str)
-        if not path:
-            raise ConfigError(f"node {self.name!r}: parameter 'weights' (heads file) is required")
+        path = self.param("weights")
         try:
             self.head = ProjectionHead.load(
-                path, modality=self.param("modality", kind=str),
-                preset=self.param("preset", kind=str),
-                n_features=self.param("n_features", kind=int))
+                path, modality=self.param("modality"),
+                preset=self.param("preset"),
+                n_features=self.param("n_features"))
         except ValueError as exc:
             raise ConfigError(f"node {self.name!r}: parameter 'weights': {exc}") from None
 

@@ -11,8 +11,9 @@ from typing import Any, Iterable
 import numpy as np
 
 from rram_lsm.stream.node import ConfigError
+from rram_lsm.stream.params import REQUIRED, Param
 
-from .replay import ReplaySource
+from .replay import PACING, ReplaySource
 
 MODALITIES = ("visual", "audio", "neural")
 DEFAULT_CLASSES = tuple(range(1, 10))  # the paper drops digit 0
@@ -44,40 +45,31 @@ def pick_samples(labels: np.ndarray, split: np.ndarray, want_split: int, classes
 
 
 class BuiltinReplaySource(ReplaySource):
-    """Replays built-in samples. Params: ``size`` (full|tiny), ``seed`` (dataset seed),
-    ``modality``, ``split`` (train|val|test, default test), ``classes`` (default 1-9),
-    ``n_samples`` (default 60), ``pick_seed`` (default 0), ``half`` (visual half 0/1 or
-    null), plus every :class:`ReplaySource` param (``speed``, ``max_events``, ``span_us``...)."""
+    """Replays held-out samples of the built-in dataset (built and cached on first use)."""
+
+    PARAMS = PACING + (
+        Param("modality", str, REQUIRED, "", "which modality's samples", choices=MODALITIES),
+        Param("size", str, "full", "", "the built-in dataset's size", choices=("full", "tiny")),
+        Param("seed", int, 0, "", "the dataset's seed"),
+        Param("split", str, "test", "", "which split to replay", choices=("train", "val", "test")),
+        Param("classes", list, list(DEFAULT_CLASSES), "", "the classes replayed (integers)"),
+        Param("n_samples", int, 60, "samples", "how many samples, balanced over the classes"),
+        Param("pick_seed", int, 0, "", "seed of the choice of samples"),
+        Param("half", int, None, "", "visual: only samples of this half (0 or 1)", choices=(0, 1)),
+    )
 
     def __init__(self, name: str, params: dict[str, Any] | None = None):
-        params = dict(params or {})
-        size = params.get("size", "full")
-        if size not in ("full", "tiny"):
-            raise ConfigError(f"node {name!r}: parameter 'size' must be 'full' or 'tiny', got {size!r}")
-        modality = params.get("modality")
-        if modality not in MODALITIES:
-            raise ConfigError(f"node {name!r}: parameter 'modality' must be one of {MODALITIES}, got {modality!r}")
-        split = params.get("split", "test")
-        if split not in ("train", "val", "test"):
-            raise ConfigError(f"node {name!r}: parameter 'split' must be train, val or test, got {split!r}")
-        n = params.get("n_samples", 60)
-        if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
-            raise ConfigError(f"node {name!r}: parameter 'n_samples' must be an integer > 0, got {n!r}")
-        classes = params.get("classes", list(DEFAULT_CLASSES))
-        if not isinstance(classes, (list, tuple)) or not classes or \
-                any(isinstance(c, bool) or not isinstance(c, int) for c in classes):
-            raise ConfigError(f"node {name!r}: parameter 'classes' must be a list of integers, got {classes!r}")
-        half = params.get("half")
-        if half not in (None, 0, 1):
-            raise ConfigError(f"node {name!r}: parameter 'half' must be 0, 1 or null, got {half!r}")
-        for key in ("seed", "pick_seed"):
-            if not isinstance(params.get(key, 0), int):
-                raise ConfigError(f"node {name!r}: parameter {key!r} must be an integer")
-        self.size, self.modality, self.split_name = size, modality, split
-        self.n_samples, self.classes, self.half = n, [int(c) for c in classes], half
-        self.data_seed, self.pick_seed = int(params.get("seed", 0)), int(params.get("pick_seed", 0))
-        self.indices: np.ndarray | None = None
         super().__init__(name, params, samples=self._samples)
+        n = self.param("n_samples")
+        if n <= 0:
+            raise ConfigError(f"node {name!r}: parameter 'n_samples' must be an integer > 0, got {n!r}")
+        classes = self.param("classes")
+        if not classes or any(isinstance(c, bool) or not isinstance(c, int) for c in classes):
+            raise ConfigError(f"node {name!r}: parameter 'classes' must be a list of integers, got {classes!r}")
+        self.size, self.modality, self.split_name = self.param("size"), self.param("modality"), self.param("split")
+        self.n_samples, self.classes, self.half = n, [int(c) for c in classes], self.param("half")
+        self.data_seed, self.pick_seed = self.param("seed"), self.param("pick_seed")
+        self.indices: np.ndarray | None = None
 
     def _samples(self) -> list[tuple[np.ndarray, int]]:
         """The chosen samples (loaded once; the dataset is built if it is not cached)."""

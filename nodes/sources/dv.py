@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from rram_lsm.stream.node import ConfigError, SourceNode
+from rram_lsm.stream.params import REQUIRED, Param
 from rram_lsm.stream.packets import DVS_DTYPE, Origin, Packet, new_epoch
 
 from .live import LiveSourceError, optional_import
@@ -95,6 +96,8 @@ class _DvInputSource(SourceNode):
     """
 
     input_what = "DV input"
+    PARAMS = (Param("resize", (list, type(None)), None, "px",
+                    "[width, height] grid to map the sensor onto (unset: the sensor's own)"),)
 
     def __init__(self, name: str, params: dict[str, Any] | None = None):
         super().__init__(name, params)
@@ -103,7 +106,7 @@ class _DvInputSource(SourceNode):
         self.geometry: tuple[int, int] | None = None
         self.end_meta: dict[str, Any] = {}
         self.gauges["disconnects"] = 0
-        resize = self.param("resize", None, (list, tuple))
+        resize = self.param("resize")
         if resize is not None and (len(resize) != 2 or not all(isinstance(v, int) and v > 0 for v in resize)):
             raise ConfigError(f"node {name!r}: parameter 'resize' must be [width, height] in pixels, got {resize!r}")
         self.resize = tuple(resize) if resize else None
@@ -155,10 +158,12 @@ class DvsCameraSource(_DvInputSource):
     """Events from an iniVation camera (param ``camera``: model_serial or serial, optional)."""
 
     input_what = "DVS camera"
+    PARAMS = _DvInputSource.PARAMS + (
+        Param("camera", str, "", "", "MODEL_SERIAL or serial (empty: the first camera found)"),)
 
     def __init__(self, name: str, params: dict[str, Any] | None = None):
         super().__init__(name, params)
-        self.camera_name = self.param("camera", "", str)
+        self.camera_name = self.param("camera")
 
     def open(self, dv):
         return open_camera(dv, self.camera_name)
@@ -174,10 +179,13 @@ class DvNetworkSource(_DvInputSource):
     """
 
     input_what = "DV network stream"
+    PARAMS = _DvInputSource.PARAMS + (
+        Param("address", str, REQUIRED, "", "tcp://HOST:PORT, unix:///PATH or a socket path"),
+        Param("connect_timeout_s", float, 5.0, "s", "how long to wait for the writer"))
 
     def __init__(self, name: str, params: dict[str, Any] | None = None):
         super().__init__(name, params)
-        address = self.param("address", None, str)
+        address = self.param("address")
         if not address:
             raise ConfigError(f"node {name!r}: parameter 'address' (tcp://HOST:PORT or unix:///PATH) is required")
         try:
@@ -185,7 +193,7 @@ class DvNetworkSource(_DvInputSource):
         except ConfigError as err:
             raise ConfigError(f"node {name!r}: {err}") from None
         self.address = address
-        self.connect_timeout = float(self.param("connect_timeout_s", 5.0, (int, float)))
+        self.connect_timeout = float(self.param("connect_timeout_s"))
 
     def open(self, dv):
         deadline = time.monotonic() + self.connect_timeout

@@ -15,6 +15,7 @@ import numpy as np
 
 from rram_lsm.stream.node import ConfigError, SourceNode
 from rram_lsm.stream.packets import NEURAL_DTYPE, Origin, Packet, new_epoch
+from rram_lsm.stream.params import Param
 
 EXTRA = "pip install 'rram-lsm[live]'"
 
@@ -45,19 +46,26 @@ def lsl_chunk_to_events(samples: np.ndarray, stamps_s: np.ndarray, t0_s: float) 
 
 
 class LslSource(SourceNode):
-    """Reads a spike-count LSL stream (params: ``name`` or ``type``, resolve_timeout_s, chunk,
-    idle_timeout_s); each channel is an electrode, each sample value a spike count."""
+    """Reads a spike-count LSL stream; each channel is an electrode, each value a spike count."""
+
+    PARAMS = (
+        Param("name", str, None, "", "the LSL stream's name (give it or 'type')"),
+        Param("type", str, None, "", "the LSL stream's type"),
+        Param("resolve_timeout_s", float, 5.0, "s", "how long to look for the stream"),
+        Param("chunk", int, 1024, "samples", "most samples per pull"),
+        Param("idle_timeout_s", float, None, "s", "end after this long without data (unset: never)"),
+    )
 
     def __init__(self, name: str, params: dict[str, Any] | None = None):
         super().__init__(name, params)
-        self.stream_name = self.param("name", None, str)
-        self.stream_type = self.param("type", None, str)
+        self.stream_name = self.param("name")
+        self.stream_type = self.param("type")
         if not (self.stream_name or self.stream_type):
             raise ConfigError(f"node {name!r}: give the LSL stream's 'name' or 'type'")
-        self.timeout = float(self.param("resolve_timeout_s", 5.0, (int, float)))
-        self.max_chunk = self.param("chunk", 1024, int)
+        self.timeout = float(self.param("resolve_timeout_s"))
+        self.max_chunk = self.param("chunk")
         # End the stream after this long without data (None: wait for ever, as live data does).
-        self.idle_timeout = self.param("idle_timeout_s", None, (int, float))
+        self.idle_timeout = self.param("idle_timeout_s")
         self.epoch = new_epoch()
         self.inlet = None
 

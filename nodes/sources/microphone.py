@@ -17,24 +17,32 @@ import numpy as np
 
 from rram_lsm.stream.node import ConfigError, SourceNode
 from rram_lsm.stream.packets import Origin, Packet, new_epoch
+from rram_lsm.stream.params import Param
 
 from .cochlea import CochleaParams, emulate_cochlea
 from .live import LiveSourceError, optional_import
 
 
 class MicrophoneSource(SourceNode):
-    """Params: ``device`` (name or index, default: the system's), ``sample_rate`` (16000),
-    ``block_ms`` (100), ``seed`` (0, the emulator's mismatch), ``target_rms`` (0.05: AGC)."""
+    """Sound from a microphone turned into cochlea events (continuous stream)."""
+
+    PARAMS = (
+        Param("device", (str, int), None, "", "input device name or index (unset: the system's)"),
+        Param("sample_rate", int, 16000, "Hz", "audio sample rate"),
+        Param("block_ms", int, 100, "ms", "audio block turned into events at once"),
+        Param("target_rms", float, 0.05, "", "automatic gain control target level"),
+        Param("seed", int, 0, "", "seed of the emulator's mismatch"),
+    )
 
     def __init__(self, name: str, params: dict[str, Any] | None = None):
         super().__init__(name, params)
-        self.device = self.param("device", None, (str, int))
-        self.sr = int(self.param("sample_rate", 16000, int))
-        self.block_ms = int(self.param("block_ms", 100, int))
+        self.device = self.param("device")
+        self.sr = int(self.param("sample_rate"))
+        self.block_ms = int(self.param("block_ms"))
         if self.sr <= 0 or self.block_ms <= 0:
             raise ConfigError(f"node {name!r}: parameters 'sample_rate' and 'block_ms' must be > 0")
-        self.cochlea = CochleaParams(target_rms=float(self.param("target_rms", 0.05, (int, float))))
-        self.rng = np.random.default_rng(self.param("seed", 0, int))
+        self.cochlea = CochleaParams(target_rms=float(self.param("target_rms")))
+        self.rng = np.random.default_rng(self.param("seed"))
         self.geometry = (self.cochlea.n_channels,)
         self.epoch = new_epoch()
         self.stream = None

@@ -9,6 +9,7 @@ and its ``origin_ns`` is the wall-clock time its first event was due; as fast as
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
@@ -16,6 +17,7 @@ import numpy as np
 from rram_lsm.stream.clock import now_ns
 from rram_lsm.stream.node import ConfigError, SourceNode
 from rram_lsm.stream.packets import EVENT_DTYPES, Origin, Packet, control, dtype_name, new_epoch
+from rram_lsm.stream.params import REQUIRED, Param
 
 from .pacing import Pacer, check_speed, frame_slices, release_schedule
 
@@ -24,19 +26,27 @@ SampleSource = Iterable[Sample] | Callable[[], Iterable[Sample]]
 
 FORMATS = ("nmnist", "ntidigits", "shd", "event_file", "spike_array", "recording")
 
+# What every replaying source accepts: pacing and framing.
+PACING = (
+    Param("speed", float, None, "x real time", "pacing: 1.0 = real time; 0 or unset = as fast as possible"),
+    Param("loop", int, 1, "passes", "passes over the samples (0 = forever)"),
+    Param("max_events", (int, type(None)), 4096, "events", "most events per message (None: no limit)"),
+    Param("span_us", int, None, "us", "most time one message covers (unset: no limit)"),
+    Param("gap_us", int, 0, "us", "silence between samples (real time only)"),
+    Param("geometry", list, None, "", "sensor geometry [W, H] or [channels] (default: the data's)"),
+)
 
-def _dataset(params: dict[str, Any], name: str) -> tuple[Callable[[], Iterable[Sample]], tuple[int, ...] | None]:
+
+def _dataset(param: Callable[[str], Any], name: str) -> tuple[Callable[[], Iterable[Sample]], tuple[int, ...] | None]:
     """A sample factory and its sensor geometry for the ``format``/``path`` parameters."""
     from . import readers
 
-    fmt, path = params.get("format"), params.get("path")
-    if fmt not in FORMATS:
-        raise ConfigError(f"node {name!r}: parameter 'format' must be one of {FORMATS}, got {fmt!r}")
-    if not isinstance(path, str):
-        raise ConfigError(f"node {name!r}: parameter 'path' (dataset file or folder) is required")
-    split = params.get("split", "train")
+    fmt, path = param("format"), param("path")
+    if fmt is None or path is None:
+        raise ConfigError(f"node {name!r}: parameters 'format' and 'path' (dataset file or folder) are required")
+    split = param("split")
     if fmt == "nmnist":
-        crop, pol = params.get("crop", 16), params.get("polarity", 1)
+        crop, pol = param("crop"), param("polarity")
         geom = (crop, crop) if crop else readers.NMNIST_SENSOR
         return (lambda: ((readers.nmnist_preprocess(e, crop, pol), y)
                          for e, y in readers.iter_nmnist(path, split))), geom
@@ -50,13 +60,13 @@ def _dataset(params: dict[str, Any], name: str) -> tuple[Callable[[], Iterable[S
         _, geom = read_recording(path)
         return (lambda: read_recording(path)[0]), tuple(geom) if geom else None
     if fmt == "spike_array":
-        return (lambda: readers.read_spike_array(path, params.get("key"), params.get("bin_us", 10_000))), None
+        return (lambda: readers.read_spike_array(path, param("key"), param("bin_us"))), None
     geom = readers.aedat4_geometry(path) if path.endswith(".aedat4") else None
     return (lambda: [(readers.read_event_file(path), readers.event_file_label(path))]), geom
 
 
 class ReplaySource(SourceNode):
-    """Replays (events, label) samples; params: speed, loop, max_events, span_us, gap_us, geometry.
+    """Replays (events, label) samples, given in code or read from a dataset, as a timed stream.
 
     Samples come from the ``samples`` argument (an iterable, or a callable returning one per
     pass) or from the ``format``/``path`` parameters (readers.py).  ``loop`` is the number of
@@ -64,19 +74,30 @@ class ReplaySource(SourceNode):
     """
 
     kind = "source"
+    PARAMS = PACING + (
+        Param("format", str, None, "", "what ``path`` holds (required without in-code samples)",
+              choices=FORMATS),
+        Param("path", str, None, "", "dataset folder or file (required without in-code samples)",
+              path="exists"),
+        Param("split", str, "train", "", "dataset split (nmnist, ntidigits)"),
+        Param("crop", (int, type(None)), 16, "pixels", "nmnist: centre crop (None: whole sensor)"),
+        Param("polarity", (int, type(None)), 1, "", "nmnist: the polarity kept (None: both)"),
+        Param("key", str, None, "", "spike_array: the array's name in the .npz"),
+        Param("bin_us", int, 10_000, "us", "spike_array: the width of one bin of counts"),
+    )
 
     def __init__(self, name: str, params: dict[str, Any] | None = None, samples: SampleSource | None = None):
         super().__init__(name, params)
-        self.speed = check_speed(self.param("speed", None))
-        self.loop = self.param("loop", 1, int)
-        self.max_events = self.param("max_events", 4096, int)
-        self.span_us = self.param("span_us", None, int)
-        self.gap_us = self.param("gap_us", 0, int)
+        self.speed = check_speed(self.param("speed"))
+        self.loop = self.param("loop")
+        self.max_events = self.param("max_events")
+        self.span_us = self.param("span_us")
+        self.gap_us = self.param("gap_us")
         if self.loop < 0 or self.gap_us < 0:
             raise ConfigError(f"node {name!r}: parameters 'loop' and 'gap_us' must be >= 0")
-        geometry = self.param("geometry", None, (list, tuple))
+        geometry = self.param("geometry")
         if samples is None:
-            self._factory, known = _dataset(self.params, name)
+            self._factory, known = _dataset(self.param, name)
             geometry = geometry or known
         elif callable(samples):
             self._factory = samples
@@ -146,3 +167,10 @@ class ReplaySource(SourceNode):
                 sample += 1
             if empty_pass:
                 break
+
+
+class DatasetReplaySource(ReplaySource):
+    """Replays a recorded dataset or event file as a timed event stream (kind ``replay``)."""
+
+    PARAMS = tuple(replace(p, default=REQUIRED, doc=p.doc.split(" (required")[0])
+                   if p.name in ("format", "path") else p for p in ReplaySource.PARAMS)

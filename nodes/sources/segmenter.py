@@ -16,6 +16,7 @@ import numpy as np
 
 from rram_lsm.stream.node import ConfigError, Node
 from rram_lsm.stream.packets import Origin, Packet, control, new_epoch
+from rram_lsm.stream.params import Param
 
 
 @dataclass(frozen=True)
@@ -127,14 +128,19 @@ class SegmenterNode(Node):
     """Turns continuous events packets (sample -1) into samples with start / end_of_sample controls."""
 
     kind = "segmenter"
+    PARAMS = (
+        Param("bin_us", int, 10_000, "us", "width of the bins events are counted in"),
+        Param("on_rate_hz", float, 2_000.0, "Hz", "a sample starts when the rate stays at or above this"),
+        Param("off_rate_hz", float, 500.0, "Hz", "... and ends when it stays below this"),
+        Param("onset_bins", int, 2, "bins", "bins at or above on_rate_hz that start a sample"),
+        Param("hangover_bins", int, 10, "bins", "bins below off_rate_hz that end it"),
+        Param("preroll_bins", int, 2, "bins", "bins before the onset included in the sample"),
+        Param("max_us", int, 2_000_000, "us", "longest sample"),
+    )
 
     def __init__(self, name: str, params: dict[str, Any] | None = None):
         super().__init__(name, params)
-        keys = SegmenterParams.__dataclass_fields__
-        unknown = set(self.params) - set(keys)
-        if unknown:
-            raise ConfigError(f"node {name!r}: unknown segmenter parameters {sorted(unknown)}; known: {sorted(keys)}")
-        self.seg = ActivitySegmenter(SegmenterParams(**self.params))
+        self.seg = ActivitySegmenter(SegmenterParams(**{p.name: self.param(p.name) for p in self.PARAMS}))
         self.sample = 0
         self.epoch = new_epoch()  # samples made here get their origin here
         self._last: Packet | None = None

@@ -12,8 +12,9 @@ import numpy as np
 
 from rram_lsm.stream.node import ConfigError
 from rram_lsm.stream.packets import DVS_DTYPE
+from rram_lsm.stream.params import Param
 
-from .replay import ReplaySource
+from .replay import PACING, ReplaySource
 
 PATTERNS = ("bar", "random")
 
@@ -46,22 +47,30 @@ def synthetic_sample(rng: np.random.Generator, pattern: str, label: int, geometr
 
 
 class SyntheticDvsSource(ReplaySource):
-    """Params: geometry [W, H], pattern, rate_hz, sample_ms, n_samples (or samples; 0 = forever),
-    n_classes, seed, and ReplaySource's pacing/framing ones (speed: 0 or null = as fast as possible)."""
+    """Synthetic DVS events for smoke tests: a moving bar or random events at a set rate."""
+
+    PARAMS = tuple(p for p in PACING if p.name != "geometry") + (
+        Param("geometry", list, [16, 16], "pixels", "sensor size [W, H]"),
+        Param("pattern", str, "bar", "", "a bar sweeping in one of 4 directions (the label), or random events",
+              choices=PATTERNS),
+        Param("rate_hz", float, 20_000.0, "Hz", "mean event rate"),
+        Param("sample_ms", float, 300, "ms", "length of one sample"),
+        Param("samples", int, 10, "samples", "samples to emit (0 = forever)"),
+        Param("n_samples", int, None, "samples", "the same as 'samples' (wins when given)"),
+        Param("n_classes", int, 4, "classes", "labels cycle through this many classes"),
+        Param("seed", int, 0, "", "random seed of the events"),
+    )
 
     def __init__(self, name: str, params: dict[str, Any] | None = None):
-        params = dict(params or {})
-        params.setdefault("geometry", [16, 16])
         super().__init__(name, params, samples=self._samples)
-        self.pattern = self.param("pattern", "bar", str)
-        if self.pattern not in PATTERNS:
-            raise ConfigError(f"node {name!r}: parameter 'pattern' must be one of {PATTERNS}, got {self.pattern!r}")
-        self.rate_hz = float(self.param("rate_hz", 20_000.0, (int, float)))
-        self.sample_us = int(self.param("sample_ms", 300, (int, float)) * 1000)
+        self.pattern = self.param("pattern")
+        self.rate_hz = float(self.param("rate_hz"))
+        self.sample_us = int(self.param("sample_ms") * 1000)
         # graph files may call it ``samples`` (the smoke graph's argument name)
-        self.n_samples = self.param("n_samples", self.param("samples", 10, int), int)
-        self.n_classes = self.param("n_classes", 4, int)
-        self.seed = self.param("seed", 0, int)
+        n = self.param("n_samples")
+        self.n_samples = self.param("samples") if n is None else n
+        self.n_classes = self.param("n_classes")
+        self.seed = self.param("seed")
         if self.rate_hz <= 0 or self.sample_us <= 0 or self.n_samples < 0 or self.n_classes <= 0:
             raise ConfigError(f"node {name!r}: rate_hz, sample_ms and n_classes must be > 0, n_samples >= 0")
         if len(self.geometry or ()) != 2:
