@@ -57,7 +57,9 @@ def register(sub) -> None:
         "energy", help="per-inference energy of an LSM preset on each energy profile",
         description="Price the op counts of one reservoir inference (computed from the preset's "
                     "sizes and a stated activity) on every energy profile, side by side with "
-                    "their ratio to the RRAM macro and the paper's 23.34x and 160x.")
+                    "their ratio to the RRAM macro, then the whole pipeline (reservoir, head, "
+                    "bank) per node, with the heads' weights on chip and, as a sensitivity, "
+                    "streamed from DRAM, beside the paper's 23.34x / 160x and PRIME's 37.8x / 62.5x.")
     p.add_argument("--preset", default="zs_image",
                    help="LSM preset (default zs_image; see --list)")
     p.add_argument("--input-activity", type=float, default=DEFAULT_INPUT_ACTIVITY,
