@@ -119,14 +119,14 @@ def energy_lines(e: dict, digital: str = DIGITAL) -> list[str]:
     if RRAM not in per_inf or digital not in per_inf:
         return []
     kr = (e.get("kind_ratio_to_rram") or {}).get(digital, {})
-    kinds = ", ".join(f"{k} {kr[k]:.1f}x" for k in ("lsm", "projection", "classifier") if k in kr)
+    kinds = ", ".join(f"{k} {kr[k]:.1f}x" for k in ("projection", "classifier") if k in kr)
     dram = e.get("dram_weights_ratio_to_rram", {}).get(digital)
     lines = [f"energy/inference ({e['inferences']} inferences; heads and bank on chip, each weight "
              f"read priced once): RRAM {per_inf[RRAM] / 1e3:.1f} nJ · {digital} "
              f"{per_inf[digital] / 1e3:.1f} nJ",
              f"ratio {digital}/RRAM: pipeline {e['ratio_to_rram'].get(digital, math.nan):.1f}x · "
-             f"reservoir only {e['lsm_ratio_to_rram'].get(digital, math.nan):.1f}x · per node "
-             f"kind {kinds}" + (f" · heads+bank weights from DRAM {dram:.2f}x" if dram else "")]
+             f"reservoir only {e['lsm_ratio_to_rram'].get(digital, math.nan):.1f}x · {kinds}"
+             + (f" · heads+bank weights from DRAM {dram:.2f}x" if dram else "")]
     pub = " · ".join(f"{who} {a:g}x / {b:g}x" for who, (a, b) in e["published_ratios"].items())
     lines.append(f"published (their baselines, not recomputable here): {pub}")
     return lines
@@ -338,7 +338,8 @@ def _fig_energy(F: Figures, e: dict) -> None:
     ax.legend(fontsize=7)
     F.save(fig, "energy_nodes", {"inferences": e["inferences"], "per_node_pj": e["per_node_pj"]},
            "Energy per inference of each node and of the whole pipeline on each hardware profile "
-           "(op counts x profile; bars side by side, log axis).")
+           "(each node's op counts x profile / all inferences, so the nodes sum to the pipeline; "
+           "bars side by side, log axis).")
     ops = sorted({o for p in profs for o in e["per_op_pj"].get(p, {})})
     fig, ax = F.plt.subplots(figsize=(7, 3.4))
     for k, p in enumerate(profs):
@@ -394,7 +395,7 @@ def _energy_html(e: dict, sensitivity: list[dict]) -> str:
         v = d.get(p)
         return "-" if v is None else f"{v:.2f}x"
 
-    kinds = [k for k in ("lsm", "projection", "classifier")
+    kinds = [k for k in ("projection", "classifier")
              if any(k in v for v in e.get("kind_ratio_to_rram", {}).values())]
     rows = [[p, fmt_nj(v), ratio(e["ratio_to_rram"], p), fmt_nj(e["lsm_per_inference_pj"].get(p)),
              ratio(e["lsm_ratio_to_rram"], p)]
