@@ -23,38 +23,18 @@ def _energy_cell(r: dict) -> str:
     return cell
 
 
-RRAM_PROFILE, DIGITAL_PROFILE = "rram_macro", "digital_45nm_event"
-
-
-def pipeline_energy_per_inference(latest: dict[str, dict]) -> tuple[dict[str, float], int]:
-    """Energy (pJ) of every node summed per profile, divided by the classifier's inferences."""
-    inferences = max((int((r.get("gauges") or {}).get("inferences", 0)) for r in latest.values()),
-                     default=0)
-    totals: dict[str, float] = {}
-    for r in latest.values():
-        for prof, v in (r.get("energy_pj") or {}).items():
-            if isinstance(v, dict):
-                totals[prof] = totals.get(prof, 0.0) + float(v.get("total", 0.0))
-    if not inferences:
-        return {}, 0
-    return {p: t / inferences for p, t in totals.items()}, inferences
-
-
 def summary_lines(latest: dict[str, dict], seen=(), unseen=()) -> list[str]:
-    """The accuracy line (seen / unseen / chance) and energy per inference, RRAM vs digital."""
+    """The accuracy line (seen / unseen / chance) and energy per inference, RRAM vs digital,
+    with the pipeline, reservoir-only and per-node-kind ratios beside the published ones."""
     from .accuracy import from_gauges
+    from .report import energy_lines, energy_summary
 
     lines = []
     gauges = [r.get("gauges") or {} for r in latest.values()]
     cls = next((g for g in gauges if "seen_n" in g), None)
     if cls is not None:
         lines.append("accuracy: " + from_gauges(cls, seen, unseen).line())
-    per_inf, n = pipeline_energy_per_inference(latest)
-    if RRAM_PROFILE in per_inf and DIGITAL_PROFILE in per_inf:
-        rram, dig = per_inf[RRAM_PROFILE], per_inf[DIGITAL_PROFILE]
-        ratio = f"{dig / rram:.1f}x" if rram > 0 else "-"
-        lines.append(f"energy/inference ({n} inferences): RRAM {rram / 1e3:.1f} nJ · digital 45 nm "
-                     f"{dig / 1e3:.1f} nJ · ratio digital/RRAM {ratio}")
+    lines += energy_lines(energy_summary(latest))
     return lines
 
 

@@ -19,8 +19,7 @@ import numpy as np
 from .accuracy import from_gauges, from_records, read_records
 
 RRAM, DIGITAL = "rram_macro", "digital_45nm_event"
-PAPER = {"seen": 66.1, "unseen": 88.0, "seen_rram": 67.42, "unseen_rram": 87.5,
-         "ratio_digital": 23.34, "ratio_gpu": 160.0}
+PAPER = {"seen": 66.1, "unseen": 88.0, "seen_rram": 67.42, "unseen_rram": 87.5}
 
 
 # ----------------------------------------------------------------------------- log readers
@@ -44,7 +43,14 @@ def percentile(values, q: float) -> float | None:
 
 
 def energy_summary(latest: dict[str, dict]) -> dict:
-    """Per node and per op energy (pJ) for every profile, and the pipeline's per inference."""
+    """Per node and per op energy (pJ) for every profile, and the pipeline's per inference.
+
+    Ratios to ``rram_macro`` come for the pipeline, the reservoir alone (lsm nodes), each node
+    kind and each node; ``dram_weights_*`` re-prices the same op counts with the heads' and
+    bank's weights streamed from DRAM (each profile's ``weights_from_dram``), the sensitivity
+    row of the weights-on-chip rule.
+    """
+    from rram_lsm.stream.energy import load_profile
     from rram_lsm.stream.node import OP_COUNTS
 
     inferences = max((int((r.get("gauges") or {}).get("inferences", 0)) for r in latest.values()),
@@ -62,18 +68,68 @@ def energy_summary(latest: dict[str, dict]) -> dict:
                 if op != "total":
                     per_op.setdefault(prof, {})[op] = per_op.get(prof, {}).get(op, 0.0) + float(v)
     totals = {p: math.fsum(v.values()) for p, v in per_node.items()}
-    lsm_nodes = {n for n, r in latest.items() if r.get("kind") == "lsm"}
-    lsm = {p: math.fsum(v for n, v in per.items() if n in lsm_nodes) for p, per in per_node.items()}
-    per_inf = {p: t / inferences for p, t in totals.items()} if inferences else {}
-    lsm_inf = {p: t / inferences for p, t in lsm.items()} if inferences else {}
+    kinds = {n: _kind_group(r.get("kind", "")) for n, r in latest.items()}
+    by_kind = {p: {k: math.fsum(v for n, v in per.items() if kinds.get(n) == k)
+                   for k in sorted({kinds.get(n) for n in per})} for p, per in per_node.items()}
+    lsm = {p: v.get("lsm", 0.0) for p, v in by_kind.items()}
+    dram: dict[str, float] = {}
+    for prof in per_node:
+        try:
+            alt = load_profile(prof).weights_from_dram()
+        except (OSError, ValueError):  # a profile not found or unreadable here: no DRAM row
+            continue
+        dram[prof] = math.fsum(alt.total_pj({k: v for k, v in (r.get("ops") or {}).items()
+                                             if k in OP_COUNTS}) for r in latest.values())
+
+    def per(d: dict) -> dict:
+        return {p: t / inferences for p, t in d.items()} if inferences else {}
 
     def ratios(d: dict) -> dict:
         return {p: d[p] / d[RRAM] for p in d if RRAM in d and d[RRAM] > 0}
 
+    def nested_ratios(d: dict) -> dict:
+        ref = d.get(RRAM, {})
+        return {p: {k: v / ref[k] for k, v in per_p.items() if ref.get(k)} for p, per_p in d.items()}
+
+    per_inf, lsm_inf, dram_inf = per(totals), per(lsm), per(dram)
     return {"inferences": inferences, "per_node_pj": per_node, "per_op_pj": per_op,
             "total_pj": totals, "per_inference_pj": per_inf, "ratio_to_rram": ratios(per_inf),
             "lsm_per_inference_pj": lsm_inf, "lsm_ratio_to_rram": ratios(lsm_inf),
-            "ops_total": ops_total}
+            "kind_pj": by_kind, "kind_ratio_to_rram": nested_ratios(by_kind),
+            "node_ratio_to_rram": nested_ratios(per_node),
+            "dram_weights_per_inference_pj": dram_inf,
+            "dram_weights_ratio_to_rram": ratios(dram_inf),
+            "published_ratios": _published_ratios(), "ops_total": ops_total}
+
+
+def _kind_group(kind: str) -> str:
+    """lsm / projection / classifier (both classifier kinds) / the node kind itself."""
+    return "classifier" if kind.endswith("classifier") else kind
+
+
+def _published_ratios() -> dict[str, list[float]]:
+    from rram_lsm.stream.energy import PUBLISHED_RATIOS
+    return {who: list(r) for who, r, _ in PUBLISHED_RATIOS}
+
+
+def energy_lines(e: dict, digital: str = DIGITAL) -> list[str]:
+    """The demo summary's energy lines: per inference on RRAM and digital, the pipeline,
+    reservoir-only and per-kind ratios, the weights-from-DRAM row, the published ratios."""
+    per_inf = e.get("per_inference_pj") or {}
+    if RRAM not in per_inf or digital not in per_inf:
+        return []
+    kr = (e.get("kind_ratio_to_rram") or {}).get(digital, {})
+    kinds = ", ".join(f"{k} {kr[k]:.1f}x" for k in ("projection", "classifier") if k in kr)
+    dram = e.get("dram_weights_ratio_to_rram", {}).get(digital)
+    lines = [f"energy/inference ({e['inferences']} inferences; heads and bank on chip, each weight "
+             f"read priced once): RRAM {per_inf[RRAM] / 1e3:.1f} nJ · {digital} "
+             f"{per_inf[digital] / 1e3:.1f} nJ",
+             f"ratio {digital}/RRAM: pipeline {e['ratio_to_rram'].get(digital, math.nan):.1f}x · "
+             f"reservoir only {e['lsm_ratio_to_rram'].get(digital, math.nan):.1f}x · {kinds}"
+             + (f" · heads+bank weights from DRAM {dram:.2f}x" if dram else "")]
+    pub = " · ".join(f"{who} {a:g}x / {b:g}x" for who, (a, b) in e["published_ratios"].items())
+    lines.append(f"published (their baselines, not recomputable here): {pub}")
+    return lines
 
 
 def sensitivity_rows(ops: dict, a: str = RRAM, b: str = DIGITAL) -> list[dict]:
@@ -270,30 +326,35 @@ def _fig_latency(F: Figures, s: dict) -> None:
 
 
 def _fig_energy(F: Figures, e: dict) -> None:
+    """Grouped (never stacked) bars on a log axis: each node and the pipeline side by side on
+    every profile, so a small node stays readable beside a large one."""
     profs = list(e["per_node_pj"])
     if not profs:
         return
-    nodes = sorted({n for p in profs for n in e["per_node_pj"][p]})
-    fig, ax = F.plt.subplots(figsize=(7, 3.4))
-    bottom = np.zeros(len(profs))
     n_inf = max(e["inferences"], 1)
-    for node in nodes:
-        vals = np.array([e["per_node_pj"][p].get(node, 0.0) / n_inf / 1e3 for p in profs])
-        ax.bar(profs, vals, bottom=bottom, label=node)
-        bottom += vals
+    nodes = sorted({n for p in profs for n in e["per_node_pj"][p]}) + ["pipeline"]
+    per = {p: {**e["per_node_pj"][p], "pipeline": e["total_pj"].get(p, 0.0)} for p in profs}
+    fig, ax = F.plt.subplots(figsize=(8, 3.6))
+    w = 0.8 / len(profs)
+    for k, p in enumerate(profs):
+        vals = [per[p].get(n, 0.0) / n_inf / 1e3 for n in nodes]
+        ax.bar(np.arange(len(nodes)) + (k - len(profs) / 2 + 0.5) * w, vals, w, label=p)
     ax.set_yscale("log")
-    ax.set_ylabel("nJ per inference")
-    ax.legend(fontsize=6)
+    ax.set_xticks(range(len(nodes)), nodes, rotation=30, ha="right", fontsize=7)
+    ax.set_ylabel("nJ per inference (log)")
+    ax.legend(fontsize=7)
     F.save(fig, "energy_nodes", {"inferences": e["inferences"], "per_node_pj": e["per_node_pj"]},
-           "Energy per inference, per node, on each hardware profile (op counts x profile).")
+           "Energy per inference of each node and of the whole pipeline on each hardware profile "
+           "(each node's op counts x profile / all inferences, so the nodes sum to the pipeline; "
+           "bars side by side, log axis).")
     ops = sorted({o for p in profs for o in e["per_op_pj"].get(p, {})})
     fig, ax = F.plt.subplots(figsize=(7, 3.4))
     for k, p in enumerate(profs):
-        ax.bar(np.arange(len(ops)) + (k - len(profs) / 2 + 0.5) * 0.8 / len(profs),
-               [e["per_op_pj"][p].get(o, 0.0) / n_inf / 1e3 for o in ops], 0.8 / len(profs), label=p)
+        ax.bar(np.arange(len(ops)) + (k - len(profs) / 2 + 0.5) * w,
+               [e["per_op_pj"][p].get(o, 0.0) / n_inf / 1e3 for o in ops], w, label=p)
     ax.set_yscale("log")
     ax.set_xticks(range(len(ops)), ops, rotation=30, ha="right", fontsize=7)
-    ax.set_ylabel("nJ per inference")
+    ax.set_ylabel("nJ per inference (log)")
     ax.legend(fontsize=7)
     F.save(fig, "energy_ops", {"inferences": e["inferences"], "per_op_pj": e["per_op_pj"]},
            "Energy per inference by operation type on each profile.")
@@ -333,6 +394,51 @@ def _table(head: list[str], rows: list[list]) -> str:
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>"
                    for r in rows)
     return f"<table><tr>{h}</tr>{body}</table>"
+
+
+def _energy_html(e: dict, sensitivity: list[dict]) -> str:
+    """Energy tables: pipeline, reservoir-only and per-kind ratios, weights from DRAM, per node,
+    the published ratios beside ours, and the ratio's sensitivity to each constant."""
+    def ratio(d: dict, p: str) -> str:
+        v = d.get(p)
+        return "-" if v is None else f"{v:.2f}x"
+
+    kinds = [k for k in ("projection", "classifier")
+             if any(k in v for v in e.get("kind_ratio_to_rram", {}).values())]
+    rows = [[p, fmt_nj(v), ratio(e["ratio_to_rram"], p), fmt_nj(e["lsm_per_inference_pj"].get(p)),
+             ratio(e["lsm_ratio_to_rram"], p)]
+            + [ratio(e["kind_ratio_to_rram"].get(p, {}), k) for k in kinds]
+            + [fmt_nj(e["dram_weights_per_inference_pj"].get(p)),
+               ratio(e["dram_weights_ratio_to_rram"], p)]
+            for p, v in e["per_inference_pj"].items()]
+    pub = "; ".join(f"{who} {a:g}x / {b:g}x" for who, (a, b) in e["published_ratios"].items())
+    parts = ["<h2>Energy per inference</h2>" + _table(
+        ["profile", "pipeline / inference", "pipeline ratio to rram_macro",
+         "reservoir (lsm nodes) / inference", "reservoir ratio"]
+        + [f"{k} ratio" for k in kinds]
+        + ["pipeline, heads+bank weights from DRAM", "its ratio"], rows)
+        + f"<p>{e['inferences']} inferences; energy = each node's measured operation counts x "
+          f"the profile's cited per-operation constants (launch/profiles/*.toml), summed over the "
+          f"nodes. Where weights live: reservoir weights in the RRAM array (rram_macro) or in "
+          f"on-chip SRAM (digital profiles); the projection heads and the class bank in on-chip "
+          f"SRAM, read once per MAC and priced inside the MAC, so no access is priced twice. The "
+          f"DRAM columns re-price the same counts with every head and bank weight read from DRAM "
+          f"instead (a sensitivity, not the rule). Published, against their own baselines: "
+          f"{html.escape(pub)}.</p>"]
+    node_rows = []
+    for p, per in e["per_node_pj"].items():
+        for n, v in per.items():
+            node_rows.append([p, n, fmt_nj(v / max(e["inferences"], 1)),
+                              ratio(e["node_ratio_to_rram"].get(p, {}), n)])
+    parts.append(_table(["profile", "node", "energy / inference", "ratio to rram_macro"],
+                        node_rows))
+    sens = [r for r in sensitivity if "error" not in r]
+    if sens:
+        parts.append("<h3>Sensitivity of the digital/RRAM ratio</h3>" + _table(
+            ["profile", "constant", "factor", "ratio", "base ratio"],
+            [[r["profile"], r["op"], f"{r['factor']:g}x", f"{r['ratio']:.2f}",
+              f"{r['base_ratio']:.2f}"] for r in sens]))
+    return "".join(parts)
 
 
 def fmt_nj(pj: float | None) -> str:
@@ -412,29 +518,7 @@ def _html(s: dict, info: dict, figs: list[tuple[str, str, str]], prep=None) -> s
                    f"p50 {e2e['p50'] or 0:.1f} ms, p99 {e2e['p99'] or 0:.1f} ms over {e2e['n']} "
                    f"predictions (a trial's prediction needs the whole sample, so this includes the "
                    f"sample's own duration).</p>")
-    e = s["energy"]
-    erows = [[p, fmt_nj(v), f"{e['ratio_to_rram'].get(p, float('nan')):.2f}x",
-              fmt_nj(e["lsm_per_inference_pj"].get(p)),
-              f"{e['lsm_ratio_to_rram'].get(p, float('nan')):.2f}x"]
-             for p, v in e["per_inference_pj"].items()]
-    parts.append("<h2>Energy per inference</h2>" + _table(
-        ["profile", "pipeline energy / inference", "ratio to rram_macro",
-         "reservoir (lsm nodes) / inference", "reservoir ratio to rram_macro"], erows)
-                 + f"<p>{e['inferences']} inferences; energy = each node's measured operation "
-                   f"counts x the profile's cited per-operation constants (launch/profiles/*.toml), "
-                   f"summed over the nodes. Paper: {PAPER['ratio_digital']}x vs a digital "
-                   f"accelerator, {PAPER['ratio_gpu']}x vs a GPU.</p>")
-    node_rows = []
-    for p, per in e["per_node_pj"].items():
-        for n, v in per.items():
-            node_rows.append([p, n, fmt_nj(v / max(e["inferences"], 1))])
-    parts.append(_table(["profile", "node", "energy / inference"], node_rows))
-    sens = [r for r in s["sensitivity"] if "error" not in r]
-    if sens:
-        parts.append("<h3>Sensitivity of the digital/RRAM ratio</h3>" + _table(
-            ["profile", "constant", "factor", "ratio", "base ratio"],
-            [[r["profile"], r["op"], f"{r['factor']:g}x", f"{r['ratio']:.2f}",
-              f"{r['base_ratio']:.2f}"] for r in sens]))
+    parts.append(_energy_html(s["energy"], s["sensitivity"]))
     parts.append("<h2>Figures</h2>")
     for png, data, cap in figs:
         parts.append(f'<figure><img src="{png}" alt="{html.escape(cap)}"><figcaption>'

@@ -6,6 +6,15 @@ figure this project prints rests on an unstated number.  Profiles are read with 
 (data only, nothing executes).  Ops a profile does not list cost nothing on that hardware
 (e.g. the RRAM macro does its synaptic work as ``cell_reads``, not ``synaptic_ops``).
 
+Every profile also says where weights live (its ``[weights]`` table), and the accounting
+follows one rule: **each weight access is priced once**.  The projection heads and the class
+bank are small (a 200 -> 64 head of 8-bit weights is 12.8 KB, the 9 x 64 bank 0.6 KB), so
+they sit in on-chip SRAM; their weight read is part of the ``macs`` price (Horowitz's 2.8 pJ
+= 2.5 pJ SRAM read + multiply + add), and the nodes count no main-memory ``bytes_moved`` for
+them.  ``EnergyProfile.weights_from_dram`` prices the sensitivity case where those weights are
+streamed from DRAM instead: the SRAM read inside each MAC is *replaced* by a DRAM byte (one
+8-bit weight per MAC), never added to it.
+
 ``stream`` must not import ``launch``: the packaged profiles (``launch/profiles/*.toml``) are
 found by path, in the ``launch`` folder beside this one.
 """
@@ -22,8 +31,19 @@ from .node import OP_COUNTS, ConfigError
 
 # Units a constant may be written in, and their factor to pJ.
 UNITS_TO_PJ: dict[str, float] = {"fJ": 1e-3, "pJ": 1.0, "nJ": 1e3}
-_TOP_KEYS = {"name", "description", "assumptions", "ops"}
+_TOP_KEYS = {"name", "description", "assumptions", "ops", "weights"}
 _ENTRY_KEYS = {"value", "unit", "citation", "note"}
+_WEIGHT_KEYS = {"heads", "reservoir", "rule", "mac_weight_fetch"}
+# Where a profile may keep weights: in the analogue array itself, in on-chip SRAM, in DRAM.
+WEIGHT_LOCATIONS = ("in_array", "on_chip_sram", "dram")
+# Published energy-efficiency ratios to set ours beside (what each compares against is the
+# authors'; neither method is published in enough detail to recompute here).
+PUBLISHED_RATIOS: tuple[tuple[str, tuple[float, float], str], ...] = (
+    ("paper", (23.34, 160.0), "Lin et al., Nat. Comput. Sci. 5, 37-47 (2025), "
+                              "doi:10.1038/s43588-024-00751-z"),
+    ("PRIME", (37.8, 62.5), "same group and 40 nm RRAM macro, Sci. Adv. (2025), "
+                            "doi:10.1126/sciadv.ads5340"),
+)
 # The constant 256 Kb macro of the paper; its row × column split is not published.
 MACRO_ROWS = 512
 MACRO_COLS = 512
@@ -46,14 +66,30 @@ class Price:
 
 
 @dataclass(frozen=True)
+class WeightRule:
+    """Where a profile keeps its weights, and the rule that prices each access once.
+
+    ``heads``: the projection heads and class bank (digital MACs); ``reservoir``: the
+    reservoir's synaptic weights; ``mac_weight_fetch``: the part of the ``macs`` price that
+    is the on-chip read of the MAC's 8-bit weight (what a DRAM read would replace).
+    """
+
+    heads: str
+    reservoir: str
+    rule: str
+    mac_weight_fetch: Price | None = None
+
+
+@dataclass(frozen=True)
 class EnergyProfile:
-    """Per-operation energies of one kind of hardware."""
+    """Per-operation energies of one kind of hardware, and where its weights live."""
 
     name: str
     description: str
     prices: dict[str, Price]
     assumptions: tuple[str, ...] = ()
     path: Path | None = None
+    weights: WeightRule | None = None
 
     def energy_pj(self, ops: Mapping[str, float]) -> dict[str, float]:
         """Energy per priced op and ``total`` (pJ) for the given operation counts."""
@@ -72,6 +108,25 @@ class EnergyProfile:
         price = self.prices[op]
         new = dataclasses.replace(price, value_pj=price.value_pj * factor, value=price.value * factor)
         return dataclasses.replace(self, prices={**self.prices, op: new})
+
+    def weights_from_dram(self) -> "EnergyProfile":
+        """Sensitivity copy: heads' and bank's weights streamed from DRAM, not held on chip.
+
+        Each MAC reads its 8-bit weight (1 byte) from DRAM at this profile's ``bytes_moved``
+        price *instead of* from SRAM: ``macs`` becomes macs - mac_weight_fetch + bytes_moved.
+        The op counts stay the same, so the difference is exactly the weight traffic.
+        """
+        rule = self.weights
+        if "macs" not in self.prices or rule is None or rule.heads == "dram":
+            return dataclasses.replace(self, name=f"{self.name}+dram_weights")
+        mac, dram = self.prices["macs"], self.prices["bytes_moved"]
+        value_pj = mac.value_pj - rule.mac_weight_fetch.value_pj + dram.value_pj
+        new = Price("macs", value_pj, value_pj, "pJ", f"{mac.citation}; {dram.citation}",
+                    f"{self.name} macs with the weight read from DRAM: {mac.value_pj:g} - "
+                    f"{rule.mac_weight_fetch.value_pj:g} + {dram.value_pj:g} pJ")
+        heads = dataclasses.replace(rule, heads="dram")
+        return dataclasses.replace(self, name=f"{self.name}+dram_weights",
+                                   prices={**self.prices, "macs": new}, weights=heads)
 
 
 def check_ops(ops: Mapping[str, float]) -> dict[str, float]:
@@ -148,31 +203,66 @@ def _parse(path: Path) -> EnergyProfile:
         key = f"ops.{op}"
         if op not in OP_COUNTS:
             raise fail(key, f"unknown operation count; expected one of {OP_COUNTS}")
-        if not isinstance(entry, dict):
-            raise fail(key, "must be a table with value, unit and citation")
-        extra = set(entry) - _ENTRY_KEYS
-        if extra:
-            raise fail(f"{key}.{sorted(extra)[0]}", f"unknown key; allowed: {sorted(_ENTRY_KEYS)}")
-        if "value" not in entry:
-            raise fail(f"{key}.value", "missing constant")
-        value = entry["value"]
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise fail(f"{key}.value", f"must be a number, got {value!r}")
-        if not math.isfinite(value) or value < 0:
-            raise fail(f"{key}.value", f"must be finite and >= 0, got {value!r}")
-        unit = entry.get("unit")
-        if unit not in UNITS_TO_PJ:
-            raise fail(f"{key}.unit", f"must be one of {sorted(UNITS_TO_PJ)}, got {unit!r}")
-        citation = entry.get("citation")
-        if not isinstance(citation, str) or not citation.strip():
-            raise fail(f"{key}.citation", "missing or empty: every constant must cite its source")
-        note = entry.get("note", "")
-        if not isinstance(note, str):
-            raise fail(f"{key}.note", "must be a string")
-        prices[op] = Price(op, float(value) * UNITS_TO_PJ[unit], float(value), unit,
-                           citation.strip(), note.strip())
+        prices[op] = _price(op, entry, key, fail)
+    weights = _weights(data.get("weights"), prices, fail)
     return EnergyProfile(data["name"].strip(), data["description"].strip(), prices,
-                         tuple(assumptions), path)
+                         tuple(assumptions), path, weights)
+
+
+def _price(op: str, entry, key: str, fail) -> Price:
+    """One ``{value, unit, citation, note}`` table, checked, as a :class:`Price`."""
+    if not isinstance(entry, dict):
+        raise fail(key, "must be a table with value, unit and citation")
+    extra = set(entry) - _ENTRY_KEYS
+    if extra:
+        raise fail(f"{key}.{sorted(extra)[0]}", f"unknown key; allowed: {sorted(_ENTRY_KEYS)}")
+    if "value" not in entry:
+        raise fail(f"{key}.value", "missing constant")
+    value = entry["value"]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise fail(f"{key}.value", f"must be a number, got {value!r}")
+    if not math.isfinite(value) or value < 0:
+        raise fail(f"{key}.value", f"must be finite and >= 0, got {value!r}")
+    unit = entry.get("unit")
+    if unit not in UNITS_TO_PJ:
+        raise fail(f"{key}.unit", f"must be one of {sorted(UNITS_TO_PJ)}, got {unit!r}")
+    citation = entry.get("citation")
+    if not isinstance(citation, str) or not citation.strip():
+        raise fail(f"{key}.citation", "missing or empty: every constant must cite its source")
+    note = entry.get("note", "")
+    if not isinstance(note, str):
+        raise fail(f"{key}.note", "must be a string")
+    return Price(op, float(value) * UNITS_TO_PJ[unit], float(value), unit, citation.strip(),
+                 note.strip())
+
+
+def _weights(table, prices: dict[str, Price], fail) -> WeightRule:
+    """The ``[weights]`` table: required, so no profile leaves where weights live unsaid."""
+    if not isinstance(table, dict):
+        raise fail("weights", "missing: a profile must say where weights live ([weights] with "
+                              "heads, reservoir, rule)")
+    extra = set(table) - _WEIGHT_KEYS
+    if extra:
+        raise fail(f"weights.{sorted(extra)[0]}", f"unknown key; allowed: {sorted(_WEIGHT_KEYS)}")
+    for key in ("heads", "reservoir"):
+        if table.get(key) not in WEIGHT_LOCATIONS:
+            raise fail(f"weights.{key}", f"must be one of {WEIGHT_LOCATIONS}, got {table.get(key)!r}")
+    if not isinstance(table.get("rule"), str) or not table["rule"].strip():
+        raise fail("weights.rule", "missing: say in words how each weight access is priced once")
+    fetch = None
+    if "mac_weight_fetch" in table:
+        fetch = _price("macs", table["mac_weight_fetch"], "weights.mac_weight_fetch", fail)
+    if "macs" in prices and table["heads"] != "dram":
+        if fetch is None:
+            raise fail("weights.mac_weight_fetch", "missing: the part of ops.macs that is the "
+                                                   "on-chip weight read (for the DRAM sensitivity)")
+        if fetch.value_pj > prices["macs"].value_pj:
+            raise fail("weights.mac_weight_fetch", f"{fetch.value_pj:g} pJ exceeds ops.macs "
+                                                   f"({prices['macs'].value_pj:g} pJ) it is part of")
+        if "bytes_moved" not in prices:
+            raise fail("ops.bytes_moved", "missing: the DRAM byte price the weights-from-DRAM "
+                                          "sensitivity uses")
+    return WeightRule(table["heads"], table["reservoir"], table["rule"].strip(), fetch)
 
 
 # ---------------------------------------------------------------- comparison
@@ -287,3 +377,28 @@ def reservoir_ops(n_inputs: int, n_neurons: int, n_bins: int,
         "dense_macs": float(n_bins * (n_inputs + n_neurons) * n_neurons),
         "bytes_moved": 0.0,
     }
+
+
+# ---------------------------------------------------------------- analytic head and bank op counts
+
+def head_ops(n_features: int, layers: Sequence[int], rows: int = 1) -> dict[str, float]:
+    """Op counts of a projection head on ``rows`` feature rows (as ProjectionNode counts them).
+
+    Per row: ``n_features`` standardisation MACs, ``in x out`` per dense layer, ``pd`` for the
+    L2 norm.  The weights are in on-chip SRAM, their read inside each MAC's price, so there is
+    no main-memory traffic (``bytes_moved`` 0).
+    """
+    widths = [int(n_features), *(int(w) for w in layers)]
+    if not layers or any(w <= 0 for w in widths) or rows < 0:
+        raise ConfigError(f"head sizes must be positive, got n_features={n_features}, layers={layers}")
+    per_row = widths[0] + sum(a * b for a, b in zip(widths, widths[1:])) + widths[-1]
+    return {"macs": float(rows * per_row), "bytes_moved": 0.0}
+
+
+def bank_ops(n_references: int, dim: int, rows: int = 1) -> dict[str, float]:
+    """Op counts of cosine classification of ``rows`` queries against a bank (as the
+    classifier node counts them): ``dim`` MACs to normalise the query, then one ``dim``-long
+    dot product per reference row; the bank is in on-chip SRAM (no ``bytes_moved``)."""
+    if n_references <= 0 or dim <= 0 or rows < 0:
+        raise ConfigError(f"bank sizes must be positive, got n_references={n_references}, dim={dim}")
+    return {"macs": float(rows * (n_references + 1) * dim), "bytes_moved": 0.0}

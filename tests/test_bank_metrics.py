@@ -121,7 +121,7 @@ def test_classifier_node(tmp_path):
     assert out.meta["topk"] == [2, 1] and out.body.shape == (1, 2)
     assert out.body.dtype == np.float32 and out.meta["chance"] == pytest.approx(1 / 3)
     assert out.origin == Origin("cochlea", 5, 1) and out.origin_ns == 999
-    assert node.ops["macs"] == 3 * 2
+    assert node.ops["macs"] == (3 + 1) * 2  # normalise the query, then 3 prototypes
     # Far from every prototype: unknown.
     (far,) = node.process(_emb_packet(_deg(-90)))
     assert far.meta["pred"] == UNKNOWN

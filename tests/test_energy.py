@@ -31,6 +31,11 @@ value = 1.5
 unit = "nJ"
 citation = "test constant"
 note = "nJ to check the unit conversion"
+
+[weights]
+heads = "on_chip_sram"
+reservoir = "in_array"
+rule = "test rule"
 """
 
 
@@ -63,6 +68,17 @@ BAD = {
     "unknown entry key": ('unit = "pJ"', 'unit = "pJ"\nsource = "x"', "ops.cell_reads.source"),
     "missing name": ('name = "tiny"', "", "name"),
     "unknown top key": ('name = "tiny"', 'name = "tiny"\nversion = 2', "version"),
+    "weights unsaid": ('[weights]\nheads = "on_chip_sram"\nreservoir = "in_array"\n'
+                       'rule = "test rule"\n', "", "weights"),
+    "unknown weight location": ('heads = "on_chip_sram"', 'heads = "cloud"', "weights.heads"),
+    "no accounting rule": ('rule = "test rule"', 'rule = ""', "weights.rule"),
+    # a profile that prices MACs must say which part is the weight read, and price DRAM bytes
+    "macs without the weight read": ("[weights]", '[ops.macs]\nvalue = 2.8\nunit = "pJ"\n'
+                                     'citation = "t"\n\n[weights]', "weights.mac_weight_fetch"),
+    "weight read dearer than the mac": (
+        'rule = "test rule"', 'rule = "r"\n[weights.mac_weight_fetch]\nvalue = 9.0\nunit = "pJ"\n'
+        'citation = "t"\n[ops.macs]\nvalue = 2.8\nunit = "pJ"\ncitation = "t"',
+        "weights.mac_weight_fetch"),
 }
 
 
@@ -230,3 +246,88 @@ def test_rapl_absent_or_unreadable_gives_none_and_reason(tmp_path):
     (d / "energy_uj").mkdir(parents=True)  # not a readable counter file
     meter, reason = open_rapl(tmp_path / "bad")
     assert meter is None and "unreadable" in reason
+
+
+def test_one_inference_of_a_tiny_head_and_bank_counted_by_hand(tmp_path):
+    """A real ProjectionNode and ClassifierNode count one inference as a hand count does, and
+    every shipped profile prices it once: weights on chip, their read inside each MAC."""
+    import tomllib
+
+    import numpy as np
+
+    from rram_lsm.nodes.classifier.bank import PrototypeBank
+    from rram_lsm.nodes.classifier.node import ClassifierNode
+    from rram_lsm.nodes.projection.heads import HeadConfig, ProjectionHead, save_heads
+    from rram_lsm.nodes.projection.node import ProjectionNode
+    from rram_lsm.stream.energy import bank_ops, head_ops
+    from rram_lsm.stream.packets import Origin, Packet
+
+    n, pd, refs = 5, 3, 4
+    rng = np.random.default_rng(0)
+    head = ProjectionHead(HeadConfig("tiny", "visual", n, [pd]), rng.normal(size=n),
+                          rng.uniform(0.5, 2.0, n), [rng.normal(size=(pd, n))], [rng.normal(size=pd)])
+    proj = ProjectionNode("proj", {"weights": str(save_heads(tmp_path / "h.npz", [head]))})
+    proj.setup()
+    bank = PrototypeBank.from_embeddings(rng.normal(size=(2 * refs, pd)), np.repeat(np.arange(refs), 2))
+    cls = ClassifierNode("cls", {"bank": str(bank.save(tmp_path / "bank.npz"))})
+    cls.setup()
+
+    x = rng.uniform(size=(1, n)).astype(np.float32)
+    (emb,) = proj.process(Packet(kind="features", body=x, sample=0, label=1,
+                                 origin=Origin("dvs", 1, 0), origin_ns=1))
+    (pred,) = cls.process(emb)
+    assert pred.kind == "prediction"
+
+    head_macs = n + n * pd + pd      # standardise every feature, the 5 -> 3 layer, the L2 norm
+    bank_macs = pd + refs * pd       # normalise the query, one 3-long dot product per prototype
+    assert dict(proj.ops) == {"macs": head_macs}   # no bytes_moved: the weights are on chip
+    assert dict(cls.ops) == {"macs": bank_macs}
+    assert head_ops(n, [pd]) == {"macs": head_macs, "bytes_moved": 0}
+    assert bank_ops(refs, pd) == {"macs": bank_macs, "bytes_moved": 0}
+
+    for name in SHIPPED:
+        raw = tomllib.loads((REPO / "launch" / "profiles" / f"{name}.toml").read_text())
+        mac, fetch, dram = (raw["ops"]["macs"], raw["weights"]["mac_weight_fetch"],
+                            raw["ops"]["bytes_moved"])
+        assert mac["unit"] == fetch["unit"] == dram["unit"] == "pJ"
+        assert raw["weights"]["heads"] == "on_chip_sram"
+        prof = load_profile(name)
+        for node, macs in ((proj, head_macs), (cls, bank_macs)):
+            assert prof.energy_pj(node.ops) == pytest.approx(
+                {**{op: 0.0 for op in prof.prices}, "macs": macs * mac["value"],
+                 "total": macs * mac["value"]})
+            # weights streamed from DRAM: each MAC's 1-byte weight read comes from DRAM
+            # *instead of* SRAM — priced once, never on top of the SRAM read
+            assert prof.weights_from_dram().total_pj(node.ops) == pytest.approx(
+                macs * (mac["value"] - fetch["value"] + dram["value"]))
+
+
+def test_energy_command_prices_the_pipeline_per_node_and_with_weights_from_dram(capsys):
+    from rram_lsm.launch.cli import main
+    from rram_lsm.stream.energy import bank_ops, head_ops
+
+    assert main(["energy", "--preset", "zs_image", "--json", "--pd", "32", "--bank-refs", "5"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    res = reservoir_ops(256, 200, 50, ReservoirActivity(0.1, 0.1))
+    node_ops = {"lsm": res, "projection": head_ops(200, [32]), "classifier": bank_ops(5, 32)}
+    assert out["node_ops"] == node_ops
+    rram = load_profile("rram_macro")
+    for name in SHIPPED:
+        prof = load_profile(name)
+        e = {k: prof.total_pj(o) for k, o in node_ops.items()}
+        pipe = sum(e.values())
+        got = out["pipeline"][name]
+        assert got["energy_pj"]["pipeline"] == pytest.approx(pipe)
+        ref = sum(rram.total_pj(o) for o in node_ops.values())
+        assert got["ratio"]["pipeline"] == pytest.approx(pipe / ref)
+        assert got["ratio"]["lsm"] == pytest.approx(e["lsm"] / rram.total_pj(res))
+        assert got["ratio"]["projection"] == pytest.approx(1.0)  # the same digital head everywhere
+        dram = out["pipeline_weights_from_dram"][f"{name}+dram_weights"]
+        extra = (node_ops["projection"]["macs"] + node_ops["classifier"]["macs"]) * (
+            prof.prices["bytes_moved"].value_pj - prof.weights.mac_weight_fetch.value_pj)
+        assert dram["energy_pj"]["pipeline"] == pytest.approx(pipe + extra)
+    assert [p["ratios"] for p in out["published_ratios"]] == [[23.34, 160.0], [37.8, 62.5]]
+    assert main(["energy", "--preset", "zs_image"]) == 0
+    text = capsys.readouterr().out
+    assert "ratio, pipeline" in text and "streamed from DRAM" in text
+    assert "PRIME 37.8x / 62.5x" in text and "paper 23.34x / 160x" in text

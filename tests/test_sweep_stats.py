@@ -1,6 +1,9 @@
 """Split-sweep intervals on simulated sweeps with a known true accuracy."""
+import time
+
 import numpy as np
 import pytest
+from scipy import stats
 
 from rram_lsm.experiments.sweep import plot_sweep, run_sweep, seen_for, summarise, unseen_splits
 
@@ -95,6 +98,8 @@ def test_summary_fields_and_errors(tmp_path):
     with pytest.raises(ValueError, match="method"):
         summarise(acc, SPLITS, 0.5, method="bootstrap")
     with pytest.raises(ValueError, match="every split"):
+        summarise(np.full((1, 1), 0.5), [(8, 9)], 0.5, method="class_jackknife")
+    with pytest.raises(ValueError, match="at least 2 splits"):
         summarise(np.full((1, 1), 0.5), [(8, 9)], 0.5)
     out = plot_sweep(acc, SPLITS, s, tmp_path / "sweep.png")
     assert out.stat().st_size > 1000
@@ -110,3 +115,70 @@ def test_run_sweep_calls_every_split_and_seed():
     assert acc.shape == (3, 2) and len(calls) == 6
     assert calls[0] == ((3, 4, 5, 6, 7, 8, 9), (1, 2), 0)
     assert acc[2, 1] == pytest.approx(0.5 + 0.01 + 0.001)
+
+
+# ------------------------------------------------------------------ few splits, Beta split rates
+
+BETA_MEAN, BETA_SD = 0.52, 0.13   # the spread between splits the audio-visual sweeps show
+
+
+def _beta_sweeps(rng, n_trials, n_splits, n_seeds=3, seed_sd=0.05, n_test=200):
+    """``acc[trial, split, seed]``: each split's true rate drawn from a Beta with mean 0.52 and
+    sd 0.13; seeds nested inside a split (their own spread), then test-sample noise.  The
+    true mean over splits is BETA_MEAN."""
+    k = BETA_MEAN * (1 - BETA_MEAN) / BETA_SD ** 2 - 1
+    p = rng.beta(BETA_MEAN * k, (1 - BETA_MEAN) * k, size=(n_trials, n_splits))
+    p_seed = np.clip(p[..., None] + rng.normal(0, seed_sd, (n_trials, n_splits, n_seeds)), 0, 1)
+    return rng.binomial(n_test, p_seed) / n_test
+
+
+def _pooled_binomial(acc, n_test=200, confidence=0.95):
+    """Clopper-Pearson interval over every test query of a sweep, pooled (vectorised)."""
+    n = acc[0].size * n_test
+    k = np.rint(acc.reshape(len(acc), -1) * n_test).sum(axis=1)
+    a = (1 - confidence) / 2
+    low = np.where(k > 0, stats.beta.ppf(a, k, n - k + 1), 0.0)
+    high = np.where(k < n, stats.beta.ppf(1 - a, k + 1, n - k), 1.0)
+    return low, high
+
+
+@pytest.mark.parametrize("n_splits", [3, 5, 20])
+def test_interval_covers_the_mean_over_splits_at_few_splits(n_splits):
+    rng = np.random.default_rng(100 + n_splits)
+    n_trials = 2000
+    acc = _beta_sweeps(rng, n_trials, n_splits)
+    start = time.perf_counter()
+    lows, highs, methods = [], [], set()
+    for trial in acc:
+        splits = [SPLITS[i] for i in rng.choice(len(SPLITS), n_splits, replace=False)]
+        s = summarise(trial, splits, 0.5)
+        lows.append(s.ci_low)
+        highs.append(s.ci_high)
+        methods.add(s.method)
+    lows, highs = np.asarray(lows), np.asarray(highs)
+    assert time.perf_counter() - start < 5
+    assert methods == {"split_t"}  # random splits: the interval over splits
+    assert lows.min() >= 0 and highs.max() <= 1
+    coverage = np.mean((lows <= BETA_MEAN) & (BETA_MEAN <= highs))
+    assert 0.93 <= coverage <= 0.975, coverage
+    # honest, not vacuous: at 3 splits about +-0.3, shrinking like t / sqrt(n)
+    assert np.mean(highs - lows) < {3: 0.75, 5: 0.4, 20: 0.15}[n_splits]
+    # a pooled binomial interval ignores the spread between splits and fails the same check
+    low, high = _pooled_binomial(acc)
+    assert np.mean((low <= BETA_MEAN) & (BETA_MEAN <= high)) < 0.6
+
+
+def test_few_split_intervals_stay_inside_0_100():
+    from rram_lsm.nodes.projection.experiments import pick_splits
+
+    splits = pick_splits(3)   # the demo's reduced sweep
+    # spread like the demo's 3-split sweep that printed 48.4%, 95% CI [-9.7%, 106.4%]
+    s = summarise(np.array([[0.05], [0.55], [0.85]]), splits, 0.5)
+    assert s.method == "split_t" and 0 <= s.ci_low < s.mean < s.ci_high <= 1
+    assert s.ci_low == 0.0 and s.ci_high == 1.0 or s.ci_high - s.ci_low < 1
+    high = summarise(np.array([[1.0, 0.99], [0.97, 1.0], [0.9, 0.95]]), splits, 0.5)
+    assert high.ci_high == 1.0 and high.ci_low > 0.5
+    low = summarise(np.array([[0.0], [0.02], [0.1]]), splits, 0.5, method="class_jackknife")
+    assert low.ci_low == 0.0 and low.ci_high < 0.5
+    # the full 36-split enumeration keeps the class jackknife
+    assert summarise(np.full((36, 2), 0.5), SPLITS, 0.5).method == "class_jackknife"

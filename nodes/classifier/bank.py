@@ -147,6 +147,11 @@ class PrototypeBank:
         return 0 if self._matrix is None else len(self._matrix)
 
     @property
+    def macs_per_query(self) -> int:
+        """MACs to score one query: ``dim`` to normalise it, ``dim`` per reference row."""
+        return (self.n_references + 1) * self.dim
+
+    @property
     def chance(self) -> float:
         """Chance accuracy of the bank in use: 1 / number of classes (uniform guess)."""
         return 1.0 / len(self._refs) if self._refs else 0.0

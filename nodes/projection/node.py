@@ -53,7 +53,8 @@ class ProjectionNode(Node):
                              f"(preset {self.head.config.preset!r})")
         emb = self.head.forward(x)
         rows = len(x)
+        # Weights in on-chip SRAM, read once per MAC and priced inside it (launch/profiles,
+        # [weights]); nothing crosses to main memory, so no bytes_moved.
         self.ops["macs"] += rows * self.head.macs_per_row
-        self.ops["bytes_moved"] += self.head.param_bytes + x.nbytes + emb.nbytes
         return [packet.derive("embedding", body=emb,
                               meta={"modality": self.head.config.modality})]
