@@ -169,7 +169,7 @@ def test_interval_covers_the_mean_over_splits_at_few_splits(n_splits):
 
 
 def test_few_split_intervals_stay_inside_0_100():
-    from rram_lsm.nodes.projection.experiments import pick_splits
+    from rram_lsm.experiments.sweep import pick_splits
 
     splits = pick_splits(3)   # the demo's reduced sweep
     # spread like the demo's 3-split sweep that printed 48.4%, 95% CI [-9.7%, 106.4%]
