@@ -29,6 +29,7 @@ def children() -> set[int]:
 
 def test_readme_example_runs_as_written(tmp_path, monkeypatch, capsys):
     """The exact text the README shows (docs/api_example.py), run as a script would run it."""
+    assert EXAMPLE.read_text().strip() in (ROOT / "README.md").read_text()
     before = children()
     monkeypatch.chdir(tmp_path)
     scope = runpy.run_path(str(EXAMPLE), run_name="__main__")

@@ -15,7 +15,7 @@ from rram_lsm.launch.graph import load_graph
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-MEASUREMENT_DOCS = ("docs/results.md", "docs/performance.md", "docs/reliability.md")
+MEASUREMENT_DOCS = ("docs/results.md", "docs/performance.md", "docs/reliability.md", "docs/energy.md")
 
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.M | re.S)
