@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -74,11 +74,10 @@ class LettersSpec:
             spec = LettersSpec(size="tiny", n_writers=5, repeats=1)
         else:
             raise ValueError(f"letters dataset size must be 'full' or 'tiny', got {size!r}")
-        unknown = set(overrides) - set(LettersSpec.__dataclass_fields__) - {"size"}
+        known = set(LettersSpec.__dataclass_fields__) - {"size"}
+        unknown = set(overrides) - known
         if unknown:
-            raise ValueError(f"unknown letters parameter(s) {sorted(unknown)}; known: "
-                             f"{sorted(LettersSpec.__dataclass_fields__)}")
-        from dataclasses import replace
+            raise ValueError(f"unknown letters parameter(s) {sorted(unknown)}; known: {sorted(known)}")
         spec = replace(spec, **{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()})
         spec.check()
         return spec
