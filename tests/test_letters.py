@@ -214,6 +214,10 @@ def test_bad_files_are_named(tiny, tmp_path):
     np.savez(bad, **arrays)
     with pytest.raises(ValueError, match="image"):
         BL.read_letters(bad)
+    evil = tmp_path / "letters-evil.npz"
+    np.savez(evil, **{**arrays, "image_offsets": np.array([{"x": 1}], dtype=object)})
+    with pytest.raises(ValueError):           # object arrays need pickle: refused
+        BL.read_letters(evil)
     with pytest.raises(FileNotFoundError, match="not found"):
         BL.read_letters(tmp_path / "nowhere.npz")
     with pytest.raises(ValueError, match="size"):
