@@ -241,3 +241,16 @@ def emulate_neural(
     pos, vel = pen_trajectory(image, rng, params)
     rates = neural_rates(vel, rng, params, pos=pos)
     return rates_to_events(rates, rng, params.bin_us)
+
+
+def emulate_path(
+    pos: np.ndarray, rng: np.random.Generator, params: HandwritingParams = HandwritingParams()
+) -> np.ndarray:
+    """Spike events (NEURAL_DTYPE) of a trial whose pen positions ``pos`` (n_bins, 2), in
+    image widths, are given: for writers whose strokes are known (letters.py), not traced."""
+    pos = np.asarray(pos, dtype=float)
+    if pos.shape != (params.n_bins, 2):
+        raise ValueError(f"emulate_path needs positions of shape ({params.n_bins}, 2), got {pos.shape}")
+    vel = np.gradient(pos, params.bin_us * 1e-6, axis=0)
+    rates = neural_rates(vel, rng, params, pos=pos)
+    return rates_to_events(rates, rng, params.bin_us)
