@@ -11,9 +11,9 @@ import pytest
 import zmq
 
 ROOT = Path(__file__).resolve().parents[1]
-# Child processes import the small test nodes in tests/graphnodes.py.
-os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-sys.path.insert(0, str(ROOT))
+# Child processes import the small test nodes as kind ``graphnodes:Class`` (tests/graphnodes.py):
+# a top-level name of our own, since a dependency's wheel may install a package named `tests`.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "tests"), os.environ.get("PYTHONPATH")]))
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -1,5 +1,5 @@
 """Small nodes used by the transport tests (started in real child processes by kind
-``tests.graphnodes:Class``)."""
+``graphnodes:Class``, with tests/ on PYTHONPATH)."""
 from __future__ import annotations
 
 import time

@@ -20,7 +20,7 @@ GRAPH = """
 [graph]
 name = "zero-shot"
 [nodes.src]
-kind = "tests.graphnodes:ScriptedDvsSource"
+kind = "graphnodes:ScriptedDvsSource"
 params = {{ n_samples = 12, n_classes = 4, rate_hz = 40000, sample_ms = 100, geometry = [16, 16], seed = 1, bank_after = 3, bank_file = "{edit}" }}
 [nodes.lsm]
 kind = "lsm"

@@ -9,7 +9,7 @@ GRAPH = """
 [graph]
 name = "edges"
 [nodes.src]
-kind = "tests.graphnodes:CountingSource"
+kind = "graphnodes:CountingSource"
 params = {{ samples = {samples}, messages = {messages}, events = {events} }}
 [nodes.mid]
 kind = "passthrough"

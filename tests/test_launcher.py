@@ -18,7 +18,7 @@ CHAIN = """
 name = "chain"
 restart = {{ backoff_s = 0.2 }}
 [nodes.src]
-kind = "tests.graphnodes:CountingSource"
+kind = "graphnodes:CountingSource"
 params = {{ samples = {samples}, messages = {messages}, events = 64, delay_ms = {delay} }}
 [nodes.mid]
 kind = "passthrough"
@@ -133,7 +133,7 @@ BASE = """
 [args]
 n = 3
 [nodes.src]
-kind = "tests.graphnodes:CountingSource"
+kind = "graphnodes:CountingSource"
 params = { samples = "${n}", name = "src-${n}" }
 [nodes.sink]
 kind = "null_sink"
@@ -196,7 +196,7 @@ def test_sources_start_only_when_the_rest_of_the_graph_is_ready(tmp_path, sockdi
     samples queued behind it: the launcher starts sources after every other node reported."""
     out = tmp_path / "out.jsonl"
     text = CHAIN.format(samples=2, messages=3, delay=0, out=out).replace(
-        'kind = "passthrough"', 'kind = "tests.graphnodes:SlowSetup"\nparams = { setup_s = 2.0 }')
+        'kind = "passthrough"', 'kind = "graphnodes:SlowSetup"\nparams = { setup_s = 2.0 }')
     launcher = run_graph(text, tmp_path, sockdir)
     assert launcher.exit_code == 0
     lines = [json.loads(l) for l in open(tmp_path / "run" / "telemetry.jsonl")]

@@ -9,7 +9,7 @@ import pytest
 from scipy import ndimage
 
 from rram_lsm.nodes.lsm.binning import bin_events, to_dense
-from rram_lsm.nodes.lsm.features import binned, resolve_config
+from rram_lsm.experiments.features import binned, resolve_config
 from rram_lsm.nodes.sources import builtin_letters as BL
 from rram_lsm.nodes.sources import letters as L
 from rram_lsm.nodes.sources.replay import ReplaySource

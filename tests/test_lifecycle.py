@@ -19,10 +19,10 @@ telemetry_interval_s = 0.2
 hang_timeout_s = 2.0
 restart = {{ backoff_s = 0.2 }}
 [nodes.src]
-kind = "tests.graphnodes:CountingSource"
+kind = "graphnodes:CountingSource"
 params = {{ samples = 4, messages = 20, events = 32, delay_ms = 5 }}
 [nodes.mid]
-kind = "tests.graphnodes:HangsOnce"
+kind = "graphnodes:HangsOnce"
 params = {{ marker = "{marker}", at = 10 }}
 [nodes.sink]
 kind = "jsonl_sink"
@@ -62,7 +62,7 @@ LONG = """
 name = "long"
 telemetry_interval_s = 0.2
 [nodes.src]
-kind = "tests.graphnodes:CountingSource"
+kind = "graphnodes:CountingSource"
 params = { samples = 100000, messages = 10, events = 32, delay_ms = 2 }
 [nodes.mid]
 kind = "passthrough"

@@ -61,7 +61,7 @@ allow_remote = true
 curve = {{ keys = "keys" }}
 recovery = {{ enabled = false }}
 [nodes.src]
-kind = "tests.graphnodes:CountingSource"
+kind = "graphnodes:CountingSource"
 host = "a"
 params = {{ samples = 30, messages = 10, events = 64, delay_ms = 8 }}
 [nodes.mid]

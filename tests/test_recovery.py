@@ -21,7 +21,7 @@ name = "recovery"
 restart = {{ backoff_s = 0.2 }}
 recovery = {{ enabled = true, resend_after_s = 2.0, max_unacked = 4 {extra} }}
 [nodes.src]
-kind = "tests.graphnodes:CountingSource"
+kind = "graphnodes:CountingSource"
 params = {{ samples = {samples}, messages = {messages}, events = 64, delay_ms = 3 }}
 [nodes.mid]
 kind = "passthrough"

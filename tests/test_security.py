@@ -18,7 +18,7 @@ name = "secure"
 transport = "tcp"
 curve = {{ keys = "keys" }}
 [nodes.src]
-kind = "tests.graphnodes:CountingSource"
+kind = "graphnodes:CountingSource"
 params = {{ samples = {samples}, messages = 20, events = 64, delay_ms = {delay} }}
 [nodes.mid]
 kind = "passthrough"
