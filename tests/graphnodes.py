@@ -17,15 +17,20 @@ class CountingSource(SourceNode):
     each event's ``t`` a running counter so receivers can check order and completeness."""
 
     kind = "counting_source"
+    epoch: int | None = None  # set by the runtime across a restart, with resume_from
+    resume_from = 0
 
     def packets(self):
         samples = int(self.params.get("samples", 3))
         messages = int(self.params.get("messages", 10))
         events = int(self.params.get("events", 64))
         delay = float(self.params.get("delay_ms", 0)) / 1e3
-        epoch = int(self.params.get("epoch", 1))
+        epoch = self.epoch if self.epoch is not None else int(self.params.get("epoch", 1))
         t = 0
         for s in range(samples):
+            if s < self.resume_from:
+                t += messages * events
+                continue
             origin = Origin(self.name, epoch, s)
             yield control("start", sample=s, label=s % 10, origin=origin)
             for m in range(messages):

@@ -88,7 +88,7 @@ def test_sample_over_the_bound_is_refused_with_a_clear_error(tmp_path, sockdir):
     path.write_text(CHAIN.format(samples=2, messages=5, out=tmp_path / "o.jsonl",
                                  extra=", max_sample_bytes = 1000", edge=EDGES["block"]))
     launcher = Launcher(load_graph(path, None, sockdir), tmp_path / "run", sockdir)
-    assert launcher.run(timeout_s=120) == 1
+    assert launcher.run(timeout_s=120) == 2  # a configuration error: rc 2, no restarts
     log = (tmp_path / "run" / "logs" / "src.log").read_text()
     assert "exceeds the recovery bound of 1000 bytes" in log
     events = [json.loads(l) for l in open(tmp_path / "run" / "telemetry.jsonl") if '"event"' in l]
