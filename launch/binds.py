@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import os
+import shutil
 import socket
 import stat
 from pathlib import Path
@@ -113,3 +114,26 @@ def private_dir(path: str | Path) -> Path:
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     path.chmod(0o700)
     return path
+
+
+def remove_stale_socket_dirs(parent: Path, prefix: str) -> list[Path]:
+    """Remove this user's ipc socket folders whose launcher (``launcher.pid``) is dead: a
+    SIGKILLed launcher cannot clean up, so the next run does (best effort)."""
+    removed = []
+    for d in parent.glob(prefix + "*"):
+        try:
+            if d.stat().st_uid != os.getuid() or not d.is_dir():
+                continue
+            pid = int((d / "launcher.pid").read_text())
+        except (OSError, ValueError):
+            continue
+        try:
+            os.kill(pid, 0)
+            continue  # still running
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        shutil.rmtree(d, ignore_errors=True)
+        removed.append(d)
+    return removed

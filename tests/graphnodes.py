@@ -9,7 +9,7 @@ import numpy as np
 
 from rram_lsm.nodes.passthrough import PassThroughNode
 from rram_lsm.stream.node import SourceNode
-from rram_lsm.stream.packets import DVS_DTYPE, Origin, Packet, control
+from rram_lsm.stream.packets import DVS_DTYPE, Origin, Packet, control, new_epoch
 
 
 class CountingSource(SourceNode):
@@ -25,7 +25,9 @@ class CountingSource(SourceNode):
         messages = int(self.params.get("messages", 10))
         events = int(self.params.get("events", 64))
         delay = float(self.params.get("delay_ms", 0)) / 1e3
-        epoch = self.epoch if self.epoch is not None else int(self.params.get("epoch", 1))
+        # like a real source, a process draws its own epoch unless the runtime hands it the
+        # data's (or a test fixes one)
+        epoch = self.epoch if self.epoch is not None else int(self.params.get("epoch", new_epoch()))
         t = 0
         for s in range(samples):
             if s < self.resume_from:
