@@ -206,6 +206,7 @@ class NodeRuntime:
         if self.receiver is not None:
             snap["received"] = self.receiver.received
             snap["lost_upstream"] = self.receiver.lost
+            snap["hellos"], snap["pongs"] = self.receiver.hellos, self.receiver.pongs
             snap["clock"] = {k.decode(errors="replace").rsplit(":", 1)[0]: v.as_dict()
                              for k, v in self.receiver.clocks.items()}
         if self.ledger is not None:
@@ -403,6 +404,19 @@ class NodeRuntime:
                 pass  # the source is gone or restarting; it will re-send and we ack again
         self.acks_sent += 1
 
+    def receive_one(self) -> None:
+        """Read one message from the input and handle it; whatever a peer sent, this counts it
+        (a packet: in = consumed + rejected + dropped; a hello or clock reply: the
+        receiver's own counters) and never raises."""
+        try:
+            frames = self.receiver.recv()
+        except codec.DecodeError as exc:
+            self.stats.msgs_in += 1
+            self.stats.rejected[exc.reason] += 1
+            return
+        if frames is not None:
+            self._handle_frames(frames)
+
     def _run_consumer(self) -> None:
         assert self.receiver is not None, f"node {self.spec.name!r} has no input endpoint"
         poller = zmq.Poller()
@@ -416,14 +430,7 @@ class NodeRuntime:
                     s.pump()
             if self.receiver.sock in ready:
                 for _ in range(256):  # bounded batch, then service credits and telemetry
-                    try:
-                        frames = self.receiver.recv()
-                    except codec.DecodeError as exc:
-                        self.stats.msgs_in += 1
-                        self.stats.rejected[exc.reason] += 1
-                        frames = None
-                    if frames is not None:
-                        self._handle_frames(frames)
+                    self.receive_one()
                     if self.stop_requested or self._finished_upstream():
                         break
                     if not self.receiver.sock.getsockopt(_EVENTS) & _POLLIN:

@@ -235,6 +235,8 @@ class EdgeReceiver:
         self._ping_sent: dict[bytes, int] = {}  # identity -> t1 of the ping it may answer
         self.last_peer: bytes = b""
         self.received = 0
+        self.hellos = 0  # accepted hellos and clock replies (not packets: not in msgs_in)
+        self.pongs = 0
         self.lost = 0  # gaps in a sender's count (e.g. after this receiver restarted)
         self.per_peer_received: collections.Counter = collections.Counter()
 
@@ -273,6 +275,7 @@ class EdgeReceiver:
             if len(msg) != 2:
                 raise codec.DecodeError("envelope", "hello with body")
             self.peers[ident] = count if last is None else max(last, count)
+            self.hellos += 1
             self._grant(ident)
             self._maybe_ping(ident)
             return None
@@ -299,6 +302,7 @@ class EdgeReceiver:
         offset = ((t2 - t1) + (t3 - t4)) / 2
         if not (0 <= t3 - t2 <= MAX_RTT_NS and 0 <= rtt <= MAX_RTT_NS and abs(offset) <= MAX_OFFSET_NS):
             raise codec.DecodeError("bad_pong", "clock times outside physical bounds")
+        self.pongs += 1
         self.clocks.setdefault(ident, OffsetEstimate()).add(t1, t2, t3, t4)
 
     def _maybe_ping(self, ident: bytes) -> None:
