@@ -130,3 +130,45 @@ def test_socket_folders_of_dead_launchers_are_swept(tmp_path):
         (d / "x.sock").write_text("")
     assert remove_stale_socket_dirs(tmp_path, "rram-lsm-") == [stale]
     assert not stale.exists() and live.exists()
+
+
+def test_allow_remote_with_keys_listens_with_curve_only(tmp_path):
+    """`--allow-remote --keys` binds off loopback, and only an allowed key gets credit."""
+    import struct
+
+    import zmq
+    import zmq.auth
+
+    from rram_lsm.launch.graph import free_tcp_port
+
+    assert cli(["keys", str(tmp_path / "k"), "mid", "up", "other"]) == 0
+    port = free_tcp_port("0.0.0.0")
+    proc = subprocess.Popen(NODE + ["passthrough", "--name", "mid", "--bind", f"tcp://0.0.0.0:{port}",
+                                    "--allow-remote", "--keys", str(tmp_path / "k"), "--allow", "up"])
+    ctx = zmq.Context.instance()
+    server_key = zmq.auth.load_certificate(str(tmp_path / "k" / "mid.key"))[0]
+    granted = {}
+    try:
+        for peer in ("up", "other"):  # the allowed peer first: once it is answered, the node is up
+            sock = ctx.socket(zmq.DEALER)
+            sock.curve_publickey, sock.curve_secretkey = zmq.auth.load_certificate(
+                str(tmp_path / "k" / f"{peer}.key_secret"))
+            sock.curve_serverkey = server_key
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.connect(f"tcp://127.0.0.1:{port}")
+            deadline = time.monotonic() + (60 if peer == "up" else 3)
+            granted[peer] = False
+            while time.monotonic() < deadline and not granted[peer]:
+                try:
+                    sock.send(struct.pack("<cQ", b"H", 0), zmq.NOBLOCK)
+                except zmq.Again:
+                    pass  # no connection (yet, or refused)
+                if sock.poll(300):
+                    granted[peer] = sock.recv()[:1] == b"C"
+            sock.close()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert granted == {"up": True, "other": False}
