@@ -57,9 +57,9 @@ def _wait_for(path, timeout_s=60):
         time.sleep(0.1)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_standalone_nodes_stop_on_a_signal_idle_or_with_no_receiver(sockdir, sig):
-    """An idle node, and one whose output nobody receives (it waits for credit forever)."""
+def test_standalone_nodes_stop_on_a_signal_idle_or_with_no_receiver(sockdir):
+    """An idle node (SIGINT), and one whose output nobody receives, so it waits for credit
+    forever (SIGTERM; SIGTERM of a stuck source is also in test_hostile_peer.py)."""
     idle = subprocess.Popen(NODE + ["passthrough", "--name", "idle", "--bind", f"ipc://{sockdir}/idle"])
     stuck = subprocess.Popen(NODE + ["synthetic_dvs", "--name", "src", "--output", f"ipc://{sockdir}/nobody",
                                      "--param", "samples=0"])
@@ -67,8 +67,8 @@ def test_standalone_nodes_stop_on_a_signal_idle_or_with_no_receiver(sockdir, sig
         _wait_for(sockdir / "idle")
         time.sleep(3)  # the source is past its start-up and waiting for credit
         t0 = time.monotonic()
-        for p in (idle, stuck):
-            p.send_signal(sig)
+        idle.send_signal(signal.SIGINT)
+        stuck.send_signal(signal.SIGTERM)
         assert idle.wait(20) == 0 and stuck.wait(20) == 0
         assert time.monotonic() - t0 < 12
     finally:
