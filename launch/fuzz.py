@@ -122,3 +122,82 @@ def fuzz_node(node: Node, messages: int, seed: int = 0, geometry=(34, 34), n_fea
     s = runtime.stats
     return FuzzReport(messages=s.msgs_in, rejected=dict(s.rejected), consumed=s.consumed,
                       dropped=dict(s.dropped_in), max_ms=max_s * 1e3, seconds=time.perf_counter() - start)
+
+
+_COUNTS = (lambda r, c: 0, lambda r, c: c + 1, lambda r, c: c + int(r.integers(2, 64)),
+           lambda r, c: 2**64 - int(r.integers(1, 16)), lambda r, c: 2**63,
+           lambda r, c: int(r.integers(0, 2**63)), lambda r, c: max(0, c - 3))
+
+
+def envelope_message(rng: np.random.Generator, count: int, seeds: list[list[bytes]]) -> list[bytes]:
+    """One hostile edge message as a peer would send it (after ZeroMQ's identity frame): an
+    envelope with a random tag and a count from zero to near 2**64, a hello with or without
+    a body, a clock reply with random times, a control packet claiming any stream, epoch and
+    sample id (negatives included), or an events packet that goes back in time."""
+    import struct
+
+    tag = [b"D", b"H", b"C", b"P", b"Q", bytes([int(rng.integers(0, 256))])][int(rng.integers(0, 6))]
+    n = _COUNTS[int(rng.integers(0, len(_COUNTS)))](rng, count)
+    op = int(rng.integers(0, 6))
+    if op == 0:  # a clock reply (from a peer that was pinged or not), times anywhere in int64
+        t = rng.integers(-2**63, 2**63 - 1, 3)
+        return [struct.pack("<cqqq", b"Q", *(int(v) for v in t))]
+    if op == 1:  # a bare envelope: hello, credit, ping or junk, any count, maybe a wrong length
+        env = tag + (n % 2**64).to_bytes(8, "little")
+        return [env[: int(rng.integers(0, 10))] if rng.integers(0, 4) == 0 else env]
+    body = seeds[int(rng.integers(0, len(seeds)))]
+    if op == 2:  # a control from anyone, for any sample
+        name = CONTROLS[int(rng.integers(0, len(CONTROLS)))]
+        stream = ["fuzz", "stranger", ""][int(rng.integers(0, 3))]
+        sample = [-1, -2, -2**31, -2**63, int(rng.integers(0, 50))][int(rng.integers(0, 5))]
+        pkt = control(name, stream=stream, epoch=int(rng.integers(0, 3)), sample=sample,
+                      origin=Origin(stream, 1, max(sample, -1)))
+        body = [bytes(f) for f in encode(pkt)]
+        if sample < -1:  # the sample id as a hostile encoder would write it
+            h = msgpack.unpackb(body[0])
+            h["origin"][2] = h["sample"] = sample
+            body = [msgpack.packb(h)]
+    elif op == 3:  # an events packet of an open sample, earlier than the last one admitted
+        ev = np.zeros(4, DVS_DTYPE)
+        ev["t"] = int(rng.integers(0, 1000))
+        pkt = Packet(kind="events", body=ev, geometry=(34, 34), origin=Origin("fuzz", 1, 7), sample=7)
+        body = [bytes(f) for f in encode(pkt)]
+    return [b"D" + (n % 2**64).to_bytes(8, "little"), *body]
+
+
+def fuzz_envelopes(node: Node, messages: int, seed: int = 0, geometry=(34, 34), n_features=200,
+                   bind: str = "inproc://fuzz-env") -> FuzzReport:
+    """Send ``messages`` hostile edge messages from a real DEALER to ``node``'s real ROUTER
+    input, read by the runtime's own receive step; every one must be counted: as a packet
+    (in = consumed + rejected + dropped) or as an accepted hello or clock reply."""
+    import zmq
+
+    rng = np.random.default_rng(seed)
+    ctx = zmq.Context()
+    runtime = NodeRuntime(node, NodeSpec(name="fuzz", kind=node.kind, bind=bind, upstream=1), ctx=ctx)
+    node.setup()
+    dealer = ctx.socket(zmq.DEALER)
+    dealer.setsockopt(zmq.IDENTITY, b"fuzz:1")
+    dealer.setsockopt(zmq.LINGER, 0)
+    dealer.connect(bind)
+    origin = Origin("fuzz", 1, 7)
+    seeds = [[bytes(f) for f in encode(p)] for p in seed_packets(rng, geometry, n_features)]
+    max_s, start = 0.0, time.perf_counter()
+    try:
+        opened = [bytes(f) for f in encode(control("start", origin=origin, sample=7))]
+        for i in range(messages):  # every 50th message (re)opens sample 7 for the time checks
+            frames = [b"D" + (i + 1).to_bytes(8, "little"), *opened] if i % 50 == 0 else envelope_message(rng, i, seeds)
+            dealer.send_multipart(frames)
+            t0 = time.perf_counter()
+            runtime.receive_one()
+            max_s = max(max_s, time.perf_counter() - t0)
+            while dealer.poll(0):  # credit and pings the node sent back
+                dealer.recv_multipart()
+    finally:
+        dealer.close()
+        node.close()
+        runtime.close()
+        ctx.term()
+    s, r = runtime.stats, runtime.receiver
+    return FuzzReport(messages=s.msgs_in + r.hellos + r.pongs, rejected=dict(s.rejected), consumed=s.consumed,
+                      dropped=dict(s.dropped_in), max_ms=max_s * 1e3, seconds=time.perf_counter() - start)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import secrets
 import signal
 import subprocess
 import sys
@@ -19,8 +20,10 @@ from typing import Callable
 import zmq
 
 from rram_lsm.stream import codec
+from rram_lsm.stream.packets import new_epoch
 from rram_lsm.stream.runtime import NodeSpec
 
+from .binds import check_binds, node_binds, private_dir
 from .graph import Graph
 from .nodeproc import write_spec
 
@@ -64,6 +67,8 @@ class NodeState:
     returncodes: list = field(default_factory=list)
     asked_to_stop: float | None = None
     last_report: float | None = None  # monotonic time of its latest telemetry (this process)
+    resume_from: int | None = None  # sources: the resume point of their latest report
+    down_since: float | None = None  # monotonic time its crash was seen
 
 
 class Launcher:
@@ -72,8 +77,12 @@ class Launcher:
                  on_event: Callable[[dict], None] | None = None,
                  start: Callable[..., subprocess.Popen] = start_process, host: str | None = None):
         self.graph, self.run_dir = graph, Path(run_dir)
+        local = graph.local_nodes(host)
+        check_binds(graph.nodes, local, graph.hosts)  # before anything is bound or started
+        self.socket_dir = private_dir(socket_dir)  # 0700: other users cannot reach ipc sockets
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "specs").mkdir(exist_ok=True)
+        (self.run_dir / "specs").chmod(0o700)  # specs hold the run token
         (self.run_dir / "logs").mkdir(exist_ok=True)
         self.log_nodes = log_nodes
         self.start = start
@@ -96,11 +105,20 @@ class Launcher:
         self.sub.bind(self.telemetry_endpoint)
         self.telemetry_file = open(self.run_dir / "telemetry.jsonl", "a", buffering=1)
         self.latest: dict[str, dict] = {}
-        self.states = {name: NodeState(graph.nodes[name]) for name in graph.local_nodes(host)}
+        self.states = {name: NodeState(graph.nodes[name]) for name in local}
         if not self.states:
             raise ValueError(f"graph {graph.name!r} has no node on host {host!r}")
-        for st in self.states.values():
+        # A per-run secret on every envelope and acknowledgement, so another user's process
+        # on this host (which can reach a loopback tcp port) is refused; a graph split across
+        # hosts has one launcher per host and authenticates with CurveZMQ instead.
+        token = secrets.token_hex(16) if len(local) == len(graph.nodes) else None
+        for name, st in self.states.items():
             st.spec.telemetry = self.telemetry_endpoint
+            st.spec.run_token = token
+            mine = st.spec.address or st.spec.bind
+            st.spec.upstream_names = [m for m, s in graph.nodes.items() if any(e.endpoint == mine for e in s.outputs)]
+            if name in graph.sources:  # the data's identity outlives the source's process
+                st.spec.origin_epoch = new_epoch()
         self.upstreams = {n: [m for m, s in graph.nodes.items() if m in self.states
                               and any(e.endpoint == (graph.nodes[n].address or graph.nodes[n].bind)
                                       for e in s.outputs)]
@@ -113,6 +131,8 @@ class Launcher:
     # -- process handling -------------------------------------------------------------------
     def _start(self, name: str) -> None:
         st = self.states[name]
+        if st.resume_from is not None:  # a restarted source resumes, it does not begin again
+            st.spec.resume_from = st.resume_from
         log = self.run_dir / "logs" / f"{name}.log" if self.log_nodes else None
         st.proc = self.start(st.spec, self.run_dir / "specs" / f"{name}.json", log)
         st.restart_at = None
@@ -131,7 +151,9 @@ class Launcher:
             if st.proc is None:
                 if st.restart_at is not None and now >= st.restart_at and not self.stop_requested:
                     self._start(name)
-                    self.event("restarted", node=name, attempt=st.restarts, pid=st.proc.pid)
+                    extra = {"resume_from": st.spec.resume_from} if name in self.local_sources else {}
+                    self.event("restarted", node=name, attempt=st.restarts, pid=st.proc.pid,
+                               down_s=round(now - (st.down_since or now), 3), **extra)
                     for src in self.local_sources:  # re-send every unacknowledged sample
                         if src != name:
                             self._signal(src, signal.SIGUSR1)
@@ -143,6 +165,7 @@ class Launcher:
                 continue
             st.returncodes.append(rc)
             st.proc = None
+            st.down_since = now
             if rc == 0 or self.stop_requested:
                 st.done = True
                 self.event("exited", node=name, returncode=rc)
@@ -152,13 +175,23 @@ class Launcher:
                 # a configuration error would fail again: stop the graph instead of retrying
                 st.failed = True
                 reason = "configuration error" if rc == CONFIG_ERROR_EXIT else "restart limit"
-                self.event("failed", node=name, returncode=rc, restarts=st.restarts, reason=reason)
+                self.event("failed", node=name, returncode=rc, restarts=st.restarts, reason=reason,
+                           message=self._last_error(name))
                 self.request_stop()
                 continue
             delay = min(policy.backoff_s * (2 ** st.restarts), policy.backoff_max_s)
             st.restarts += 1
             st.restart_at = now + delay
             self.event("crashed", node=name, returncode=rc, restart_in_s=delay, attempt=st.restarts)
+
+    def _last_error(self, name: str) -> str:
+        """The node's own last error line (e.g. which endpoint it could not bind), if logged."""
+        log = self.run_dir / "logs" / f"{name}.log"
+        try:
+            lines = [l for l in log.read_text(errors="replace").splitlines() if "error" in l.lower()]
+        except OSError:
+            return ""
+        return lines[-1].strip()[:500] if lines else ""
 
     def _kill_if_hung(self, name: str, st: NodeState, now: float) -> None:
         """A node that reported once and then fell silent is stuck: kill it (then restart)."""
@@ -200,6 +233,9 @@ class Launcher:
             st = self.states.get(name)
             if st is not None and st.proc is not None and report.get("pid") == st.proc.pid:
                 st.last_report = time.monotonic()
+                resume = report.get("resume")
+                if isinstance(resume, dict) and isinstance(resume.get("from_sample"), int):
+                    st.resume_from = max(st.resume_from or 0, resume["from_sample"])
             self.telemetry_file.write(json.dumps(report) + "\n")
             self.on_report(report)
 
@@ -265,6 +301,8 @@ class Launcher:
         failed = [n for n, st in self.states.items() if st.failed]
         self.event("finished", failed=failed)
         self.telemetry_file.close()
+        if any(st.returncodes[-1:] == [CONFIG_ERROR_EXIT] for st in self.states.values() if st.failed):
+            return CONFIG_ERROR_EXIT  # a bad configuration (an endpoint taken...), not a crash
         return 1 if failed else 0
 
     def _ready(self) -> bool:
@@ -299,6 +337,18 @@ class Launcher:
         self.sub.close()
         if self.curve is not None:
             self.curve.stop()
+        self._remove_sockets()
+
+    def _remove_sockets(self) -> None:
+        """Remove the ipc socket files of this launcher's nodes, and their folder once empty."""
+        paths = [self.telemetry_endpoint] + [ep for st in self.states.values() for _, ep in node_binds(st.spec)]
+        for ep in paths:
+            if ep.startswith("ipc://"):
+                Path(ep[len("ipc://"):]).unlink(missing_ok=True)
+        try:
+            self.socket_dir.rmdir()
+        except OSError:
+            pass  # not empty (not only ours) or already gone
 
     def pids(self) -> dict[str, int]:
         return {n: st.proc.pid for n, st in self.states.items() if st.proc is not None}

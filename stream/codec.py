@@ -51,6 +51,13 @@ _OPTIONAL = {
     "control": (str, type(None)), "meta": (dict, type(None)),
 }
 _REQUIRED_ITEMS = tuple(_REQUIRED.items())
+_INT64 = (-2**63, 2**63)
+# integer field -> smallest value allowed (all are below 2**63, so they re-encode after any
+# arithmetic a node does on them); -1 is the sample id of continuous streams
+_MIN = {"epoch": 0, "seq": 0, "n": 0, "sample": -1, "t0": _INT64[0], "t1": _INT64[0],
+        "sent_ns": 0, "origin_ns": 0}
+_MIN_ITEMS = tuple(_MIN.items())
+MAX_N = 2**32
 _OPTIONAL_ITEMS = tuple(_OPTIONAL.items())
 
 
@@ -124,11 +131,23 @@ def decode(frames: Sequence, limits: Limits = DEFAULT_LIMITS) -> Packet:
         raise DecodeError("control", str(control)[:32])
     if h["n"] < 0:
         raise DecodeError("n_mismatch", "negative n")
+    for key, low in _MIN_ITEMS:
+        if not low <= h[key] < _INT64[1]:
+            raise DecodeError("sample_id" if key == "sample" else "field_range", f"{key}={h[key]}")
+    if h["n"] >= MAX_N:
+        raise DecodeError("field_range", f"n={h['n']}")
+    label = h.get("label")
+    if label is not None and not _INT64[0] <= label < _INT64[1]:
+        raise DecodeError("field_range", "label")
     origin = h.get("origin")
     if origin is not None:
         if len(origin) != 3 or not isinstance(origin[0], str) or not all(
                 isinstance(v, int) and not isinstance(v, bool) for v in origin[1:]):
             raise DecodeError("field_type", "origin")
+        if not 0 <= origin[1] < _INT64[1]:
+            raise DecodeError("field_range", f"origin epoch {origin[1]}")
+        if not -1 <= origin[2] < _INT64[1]:
+            raise DecodeError("sample_id", f"origin sample {origin[2]}")
         origin = Origin(origin[0], origin[1], origin[2])
     geometry = h.get("geometry")
     if geometry is not None and not (0 < len(geometry) <= 3 and all(

@@ -8,6 +8,7 @@ at-least-once; results at the sink are exactly-once.
 """
 from __future__ import annotations
 
+import hmac
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -124,41 +125,63 @@ class SampleLedger:
                 "stale_acks": self.stale_acks}
 
 
-def encode_ack(sink: str, o: Origin) -> bytes:
-    return msgpack.packb([sink, o.stream, o.epoch, o.sample])
+def encode_ack(sink: str, o: Origin, token: bytes = b"") -> bytes:
+    return msgpack.packb([sink, o.stream, o.epoch, o.sample] + ([token] if token else []))
 
 
-def decode_ack(frame: bytes) -> tuple[str, tuple] | None:
-    """(sink, origin key) or None for anything malformed."""
+def decode_ack(frame: bytes, token: bytes = b"") -> tuple[str, tuple] | None:
+    """(sink, origin key) or None for anything malformed or, given the run's token, without it
+    (a forged acknowledgement would make the source forget a sample no sink has)."""
     try:
-        v = msgpack.unpackb(frame, max_str_len=1024, max_array_len=8, max_map_len=0, max_bin_len=0)
+        v = msgpack.unpackb(frame, max_str_len=1024, max_array_len=8, max_map_len=0, max_bin_len=64)
     except Exception:
         return None
-    if (not isinstance(v, list) or len(v) != 4 or not isinstance(v[0], str) or not isinstance(v[1], str)
-            or not all(isinstance(x, int) and not isinstance(x, bool) for x in v[2:])):
+    if not isinstance(v, list) or len(v) != 4 + bool(token):
+        return None
+    if token and not (isinstance(v[4], bytes) and hmac.compare_digest(v[4], token)):
+        return None
+    if (not isinstance(v[0], str) or not isinstance(v[1], str)
+            or not all(isinstance(x, int) and not isinstance(x, bool) for x in v[2:4])):
         return None
     return v[0], (v[1], v[2], v[3])
 
 
 class StartFilter:
-    """Drops the tail of a sample whose ``start`` this process never saw (it restarted mid-
-    sample): its partial data could only produce a wrong result; the source re-sends it whole."""
+    """Admits a sample's packets only after its ``start``, and only while time goes forward.
 
-    def __init__(self) -> None:
-        self.open: set[tuple] = set()
+    The tail of a sample whose ``start`` this process never saw (it restarted mid-sample)
+    could only produce a wrong result, and the source re-sends it whole: ``no_start`` (a drop).
+    An events packet whose first event is earlier than the last event already admitted for
+    its sample is malformed: ``time_backwards`` (a rejection).  At most ``max_open`` samples
+    are tracked (the oldest open one is forgotten first), so a peer that starts samples and
+    never ends them cannot grow it.
+    """
 
-    def admit(self, pkt: Packet) -> bool:
+    def __init__(self, max_open: int = 4096) -> None:
+        self.open: dict[tuple, int] = {}  # origin key -> last event time admitted (µs)
+        self.max_open = max_open
+
+    def admit(self, pkt: Packet) -> str | None:
+        """None to admit ``pkt``, else the reason it is refused (``no_start``, ``time_backwards``)."""
         if pkt.origin is None or pkt.sample < 0:
-            return True
+            return None
         key = origin_key(pkt.origin)
         if pkt.is_control:
             if pkt.control == "start":
-                self.open.add(key)
-                return True
+                self.open.pop(key, None)
+                self.open[key] = -2**63
+                while len(self.open) > self.max_open:
+                    del self.open[next(iter(self.open))]
+                return None
             if pkt.control == "end_of_sample":
-                if key in self.open:
-                    self.open.discard(key)
-                    return True
-                return False
-            return True
-        return key in self.open
+                return None if self.open.pop(key, None) is not None else "no_start"
+            return None
+        last = self.open.get(key)
+        if last is None:
+            return "no_start"
+        if pkt.kind == "events" and pkt.body is not None and len(pkt.body):
+            t = pkt.body["t"]
+            if int(t[0]) < last:
+                return "time_backwards"
+            self.open[key] = int(t[-1])
+        return None

@@ -29,6 +29,10 @@ DRAIN_TIMEOUT_S = 10.0
 MAX_ERROR_LOGS = 5
 
 
+class BindFailed(ValueError):
+    """An endpoint this node could not bind (in use, or an address of another host)."""
+
+
 @dataclass
 class NodeSpec:
     """Everything the runtime needs to run one node, as plain data."""
@@ -40,6 +44,7 @@ class NodeSpec:
     address: str | None = None  # where peers connect to reach ``bind`` (default: ``bind``)
     outputs: list[EdgeConfig] = field(default_factory=list)
     upstream: int = 0  # number of upstream nodes whose end_of_stream ends this node
+    upstream_names: list[str] = field(default_factory=list)  # those nodes (empty: any peer)
     window: int = 32  # credits granted to each upstream sender
     telemetry: str | None = None
     telemetry_interval_s: float = 1.0
@@ -51,6 +56,13 @@ class NodeSpec:
     ack_bind: str | None = None  # sources: where sinks send acknowledgements
     n_ackers: int = 0  # sources: how many sinks must acknowledge each sample
     ack_to: list[str] = field(default_factory=list)  # sinks: the sources' ack endpoints
+    # replayable sources across restarts: the origin epoch of the data (kept by the launcher,
+    # so a re-sent sample has the identity it had) and the first sample not yet acknowledged
+    origin_epoch: int | None = None
+    resume_from: int = 0
+    # a secret the launcher draws per run (hex): every envelope and acknowledgement carries
+    # it, and receivers refuse what lacks it (None: no check, e.g. nodes started by hand)
+    run_token: str | None = None
 
 
 class NodeRuntime:
@@ -69,23 +81,38 @@ class NodeRuntime:
         client = self.curve.client if self.curve else None
         server = self.curve.server if self.curve else None
         ident = f"{spec.name}:{self.epoch}".encode()
-        self.senders = [EdgeSender(self.ctx, cfg, ident, client) for cfg in spec.outputs]
-        self.receiver = EdgeReceiver(self.ctx, spec.bind, spec.window, server) if spec.bind else None
+        self.token = bytes.fromhex(spec.run_token) if spec.run_token else b""
+        self.receiver = None
+        self.ack_sock = None
+        try:  # binds first: one that fails leaves nothing else open
+            if spec.bind:
+                self.receiver = EdgeReceiver(self.ctx, spec.bind, spec.window, server, self.token)
+            if isinstance(node, SourceNode) and spec.recovery is not None and spec.ack_bind:
+                self.ack_sock = self.ctx.socket(zmq.PULL)
+                self.ack_sock.setsockopt(zmq.LINGER, 0)
+                if server:
+                    server(self.ack_sock)
+                self.ack_sock.bind(spec.ack_bind)
+        except zmq.ZMQError as exc:
+            endpoint = spec.ack_bind if self.receiver is not None else spec.bind
+            for sock in (self.receiver.sock if self.receiver else None, self.ack_sock):
+                if sock is not None:
+                    sock.close(0)
+            if self.curve is not None:
+                self.curve.stop()
+            if self._owns_ctx:
+                self.ctx.term()
+            raise BindFailed(f"node {spec.name!r} cannot bind {endpoint}: {exc.strerror}") from None
+        self.senders = [EdgeSender(self.ctx, cfg, ident, client, self.token) for cfg in spec.outputs]
         if self.receiver is not None:
             from . import validate
             validate.warm_up()
         self.start_filter = StartFilter()
         self.ledger: SampleLedger | None = None
-        self.ack_sock = None
         self._recovery_poller: zmq.Poller | None = None
         self.resend_requested = False
-        if isinstance(node, SourceNode) and spec.recovery is not None and spec.ack_bind:
+        if self.ack_sock is not None:
             self.ledger = SampleLedger(RecoveryConfig(**spec.recovery), spec.n_ackers)
-            self.ack_sock = self.ctx.socket(zmq.PULL)
-            self.ack_sock.setsockopt(zmq.LINGER, 0)
-            if server:
-                server(self.ack_sock)
-            self.ack_sock.bind(spec.ack_bind)
         self.ack_push = []
         for ep in spec.ack_to:
             sock = self.ctx.socket(zmq.PUSH)
@@ -96,12 +123,20 @@ class NodeRuntime:
             self.ack_push.append(sock)
         self.acks_sent = 0
         node.on_ack = self.send_ack if self.ack_push else None
+        self.next_sample = 0  # sources: the sample a restart would resume from (none acked yet)
+        if spec.origin_epoch is not None and hasattr(node, "resume_from"):
+            node.epoch, node.resume_from = spec.origin_epoch, spec.resume_from
+            self.next_sample = spec.resume_from
         self.telemetry = TelemetryPublisher(self.ctx, spec.telemetry, spec.name, self.epoch, client)
         self._last_report = time.monotonic()
 
     # -- signals ----------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
+        """SIGTERM/SIGINT: finish (end_of_stream downstream, a bounded drain); a second one
+        ends the node at once (its final report and socket close still run)."""
         def request_stop(signum, _frame):
+            if self.stop_requested:
+                raise SystemExit(128 + signum)
             self.stop_requested = True
         def request_resend(signum, _frame):
             self.resend_requested = True
@@ -137,6 +172,13 @@ class NodeRuntime:
         while pending:
             if deadline is not None and time.monotonic() > deadline:
                 return False
+            if self.stop_requested:
+                if deadline is None:
+                    return False  # stopping: the drain below sends what it can, bounded
+                # nobody ever granted credit on these edges (no receiver): nothing to wait for
+                pending = [s for s in pending if s.limit > 0]
+                if not pending:
+                    return False
             for s in pending:
                 s.stats.credit_waits += 1
                 s.hello()
@@ -164,10 +206,13 @@ class NodeRuntime:
         if self.receiver is not None:
             snap["received"] = self.receiver.received
             snap["lost_upstream"] = self.receiver.lost
+            snap["hellos"], snap["pongs"] = self.receiver.hellos, self.receiver.pongs
             snap["clock"] = {k.decode(errors="replace").rsplit(":", 1)[0]: v.as_dict()
                              for k, v in self.receiver.clocks.items()}
         if self.ledger is not None:
             snap["recovery"] = self.ledger.stats()
+        if isinstance(self.node, SourceNode):
+            snap["resume"] = {"from_sample": self.resume_point(), "origin_epoch": getattr(self.node, "epoch", None)}
         if self.ack_push:
             snap["acks_sent"] = self.acks_sent
         if self.curve is not None:
@@ -204,8 +249,12 @@ class NodeRuntime:
             pkt.sent_ns -= int(offset)
             if pkt.origin_ns:
                 pkt.origin_ns -= int(offset)
-        if not self.start_filter.admit(pkt):
+        refused = self.start_filter.admit(pkt) or self._foreign_end(pkt)
+        if refused == "no_start":
             self.stats.dropped_in["no_start"] += 1  # tail of a sample begun before a restart
+            return
+        if refused is not None:
+            self.stats.rejected[refused] += 1
             return
         t_start = time.perf_counter_ns()
         if pkt.is_control:
@@ -217,20 +266,42 @@ class NodeRuntime:
         try:
             outputs = list(self.node.process(pkt) or ())
         except Exception as exc:  # a node error rejects this message, never the node
-            self.stats.rejected[f"error:{type(exc).__name__}"] += 1
-            if self.error_logs < MAX_ERROR_LOGS:
-                self.error_logs += 1
-                print(f"[{self.spec.name}] rejected message: {exc}", file=sys.stderr, flush=True)
+            self._reject_error(exc)
+            return
+        try:
+            self._emit_all(outputs)
+            if pkt.is_control and pkt.control != "end_of_stream":
+                self.emit(pkt.replace(meta=dict(pkt.meta)))  # forwarded in order, after outputs
+        except ValueError as exc:  # an output built from this message cannot be encoded
+            self._reject_error(exc)
             return
         self.stats.consumed += 1
-        self._emit_all(outputs)
         if pkt.is_control:
             if pkt.control == "end_of_stream":
                 self.ended_upstreams.add(pkt.stream)
-            else:
-                self.emit(pkt.replace(meta=dict(pkt.meta)))
         else:
             self.stats.latency_us.add((time.perf_counter_ns() - t_start) / 1e3)
+
+    def _reject_error(self, exc: Exception) -> None:
+        self.stats.rejected[f"error:{type(exc).__name__}"] += 1
+        if self.error_logs < MAX_ERROR_LOGS:
+            self.error_logs += 1
+            print(f"[{self.spec.name}] rejected message: {exc}", file=sys.stderr, flush=True)
+
+    def _foreign_end(self, pkt: Packet) -> str | None:
+        """``foreign_end_of_stream`` for an end_of_stream not from a declared upstream.
+
+        Only the sender that connected as ``NAME:EPOCH`` (its edge identity), whose packet
+        carries that same stream name and epoch, and whose name is one of the node's declared
+        upstreams (any name for a node started by hand), can end this node's input."""
+        if not (pkt.is_control and pkt.control == "end_of_stream"):
+            return None
+        peer = self.receiver.last_peer.decode(errors="replace") if self.receiver else ""
+        name, _, epoch = peer.rpartition(":")
+        ok = name == pkt.stream and epoch == str(pkt.epoch)
+        if self.spec.upstream_names:
+            ok = ok and name in self.spec.upstream_names
+        return None if ok else "foreign_end_of_stream"
 
     def _finished_upstream(self) -> bool:
         return self.spec.upstream > 0 and len(self.ended_upstreams) >= self.spec.upstream
@@ -261,11 +332,21 @@ class NodeRuntime:
             self.close()
         return 0
 
+    def resume_point(self) -> int:
+        """Sources: the first sample a restarted process must send again.  Every earlier one
+        is acknowledged by every sink (with recovery); without recovery it is the sample being
+        sent (which a kill may cut), so nothing sent whole is sent twice."""
+        if self.ledger is not None and self.ledger.kept:
+            return min(k[2] for k in self.ledger.kept)
+        return self.next_sample
+
     def _run_source(self) -> None:
         assert isinstance(self.node, SourceNode)
         for pkt in self.node.packets():
             if self.stop_requested:
                 break
+            if pkt.is_control and pkt.sample >= 0:
+                self.next_sample = pkt.sample + (pkt.control == "end_of_sample")
             if self.ledger is not None:
                 if pkt.is_control and pkt.control == "start":
                     while self.ledger.full and not self.stop_requested:
@@ -298,7 +379,7 @@ class NodeRuntime:
                     frame = self.ack_sock.recv(zmq.NOBLOCK)
                 except zmq.Again:
                     break
-                ack = decode_ack(frame)
+                ack = decode_ack(frame, self.token)
                 if ack is None:
                     self.stats.rejected["bad_ack"] += 1
                 else:
@@ -316,13 +397,26 @@ class NodeRuntime:
 
     def send_ack(self, origin: Origin) -> None:
         """Sinks: acknowledge a committed result to every source."""
-        frame = encode_ack(self.spec.name, origin)
+        frame = encode_ack(self.spec.name, origin, self.token)
         for sock in self.ack_push:
             try:
                 sock.send(frame, zmq.NOBLOCK)
             except zmq.Again:
                 pass  # the source is gone or restarting; it will re-send and we ack again
         self.acks_sent += 1
+
+    def receive_one(self) -> None:
+        """Read one message from the input and handle it; whatever a peer sent, this counts it
+        (a packet: in = consumed + rejected + dropped; a hello or clock reply: the
+        receiver's own counters) and never raises."""
+        try:
+            frames = self.receiver.recv()
+        except codec.DecodeError as exc:
+            self.stats.msgs_in += 1
+            self.stats.rejected[exc.reason] += 1
+            return
+        if frames is not None:
+            self._handle_frames(frames)
 
     def _run_consumer(self) -> None:
         assert self.receiver is not None, f"node {self.spec.name!r} has no input endpoint"
@@ -337,14 +431,7 @@ class NodeRuntime:
                     s.pump()
             if self.receiver.sock in ready:
                 for _ in range(256):  # bounded batch, then service credits and telemetry
-                    try:
-                        frames = self.receiver.recv()
-                    except codec.DecodeError as exc:
-                        self.stats.msgs_in += 1
-                        self.stats.rejected[exc.reason] += 1
-                        frames = None
-                    if frames is not None:
-                        self._handle_frames(frames)
+                    self.receive_one()
                     if self.stop_requested or self._finished_upstream():
                         break
                     if not self.receiver.sock.getsockopt(_EVENTS) & _POLLIN:

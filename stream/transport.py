@@ -3,9 +3,10 @@
 An edge joins one sending node to one receiving node.  The receiver binds a ROUTER socket
 (several senders may connect to it: fan-in); each sender connects a DEALER.  Messages:
 
-* sender -> receiver: ``[b"D" + count, *packet frames]`` (``count`` = this edge's running
-  message number, 8 bytes little-endian) or ``[b"H" + count]`` (hello: "I exist, I have sent
-  ``count``, grant me credit").
+* sender -> receiver: ``[b"D" + count (+ token), *packet frames]`` (``count`` = this edge's
+  running message number, 8 bytes little-endian) or ``[b"H" + count (+ token)]`` (hello: "I exist, I
+  have sent ``count``, grant me credit").  A receiver given a run token (the launcher draws
+  one per run) accepts only envelopes that carry it (16 bytes after the count).
 * receiver -> sender: ``[b"C", limit]``: the sender may send while its count < ``limit``.
   Limits are absolute, so a lost or repeated grant is harmless.
 
@@ -16,6 +17,7 @@ every dropped event by reason.  Control packets are never dropped.
 from __future__ import annotations
 
 import collections
+import hmac
 import struct
 import time
 from dataclasses import dataclass, field
@@ -36,6 +38,11 @@ _NOBLOCK, _EVENTS, _POLLIN = int(zmq.NOBLOCK), int(zmq.EVENTS), int(zmq.POLLIN)
 _MORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
 HELLO_INTERVAL_S = 0.25
 POLICIES = ("block", "drop")
+# Physical bounds on envelope fields from a peer (anything outside is a malformed message):
+MAX_COUNT = 2**56  # a running message count: 228 years at 10 M messages/s
+MAX_CREDIT = 2**20  # credit beyond what was sent that a receiver may grant
+MAX_OFFSET_NS = 86_400 * 10**9  # a peer clock more than a day off is not a clock
+MAX_RTT_NS = 10 * 10**9  # a clock exchange slower than this tells nothing
 
 
 @dataclass
@@ -66,12 +73,14 @@ class EdgeStats:
     events_dropped: dict = field(default_factory=lambda: collections.Counter())
     max_queue: int = 0
     credit_waits: int = 0
+    bad_grants: int = 0  # malformed or out-of-bounds messages from the receiver, ignored
 
     def as_dict(self) -> dict:
         return {
             "offered": self.offered, "sent": self.sent, "dropped": self.dropped,
             "events_sent": self.events_sent, "events_dropped": dict(self.events_dropped),
             "max_queue": self.max_queue, "credit_waits": self.credit_waits,
+            "bad_grants": self.bad_grants,
         }
 
 
@@ -103,8 +112,9 @@ class EdgeSender:
     """The sending end of one edge."""
 
     def __init__(self, ctx: zmq.Context, cfg: EdgeConfig, identity: bytes,
-                 secure: Callable[[zmq.Socket, str], None] | None = None):
+                 secure: Callable[[zmq.Socket, str], None] | None = None, token: bytes = b""):
         self.cfg = cfg
+        self.token = token
         self.sock = ctx.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.IDENTITY, identity)
         self.sock.setsockopt(zmq.LINGER, 2000)
@@ -129,22 +139,27 @@ class EdgeSender:
                 msg = self.sock.recv_multipart(_NOBLOCK)
             except zmq.Again:
                 return
-            if len(msg) == 1 and len(msg[0]) == _TAGGED.size and msg[0][:1] == CREDIT:
-                self.limit = max(self.limit, _TAGGED.unpack(msg[0])[1])
-            elif len(msg) == 1 and len(msg[0]) == _TAGGED.size and msg[0][:1] == PING:
+            if len(msg) != 1 or len(msg[0]) != _TAGGED.size:
+                self.stats.bad_grants += 1
+                continue
+            tag, value = _TAGGED.unpack(msg[0])
+            if tag == CREDIT and value - self.count <= MAX_CREDIT:
+                self.limit = max(self.limit, value)
+            elif tag == PING and value < 2**63:
                 t2 = now_ns()  # answer the receiver's clock probe at once
                 try:
-                    self.sock.send(_TIMES.pack(PONG, _TAGGED.unpack(msg[0])[1], t2, now_ns()), _NOBLOCK)
+                    self.sock.send(_TIMES.pack(PONG, value, t2, now_ns()), _NOBLOCK)
                 except zmq.Again:
                     pass
-            # anything else from a receiver is ignored: senders trust nothing either
+            else:  # senders trust nothing either: counted, ignored
+                self.stats.bad_grants += 1
 
     def hello(self, force: bool = False) -> None:
         now = time.monotonic()
         if force or now - self._last_hello >= HELLO_INTERVAL_S:
             self._last_hello = now
             try:
-                self.sock.send(_TAGGED.pack(HELLO, self.count), _NOBLOCK)
+                self.sock.send(_TAGGED.pack(HELLO, self.count) + self.token, _NOBLOCK)
             except zmq.Again:
                 pass
 
@@ -180,7 +195,7 @@ class EdgeSender:
         while self.queue and self.count < self.limit:
             pkt, frames = self.queue[0]
             try:
-                _send_frames(self.sock, [_TAGGED.pack(DATA, self.count + 1), *frames])
+                _send_frames(self.sock, [_TAGGED.pack(DATA, self.count + 1) + self.token, *frames])
             except zmq.Again:
                 break  # no connected receiver (it may be restarting): keep the message
             self.queue.popleft()
@@ -199,50 +214,73 @@ class EdgeReceiver:
     """The receiving end: a bound ROUTER that grants credit to every connected sender."""
 
     def __init__(self, ctx: zmq.Context, endpoint: str, window: int = 32,
-                 secure: Callable[[zmq.Socket], None] | None = None):
+                 secure: Callable[[zmq.Socket], None] | None = None, token: bytes = b""):
         self.sock = ctx.socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.LINGER, 500)
         self.sock.setsockopt(zmq.RCVHWM, 0)
         self.sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
         if secure:
             secure(self.sock)  # CurveZMQ server keys, before binding
-        self.sock.bind(endpoint)
+        try:
+            self.sock.bind(endpoint)
+        except zmq.ZMQError:
+            self.sock.close(0)
+            raise
         self.endpoint = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self.window = window
-        self.peers: dict[bytes, int] = {}  # identity -> last count seen
+        self.token = token
+        self.peers: dict[bytes, int] = {}  # identity -> last count seen (authenticated peers)
         self.clocks: dict[bytes, OffsetEstimate] = {}  # identity -> its clock minus ours
         self._last_ping: dict[bytes, float] = {}
+        self._ping_sent: dict[bytes, int] = {}  # identity -> t1 of the ping it may answer
         self.last_peer: bytes = b""
         self.received = 0
+        self.hellos = 0  # accepted hellos and clock replies (not packets: not in msgs_in)
+        self.pongs = 0
         self.lost = 0  # gaps in a sender's count (e.g. after this receiver restarted)
         self.per_peer_received: collections.Counter = collections.Counter()
 
     def recv(self) -> list | None:
-        """One message's packet frames, or None for a hello or an unusable message.
+        """One message's packet frames, or None for a hello or a clock reply.
 
-        Raises ``codec.DecodeError("envelope")`` for a message without our envelope.
+        Every envelope field is range-checked before use: a bad one raises
+        ``codec.DecodeError`` with its reason (``envelope``, ``envelope_count``, ``bad_pong``)
+        and changes no state, so no peer can corrupt the accounting or raise out of here.
         """
         msg = _recv_frames(self.sock)
         if len(msg) < 2:
             raise codec.DecodeError("envelope", f"{len(msg)} frames")
         ident = msg[0].bytes
         if len(msg) == 2 and len(msg[1]) == _TIMES.size and msg[1].bytes[:1] == PONG:
-            _, t1, t2, t3 = _TIMES.unpack(msg[1].bytes)
-            self.clocks.setdefault(ident, OffsetEstimate()).add(t1, t2, t3, now_ns())
+            self._pong(ident, *_TIMES.unpack(msg[1].bytes)[1:])
             return None
-        if len(msg[1]) != _TAGGED.size:
+        env = msg[1].bytes
+        if self.token:  # every envelope carries the run's token: no state, no restart window
+            if len(env) != _TAGGED.size + len(self.token) or not hmac.compare_digest(env[_TAGGED.size:], self.token):
+                raise codec.DecodeError("unauthenticated", "envelope without this run's token")
+            env = env[:_TAGGED.size]
+        if len(env) != _TAGGED.size:
             raise codec.DecodeError("envelope", "bad envelope frame")
-        tag, count = _TAGGED.unpack(msg[1].bytes)
+        tag, count = _TAGGED.unpack(env)
+        if tag not in (HELLO, DATA):
+            raise codec.DecodeError("envelope", "bad tag")
+        last = self.peers.get(ident)
+        # A sender never has more in flight than the window granted on the last count seen,
+        # so a legitimate count is at most last + window (+1 for data); first contact (or
+        # this receiver restarted) accepts any count below the physical bound.
+        top = MAX_COUNT if last is None else last + self.window + (tag == DATA)
+        if count > top or (tag == DATA and count < 1):
+            raise codec.DecodeError("envelope_count", f"count {count} outside [1, {top}]")
         if tag == HELLO:
             if len(msg) != 2:
                 raise codec.DecodeError("envelope", "hello with body")
-            self.peers[ident] = max(self.peers.get(ident, count), count)
+            self.peers[ident] = count if last is None else max(last, count)
+            self.hellos += 1
             self._grant(ident)
             self._maybe_ping(ident)
             return None
-        if tag != DATA or len(msg) < 3:
-            raise codec.DecodeError("envelope", "bad tag or no packet")
-        last = self.peers.get(ident)
+        if len(msg) < 3:
+            raise codec.DecodeError("envelope", "data without packet")
         if last is not None and count > last + 1:
             self.lost += count - last - 1
         self.peers[ident] = count if last is None else max(last, count)
@@ -254,12 +292,27 @@ class EdgeReceiver:
         self._maybe_ping(ident)
         return msg[2:]
 
+    def _pong(self, ident: bytes, t1: int, t2: int, t3: int) -> None:
+        """A clock reply: used only if it answers the ping we sent this peer and its times are
+        physically possible (round trip and offset bounded), else a malformed message."""
+        t4 = now_ns()
+        if self._ping_sent.pop(ident, None) != t1:
+            raise codec.DecodeError("bad_pong", "answers no ping of ours")
+        rtt = (t4 - t1) - (t3 - t2)
+        offset = ((t2 - t1) + (t3 - t4)) / 2
+        if not (0 <= t3 - t2 <= MAX_RTT_NS and 0 <= rtt <= MAX_RTT_NS and abs(offset) <= MAX_OFFSET_NS):
+            raise codec.DecodeError("bad_pong", "clock times outside physical bounds")
+        self.pongs += 1
+        self.clocks.setdefault(ident, OffsetEstimate()).add(t1, t2, t3, t4)
+
     def _maybe_ping(self, ident: bytes) -> None:
         now = time.monotonic()
         if now - self._last_ping.get(ident, 0.0) >= PING_INTERVAL_S:
             self._last_ping[ident] = now
+            t1 = now_ns()
+            self._ping_sent[ident] = t1
             try:
-                self.sock.send_multipart([ident, _TAGGED.pack(PING, now_ns())], _NOBLOCK)
+                self.sock.send_multipart([ident, _TAGGED.pack(PING, t1)], _NOBLOCK)
             except (zmq.Again, zmq.ZMQError):
                 pass
 

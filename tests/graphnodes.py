@@ -9,7 +9,7 @@ import numpy as np
 
 from rram_lsm.nodes.passthrough import PassThroughNode
 from rram_lsm.stream.node import SourceNode
-from rram_lsm.stream.packets import DVS_DTYPE, Origin, Packet, control
+from rram_lsm.stream.packets import DVS_DTYPE, Origin, Packet, control, new_epoch
 
 
 class CountingSource(SourceNode):
@@ -17,15 +17,22 @@ class CountingSource(SourceNode):
     each event's ``t`` a running counter so receivers can check order and completeness."""
 
     kind = "counting_source"
+    epoch: int | None = None  # set by the runtime across a restart, with resume_from
+    resume_from = 0
 
     def packets(self):
         samples = int(self.params.get("samples", 3))
         messages = int(self.params.get("messages", 10))
         events = int(self.params.get("events", 64))
         delay = float(self.params.get("delay_ms", 0)) / 1e3
-        epoch = int(self.params.get("epoch", 1))
+        # like a real source, a process draws its own epoch unless the runtime hands it the
+        # data's (or a test fixes one)
+        epoch = self.epoch if self.epoch is not None else int(self.params.get("epoch", new_epoch()))
         t = 0
         for s in range(samples):
+            if s < self.resume_from:
+                t += messages * events
+                continue
             origin = Origin(self.name, epoch, s)
             yield control("start", sample=s, label=s % 10, origin=origin)
             for m in range(messages):

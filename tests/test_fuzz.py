@@ -64,3 +64,17 @@ def test_mutated_messages_decode_or_reject_cleanly(seed):
             assert exc.reason
         else:
             assert q.kind in ("events", "features", "embedding", "prediction", "control", "telemetry")
+
+
+def test_hostile_envelopes_through_a_real_router_are_all_counted():
+    """Envelopes and control frames from a real DEALER (counts near 2**64, random tags and
+    clock replies, a stranger's controls, negative sample ids, time going backwards): the
+    node never raises, and every message is counted as a packet or an accepted hello/pong."""
+    from rram_lsm.launch.fuzz import fuzz_envelopes
+
+    report = fuzz_envelopes(PassThroughNode("p"), 3000, seed=11, bind="inproc://fuzz-envelopes")
+    assert report.messages == 3000
+    for reason in ("envelope", "envelope_count", "bad_pong", "sample_id", "foreign_end_of_stream",
+                   "time_backwards"):
+        assert report.rejected.get(reason, 0) > 0, reason
+    assert report.consumed > 0

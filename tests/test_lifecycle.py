@@ -78,11 +78,15 @@ to = "sink"
 
 
 def test_sigterm_to_launcher_stops_all_with_final_telemetry(tmp_path):
+    """... and its ipc socket folder, private to the user while it runs, is gone after."""
     (tmp_path / "g.toml").write_text(LONG)
     run_dir = tmp_path / "run"
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
     proc = subprocess.Popen([sys.executable, "-m", "rram_lsm", "run", str(tmp_path / "g.toml"),
                              "--run-dir", str(run_dir), "--no-dashboard"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TMPDIR": str(tmp)})
     tele = run_dir / "telemetry.jsonl"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -90,9 +94,12 @@ def test_sigterm_to_launcher_stops_all_with_final_telemetry(tmp_path):
         if text.count('"node": "sink"') >= 3 and text.count('"node": "src"') >= 2:  # data flows
             break
         time.sleep(0.1)
+    (sockets,) = tmp.glob("rram-lsm-*")
+    assert sockets.stat().st_mode & 0o777 == 0o700 and (sockets / "mid.sock").exists()
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
+    assert not list(tmp.iterdir())
     reports = [json.loads(l) for l in open(tele) if '"node"' in l and '"event"' not in l]
     pids = {r["pid"] for r in reports}
     finals = {r["node"] for r in reports if r["final"]}

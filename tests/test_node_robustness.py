@@ -39,6 +39,7 @@ def test_node_survives_malformed_messages(tmp_path, sockdir):
     try:
         dealer = zmq.Context.instance().socket(zmq.DEALER)
         dealer.setsockopt(zmq.LINGER, 1000)
+        dealer.setsockopt(zmq.IDENTITY, b"test:0")  # an upstream's edge identity: NAME:EPOCH
         dealer.connect(mid_ep)
         dealer.send(TAGGED.pack(b"H", 0))
         assert dealer.poll(30000), "no credit granted"

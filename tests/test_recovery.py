@@ -41,10 +41,13 @@ EDGES = {"block": 'policy = "block"', "drop": 'policy = "drop"\nqueue_msgs = 16'
 
 
 @pytest.mark.parametrize("policy", ["block", "drop"])
-def test_sigkill_mid_stream_loses_and_duplicates_nothing(tmp_path, sockdir, policy):
-    """SIGKILL the middle node mid-stream.  ``block``: nothing is dropped; ``drop``: the
-    source's queue overflows while the node is down and drops data, counted by reason.  In
-    both, unacknowledged samples are re-sent whole, so the sink ends with every sample once."""
+@pytest.mark.parametrize("victim", ["src", "mid", "sink"])
+def test_sigkill_any_node_mid_stream_loses_and_duplicates_nothing(tmp_path, sockdir, policy, victim):
+    """SIGKILL one node (the source included) mid-stream.  ``block``: nothing is dropped;
+    ``drop``: a queue overflows while a node is down and drops data, counted by reason.  In
+    all, the sink ends with every sample once: unacknowledged samples are re-sent whole, and a
+    restarted source resumes from its first unacknowledged sample under the same origin
+    epoch, so what it sends again is recognised (issue 22: it used to begin again at 0)."""
     out = tmp_path / "out.jsonl"
     samples, messages = 8, 30
     path = tmp_path / "g.toml"
@@ -53,17 +56,17 @@ def test_sigkill_mid_stream_loses_and_duplicates_nothing(tmp_path, sockdir, poli
     for spec in launcher.graph.nodes.values():
         spec.telemetry_interval_s = 0.1
     killed = []
+    busy = "msgs_out" if victim == "src" else "msgs_in"
 
     def kill_when_busy(report):
-        if report.get("node") == "mid" and report.get("msgs_in", 0) > 45 and not killed:
-            killed.append(launcher.states["mid"].proc.pid)
+        if report.get("node") == victim and report.get(busy, 0) > 45 and not killed:
+            killed.append(launcher.states[victim].proc.pid)
             os.kill(killed[0], signal.SIGKILL)
 
     launcher.on_report = kill_when_busy
     assert launcher.run(timeout_s=180) == 0
     assert killed
     src, sink = launcher.latest["src"], launcher.latest["sink"]
-    assert src["recovery"]["resent_samples"] > 0
     assert src["recovery"]["unacked"] == 0
     recs = [json.loads(l) for l in open(out)]
     events = Counter()
@@ -74,10 +77,18 @@ def test_sigkill_mid_stream_loses_and_duplicates_nothing(tmp_path, sockdir, poli
     assert events == {s: messages * 64 for s in range(samples)}
     ends = Counter(r["sample"] for r in recs if r.get("control") == "end_of_sample")
     assert ends == {s: 1 for s in range(samples)}
+    assert len({tuple(r["origin"][:2]) for r in recs if r["origin"]}) == 1  # one origin epoch
+    log = [json.loads(l) for l in open(tmp_path / "run" / "telemetry.jsonl") if '"event"' in l]
+    restarts = [e for e in log if e["event"] == "restarted"]
+    assert [e["node"] for e in restarts] == [victim]
+    if victim == "src":  # it resumed past what was acknowledged instead of beginning again
+        assert restarts[0]["resume_from"] > 0
+        return
+    assert src["recovery"]["resent_samples"] > 0
     src_edge = src["edges"]["src->mid"]
     if policy == "block":
         assert src_edge["dropped"] == 0 and not src_edge["events_dropped"]
-    else:  # what the overflowing queue dropped is counted, and those samples came again whole
+    elif victim == "mid":  # what the overflowing queue dropped is counted, and those samples came again whole
         assert src_edge["dropped"] > 0
         assert src_edge["events_dropped"]["no_credit"] == src_edge["dropped"] * 64
         assert sink["gauges"]["incomplete_samples"] + sink["gauges"].get("duplicates", 0) >= 1
@@ -88,7 +99,7 @@ def test_sample_over_the_bound_is_refused_with_a_clear_error(tmp_path, sockdir):
     path.write_text(CHAIN.format(samples=2, messages=5, out=tmp_path / "o.jsonl",
                                  extra=", max_sample_bytes = 1000", edge=EDGES["block"]))
     launcher = Launcher(load_graph(path, None, sockdir), tmp_path / "run", sockdir)
-    assert launcher.run(timeout_s=120) == 1
+    assert launcher.run(timeout_s=120) == 2  # a configuration error: rc 2, no restarts
     log = (tmp_path / "run" / "logs" / "src.log").read_text()
     assert "exceeds the recovery bound of 1000 bytes" in log
     events = [json.loads(l) for l in open(tmp_path / "run" / "telemetry.jsonl") if '"event"' in l]

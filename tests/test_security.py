@@ -93,3 +93,72 @@ def test_curve_graph_delivers_and_refuses_an_unknown_peer(tmp_path, sockdir):
     assert sum(r["n"] for r in recs if r["kind"] == "events") > 0
     src = launcher.latest["src"]
     assert final["received"] == src["edges"]["src->mid"]["sent"]  # only the real upstream got in
+
+
+LOOPBACK = """
+[graph]
+name = "loopback"
+transport = "tcp"
+recovery = {{ enabled = true, resend_after_s = 30.0 }}
+[nodes.src]
+kind = "graphnodes:CountingSource"
+params = {{ samples = 30, messages = 10, events = 64, delay_ms = 5 }}
+[nodes.mid]
+kind = "passthrough"
+[nodes.sink]
+kind = "jsonl_sink"
+params = {{ path = "{out}" }}
+[[edges]]
+from = "src"
+to = "mid"
+[[edges]]
+from = "mid"
+to = "sink"
+"""
+
+
+def test_a_local_stranger_on_a_loopback_tcp_graph_gets_nothing_in(tmp_path, sockdir):
+    """Without Curve, a tcp graph on loopback carries a per-run token in every envelope and
+    acknowledgement: another process that can reach the port (another user, say) is granted
+    no credit, its data and its end_of_stream are refused, its forged acknowledgement cannot
+    make the source forget a sample, and every sample still arrives once."""
+    from rram_lsm.stream.codec import encode
+    from rram_lsm.stream.packets import Origin, control
+    from rram_lsm.stream.recovery import encode_ack
+
+    (tmp_path / "g.toml").write_text(LOOPBACK.format(out=tmp_path / "out.jsonl"))
+    graph = load_graph(tmp_path / "g.toml", None, sockdir)
+    launcher = Launcher(graph, tmp_path / "run", sockdir)
+    for spec in graph.nodes.values():
+        spec.telemetry_interval_s = 0.2
+    mid, src = graph.nodes["mid"], graph.nodes["src"]
+    assert mid.run_token and mid.run_token == src.run_token
+    seen = {}
+
+    def attack(report):
+        if report.get("node") == "mid" and report.get("msgs_in", 0) > 20 and not seen:
+            ctx = zmq.Context.instance()
+            dealer, push = ctx.socket(zmq.DEALER), ctx.socket(zmq.PUSH)
+            dealer.setsockopt(zmq.IDENTITY, b"src:1")
+            for s in (dealer, push):
+                s.setsockopt(zmq.LINGER, 500)
+            dealer.connect(mid.bind)
+            push.connect(src.ack_bind)
+            dealer.send(struct.pack("<cQ", b"H", 0))
+            eos = control("end_of_stream", stream="src", epoch=1, origin=Origin("src", 1, -1))
+            dealer.send_multipart([struct.pack("<cQ", b"D", 1), *encode(eos)])
+            for sample in range(30):  # "sink: I have them all" without the token
+                push.send(encode_ack("sink", Origin("src", src.origin_epoch, sample)))
+            seen["granted"] = bool(dealer.poll(1500))
+            dealer.close()
+            push.close()
+
+    launcher.on_report = attack
+    assert launcher.run(timeout_s=120) == 0
+    assert seen and not seen["granted"]
+    final = launcher.latest
+    assert final["mid"]["rejected"] == {"unauthenticated": 2}
+    assert final["src"]["rejected"] == {"bad_ack": 30}
+    recs = [json.loads(l) for l in open(tmp_path / "out.jsonl")]
+    ends = sorted(r["sample"] for r in recs if r.get("control") == "end_of_sample")
+    assert ends == list(range(30))

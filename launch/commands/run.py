@@ -1,10 +1,14 @@
 """`rram-lsm run GRAPH`: start a graph, one process per node, with a live telemetry table."""
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+PREFIX = "rram-lsm-"
 
 
 def register(sub) -> None:
@@ -24,6 +28,19 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    """Run the graph; its ipc socket folder (mode 0700) is removed whatever the exit."""
+    from ..binds import remove_stale_socket_dirs
+
+    remove_stale_socket_dirs(Path(tempfile.gettempdir()), PREFIX)  # left by a SIGKILLed launcher
+    socket_dir = Path(tempfile.mkdtemp(prefix=PREFIX))  # mkdtemp: mode 0700
+    (socket_dir / "launcher.pid").write_text(str(os.getpid()))
+    try:
+        return _run(args, socket_dir)
+    finally:
+        shutil.rmtree(socket_dir, ignore_errors=True)
+
+
+def _run(args, socket_dir: Path) -> int:
     from rich.console import Console
     from rich.live import Live
 
@@ -31,7 +48,6 @@ def run(args) -> int:
     from ..graph import load_graph, parse_overrides
     from ..supervisor import Launcher
 
-    socket_dir = Path(tempfile.mkdtemp(prefix="rram-lsm-"))
     graph = load_graph(args.graph, parse_overrides(args.args), socket_dir, host=args.host)
     run_dir = Path(args.run_dir or Path("runs") / f"{graph.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     console = Console(stderr=True)

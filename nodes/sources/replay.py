@@ -108,7 +108,11 @@ class ReplaySource(SourceNode):
                 raise ConfigError(f"node {name!r}: 'loop' needs a list or a callable of samples, not a one-shot iterator")
             self._factory = lambda: samples
         self.geometry: tuple[int, ...] | None = tuple(int(g) for g in geometry) if geometry else None
-        self.epoch = new_epoch()  # the runtime may overwrite it with the epoch it stamps
+        # Across a restart the runtime sets both: the data's origin epoch (the launcher keeps
+        # it, so a re-sent sample keeps its identity and sinks drop it as a duplicate) and the
+        # first sample not yet acknowledged (earlier ones are skipped, not sent again).
+        self.epoch = new_epoch()
+        self.resume_from = 0
         self.clock_ns: Callable[[], int] = now_ns  # stream.clock: one clock for every origin_ns
         self.pacer = Pacer()
 
@@ -139,6 +143,9 @@ class ReplaySource(SourceNode):
             empty_pass = True
             for events, label in self._factory():
                 empty_pass = False
+                if sample < self.resume_from:  # delivered before a restart (the data is still
+                    sample += 1                # generated, so what follows is the same data)
+                    continue
                 events = self._check(np.asarray(events), sample)
                 label = None if label is None else int(label)
                 origin = Origin(self.name, self.epoch, sample)
