@@ -5,9 +5,11 @@ import numpy as np
 import pytest
 
 from rram_lsm.nodes.lsm.binning import bin_events, from_dense, to_dense
+from rram_lsm.nodes.lsm.config import LsmConfig
 from rram_lsm.nodes.lsm.encode import encode_samples
+from rram_lsm.nodes.lsm.kernels import window_edges
 from rram_lsm.nodes.lsm.presets import PRESETS, get_preset
-from rram_lsm.nodes.lsm.reservoir import LifReservoir, LsmConfig, window_edges, window_rates
+from rram_lsm.nodes.lsm.reservoir import LifReservoir, window_rates
 from rram_lsm.stream.node import ConfigError
 
 

@@ -23,10 +23,10 @@ from rram_lsm.stream.cache import cache_dir, cache_key
 from rram_lsm.stream.node import ConfigError
 
 from .binning import bin_events, event_addresses, to_dense
+from .config import LsmConfig, check_windows, make_device
 from .encode import encode_samples
 from .presets import get_preset
-from .reservoir import LifReservoir, LsmConfig, check_windows
-from .rram import make_device
+from .reservoir import LifReservoir
 
 FEATURES_FORMAT = 3   # 2: the float32 kernels sum dense bins as total minus silent rows (rounding)
                       # 3: the rram kernel sums a tile's input and recurrent rows apart (rounding)

@@ -34,9 +34,9 @@ from rram_lsm.stream.packets import DVS_DTYPE, F32, Packet
 from .binning import bin_events, event_addresses, warm_addresses
 from .live_binning import LiveBinner
 from .packet_path import PacketPath
+from .config import LsmConfig, check_threads, check_windows
 from .presets import get_preset
-from .reservoir import (LifReservoir, LsmConfig, check_threads, check_windows, numba_threads,
-                        window_rates)
+from .reservoir import LifReservoir, numba_threads, window_rates
 
 MODES = ("trial", "continuous")
 
