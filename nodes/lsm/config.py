@@ -253,10 +253,11 @@ in C, and each kernel called from Python names it again (``ReservoirParams(*para
 typing a namedtuple goes through Python, ~1 µs a call, a tenth of a 1 ms packet's work."""
 
 
-def reservoir_params(config: "LsmConfig", device: "DeviceConfig", n_row_tiles: int) -> ReservoirParams:
+def reservoir_params(config: LsmConfig, device: DeviceConfig, n_row_tiles: int) -> ReservoirParams:
     """The kernels' constants of ``config`` on ``device`` (floats and ints, so one compiled
     signature serves every preset)."""
-    return ReservoirParams(decay=float(config.decay), vth=float(config.vth), const=float(config.const),
-                           n_inputs=int(config.n_inputs), tile_rows=int(device.macro_rows),
-                           n_row_tiles=int(n_row_tiles), read_noise=float(device.read_noise_scale),
-                           adc_bits=int(device.adc_bits), adc_fs=float(device.adc_full_scale_us))
+    return ReservoirParams(
+        decay=float(config.decay), vth=float(config.vth), const=float(config.const),
+        n_inputs=int(config.n_inputs), tile_rows=int(device.macro_rows),
+        n_row_tiles=int(n_row_tiles), read_noise=float(device.read_noise_scale),
+        adc_bits=int(device.adc_bits), adc_fs=float(device.adc_full_scale_us))

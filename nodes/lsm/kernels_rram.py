@@ -242,18 +242,20 @@ def lif_rram(bin_ptr, idx, g_diff, g_sq_row, seg_total, table, params, mem, spk,
     visited in order (inputs ascending, then recurrent rows ascending, as binning emits them),
     so each tile's rows form one run and one read, summed by :func:`add_rows`.  The normal
     draws of one read are a run of ``table`` (pre-drawn i.i.d. normals) at an offset from a
-    xorshift64* generator seeded by :func:`next_read_seed` from ``read_state``: vectorised per column, ~1 ns per draw instead
+    xorshift64* generator seeded by :func:`next_read_seed` from ``read_state``: vectorised per
+    column, ~1 ns per draw instead
     of ~100 ns for Numba's ``np.random.standard_normal``.
 
     A read's rows are two pieces, its input rows and its recurrent rows (a dense input, where
     most inputs fire, sits beside a sparser recurrent layer in the same tile).  With
-    ``seg_total`` (column sums of ``g_diff`` over each piece's segment, :func:`segment_totals`;
+    ``seg_total`` (column sums of ``g_diff`` over each piece's segment, :func:`nodes.lsm.reservoir.segment_totals`;
     empty to disable) a piece covering more than half its segment is summed as the segment
     total minus the silent rows (and its ``sq`` likewise): the same partial current up to
     rounding, read with the same noise and ADC.
     """
     p = ReservoirParams(*params)
-    n_in, const, read_noise, adc_bits, adc_fs = p.n_inputs, p.const, p.read_noise, p.adc_bits, p.adc_fs
+    n_in, const, read_noise = p.n_inputs, p.const, p.read_noise
+    adc_bits, adc_fs = p.adc_bits, p.adc_fs
     decay, vth, tile_rows = p.decay, p.vth, p.tile_rows
     state = seed_state(next_read_seed(read_state))
     n = mem.shape[0]
@@ -321,7 +323,8 @@ def lif_rram_cols(bin_ptr, idx, g_p, g_sq_row, seg_total_p, table, params, mem_p
     (column ``j`` of part ``h`` reads noise ``table[off + h * m + j]``, as column ``h * m + j``
     does in the serial kernel; ``table`` has ``parts * m - n`` extra entries)."""
     p = ReservoirParams(*params)
-    n_in, const, read_noise, adc_bits, adc_fs = p.n_inputs, p.const, p.read_noise, p.adc_bits, p.adc_fs
+    n_in, const, read_noise = p.n_inputs, p.const, p.read_noise
+    adc_bits, adc_fs = p.adc_bits, p.adc_fs
     decay, vth, tile_rows = p.decay, p.vth, p.tile_rows
     state = seed_state(next_read_seed(read_state))
     parts, n_stacked, m = g_p.shape

@@ -28,8 +28,8 @@ _ORIGIN_SET, _ORIGIN, _CUR, _START, _END, _N_PART, _LATE, _GAP = range(8)
 _NO_GAP = -1
 
 DvsMap = namedtuple("DvsMap", ["w", "h", "polarity", "x0", "y0", "cw", "ch"])
-DvsMap.__doc__ = """How :func:`nodes.lsm.binning.dvs_map` maps a checked DVS geometry onto the inputs:
-sensor ``w`` x ``h``, kept ``polarity`` (-1: both), the crop's corner ``x0``/``y0`` and size
+DvsMap.__doc__ = """How :func:`nodes.lsm.binning.dvs_map` maps a checked DVS geometry onto the
+inputs: sensor ``w`` x ``h``, kept ``polarity`` (-1: both), the crop's corner ``x0``/``y0`` and size
 ``cw`` x ``ch``.  It enters compiled code as a plain tuple (``tuple(DvsMap(...))``, typed by
 Numba in C) and :func:`feed_dvs` names it again."""
 
@@ -262,7 +262,8 @@ class LiveBinner:
                 w, h = int(geometry[0]), int(geometry[1])
                 cw, ch = self.crop or (w, h)
                 pol = -1 if self.polarity is None else int(self.polarity)
-                self.dvs_mapping = (geometry, tuple(DvsMap(w, h, pol, (w - cw) // 2, (h - ch) // 2, cw, ch)))
+                dvs = DvsMap(w, h, pol, (w - cw) // 2, (h - ch) // 2, cw, ch)
+                self.dvs_mapping = (geometry, tuple(dvs))
         self._pending = (t, addr, 0)
         return self.resume()
 

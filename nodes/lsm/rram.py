@@ -4,7 +4,8 @@ The weight source is the stochastic *forming* of the cells (PAPER.md): each weig
 differential pair ``(G+ - G-) * const`` whose two formed conductances are drawn from a device
 distribution, so that ``G+ - G-`` follows the measured law ``N(mu, sigma)`` in µS.  Everything
 else is a non-ideality layered on top, each one a parameter that can be switched off
-(``DeviceConfig.ideal()``, :mod:`nodes.lsm.config`, switches them all off and gives the software LSM).
+(``DeviceConfig.ideal()``, in :mod:`nodes.lsm.config` with the other settings, switches them
+all off and gives the software LSM).
 
 Non-idealities, in the order they act (names follow IBM aihwkit where the concept matches):
 
