@@ -175,9 +175,12 @@ def test_neurons_split_over_threads_give_the_serial_bits(device, dtype):
         np.testing.assert_array_equal(a.final_mem, b.final_mem)
         np.testing.assert_array_equal(serial.read_state, split.read_state)
     if device == "ideal":
+        before = serial.run(bp, ix).features
         serial.w_rec = serial.w_rec * dtype(0.5)
         split.w_rec = serial.w_rec
-        np.testing.assert_array_equal(serial.run(bp, ix).features, split.run(bp, ix).features)
+        after = serial.run(bp, ix).features
+        assert not np.array_equal(before, after)            # the new weights are bound and used
+        np.testing.assert_array_equal(after, split.run(bp, ix).features)
     with pytest.raises(ConfigError, match="'threads'"):
         LifReservoir(cfg, threads=0)
 
