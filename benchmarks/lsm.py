@@ -10,6 +10,7 @@ packets: each packet costs the large reservoir ~25-45 µs more than its bins).  
 resident memory is measured in a separate process that imports only the node (no torch).
 
     .venv/bin/python benchmarks/lsm.py [--repeats 20] [--out PATH.csv]
+    .venv/bin/python benchmarks/lsm.py --quick     # Numba rows only, ~1 minute: before/after a change
 """
 from __future__ import annotations
 
@@ -73,7 +74,8 @@ def row(name, seconds, raw_events, syn_ops, duration_us=DURATION_US, **extra) ->
             "real_time_factor": duration_us * 1e-6 / seconds, **extra}
 
 
-def kernel_rows(ev: np.ndarray, repeats: int) -> list[dict]:
+def numba_rows(ev: np.ndarray, repeats: int) -> list[dict]:
+    """The Numba kernel (ideal and ``rram``), binning included, and the kernel alone."""
     cfg = get_preset("nmnist")
     t, a, n = event_addresses(ev, SENSOR, cfg.polarity, cfg.crop)
     bp, ix = bin_events(t, a, n, mode="fixed_count", n_bins=cfg.n_bins)
@@ -88,6 +90,14 @@ def kernel_rows(ev: np.ndarray, repeats: int) -> list[dict]:
             r.run(*bin_events(tt, aa, nn, mode="fixed_count", n_bins=cfg.n_bins))
         rows.append(row(f"numba {device}, nmnist 256->200, 50 bins", timed(full, repeats), ev.size, syn,
                         kernel_only_ms=timed(lambda r=r: r.run(bp, ix), repeats) * 1e3))
+    return rows
+
+
+def kernel_rows(ev: np.ndarray, repeats: int) -> list[dict]:
+    cfg = get_preset("nmnist")
+    t, a, n = event_addresses(ev, SENSOR, cfg.polarity, cfg.crop)
+    bp, ix = bin_events(t, a, n, mode="fixed_count", n_bins=cfg.n_bins)
+    rows = numba_rows(ev, repeats)
     ideal = LifReservoir(cfg)
     syn = ideal.run(bp, ix).ops["synaptic_ops"]
 
@@ -173,17 +183,20 @@ def wire_packets(ev: np.ndarray, packet_us: int) -> list:
     return frames + [codec.encode(control("end_of_sample", sample=0))]
 
 
-def node_rows(ev: np.ndarray, repeats: int) -> list[dict]:
+NODE_CASES = (("nmnist 256->200", {}, "ideal", 5000, 1),
+              ("nmnist 256->200", {}, "ideal", 1000, 1),
+              ("nmnist 256->200", {}, "rram", 5000, 1),
+              ("nmnist 256->200", {}, "rram", 1000, 1),
+              ("1000-neuron reservoir", {"n_neurons": 1000}, "ideal", 5000, 1),
+              ("1000-neuron reservoir, 2 threads", {"n_neurons": 1000}, "ideal", 5000, 2),
+              ("1000-neuron reservoir, 2 threads", {"n_neurons": 1000}, "ideal", 20000, 2))
+
+
+def node_rows(ev: np.ndarray, repeats: int, cases=NODE_CASES) -> list[dict]:
     """The node end to end on wire frames at 1 ms fixed_width bins, events packed every 5 ms
     (and every 1 ms, as a live DVS driver delivers them: per-packet cost shows there)."""
     rows = []
-    for label, overrides, device, packet_us, threads in (
-            ("nmnist 256->200", {}, "ideal", 5000, 1),
-            ("nmnist 256->200", {}, "ideal", 1000, 1),
-            ("nmnist 256->200", {}, "rram", 5000, 1),
-            ("1000-neuron reservoir", {"n_neurons": 1000}, "ideal", 5000, 1),
-            ("1000-neuron reservoir, 2 threads", {"n_neurons": 1000}, "ideal", 5000, 2),
-            ("1000-neuron reservoir, 2 threads", {"n_neurons": 1000}, "ideal", 20000, 2)):
+    for label, overrides, device, packet_us, threads in cases:
         node = LsmNode("lsm", {"preset": "nmnist", "binning": "fixed_width", "bin_width_us": 1000,
                                "overrides": overrides, "device": device, "threads": threads})
         node.setup()
@@ -231,8 +244,8 @@ def node_rss_mb() -> float:
     """Resident memory of a process that runs the node on one sample (no torch imported)."""
     code = (
         "import sys, json, numpy as np, psutil; sys.path.insert(0, %r);"
-        "from benchmarks.lsm import dvs_stream, SENSOR; from nodes.lsm.node import LsmNode;"
-        "from stream.packets import Packet, control;"
+        "from benchmarks.lsm import dvs_stream, SENSOR; from rram_lsm.nodes.lsm.node import LsmNode;"
+        "from rram_lsm.stream.packets import Packet, control;"
         "n = LsmNode('lsm', {'preset': 'nmnist', 'binning': 'fixed_width', 'bin_width_us': 1000});"
         "n.setup(); ev = dvs_stream(1); n.process(control('start', sample=0));"
         "[n.process(Packet(kind='events', body=p, geometry=SENSOR)) for p in np.array_split(ev, 60)];"
@@ -249,8 +262,13 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--out", type=Path, default=cache_dir("benchmarks") / "lsm.csv")
+    ap.add_argument("--quick", action="store_true",
+                    help="Numba kernel and node rows only (no torch, snnTorch, Norse or memory), "
+                         "40 repeats, a 500-sample batch: under a minute, to compare before/after")
     args = ap.parse_args(argv)
     ev = dvs_stream(0)
+    if args.quick:
+        return quick(ev)
     # a discarded first pass: until the process has made its big allocations once (torch's
     # among them), glibc returns freed whole-sample arrays to the OS and every call page-faults
     # them back, which made whichever row ran first ~1.7x slower
@@ -289,6 +307,17 @@ def main(argv=None) -> None:
           f"kernel only: {rows[1]['kernel_only_ms'] / rows[0]['kernel_only_ms']:.2f}x")
     print(f"lsm node resident memory (no torch): {rss:.0f} MB")
     print(f"CSV: {args.out}")
+
+
+def quick(ev: np.ndarray) -> None:
+    """A short table of the Numba paths (ms per 300 ms sample, lower is better)."""
+    numba_rows(ev, 3)   # discarded: the first pass page-faults its big arrays in (see main)
+    rows = numba_rows(ev, 40) + node_rows(ev, 40, NODE_CASES[:4] + NODE_CASES[5:6])
+    print("| row | ms/sample | kernel only ms |\n|---|---|---|")
+    for r in rows:
+        print(f"| {r['impl']} | {r['ms_per_sample']:.3f} | {r.get('kernel_only_ms', float('nan')):.3f} |")
+    enc = batch_encoding_rate(500)
+    print(f"| offline encode_samples, {enc['threads']} threads | {1e3 / enc['samples_per_s']:.3f} | |")
 
 
 if __name__ == "__main__":

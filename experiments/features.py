@@ -23,10 +23,10 @@ from rram_lsm.stream.cache import cache_dir, cache_key
 from rram_lsm.stream.node import ConfigError
 
 from rram_lsm.nodes.lsm.binning import bin_events, event_addresses, to_dense
+from rram_lsm.nodes.lsm.config import LsmConfig, check_windows, make_device
 from rram_lsm.nodes.lsm.encode import encode_samples
 from rram_lsm.nodes.lsm.presets import get_preset
-from rram_lsm.nodes.lsm.reservoir import LifReservoir, LsmConfig, check_windows
-from rram_lsm.nodes.lsm.rram import make_device
+from rram_lsm.nodes.lsm.reservoir import LifReservoir
 from rram_lsm.nodes.sources import readers
 from rram_lsm.nodes.sources.builtin import BuiltinSpec, ModalitySet
 

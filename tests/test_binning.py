@@ -128,17 +128,17 @@ def test_cochlea_and_neural_addresses():
 def test_in_order_fast_path_equals_the_counting_sort(n_inputs):
     """Events in time order take a one-pass path; it must give the counting sort's CSR exactly,
     and out-of-order events must fall back to the counting sort."""
-    from rram_lsm.nodes.lsm.binning import _csr, _csr_in_order
+    from rram_lsm.nodes.lsm.binning import csr, csr_in_order
 
     rng = np.random.default_rng(n_inputs)
     for n_events, n_bins in [(0, 3), (1, 1), (500, 7), (20_000, 300)]:
         bins = np.sort(rng.integers(-1, n_bins, n_events)).astype(np.int64)
         addr = rng.integers(0, n_inputs, n_events).astype(np.int64)
-        ok, bp, ix = _csr_in_order(bins, addr, n_bins, n_inputs)
-        ref_bp, ref_ix = _csr(bins, addr, n_bins, n_inputs)
+        ok, bp, ix = csr_in_order(bins, addr, n_bins, n_inputs)
+        ref_bp, ref_ix = csr(bins, addr, n_bins, n_inputs)
         assert ok and np.array_equal(bp, ref_bp) and np.array_equal(ix, ref_ix)
     shuffled = rng.permutation(bins)
-    assert not _csr_in_order(shuffled, addr, n_bins, n_inputs)[0]
+    assert not csr_in_order(shuffled, addr, n_bins, n_inputs)[0]
     t = rng.integers(0, 10_000, 3000)  # unsorted times through the public function
     a = rng.integers(0, n_inputs, 3000)
     got = bin_events(t, a, n_inputs, mode="fixed_width", width_us=100)

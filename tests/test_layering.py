@@ -113,7 +113,6 @@ def test_imports_go_down_the_layers_only(graph):
     assert not upward, "imports against stream <- nodes <- experiments <- launch:\n" + "\n".join(upward)
 
 
-@pytest.mark.xfail(strict=True, reason="columns<->reservoir and experiments<->ideas: being split")
 def test_no_import_circles(graph):
     """Tarjan's strongly connected components: any with two or more modules is a circle."""
     index: dict[str, int] = {}

@@ -5,9 +5,11 @@ import numpy as np
 import pytest
 
 from rram_lsm.nodes.lsm.binning import bin_events, from_dense, to_dense
+from rram_lsm.nodes.lsm.config import LsmConfig
 from rram_lsm.nodes.lsm.encode import encode_samples
+from rram_lsm.nodes.lsm.kernels import window_edges
 from rram_lsm.nodes.lsm.presets import PRESETS, get_preset
-from rram_lsm.nodes.lsm.reservoir import LifReservoir, LsmConfig, window_edges, window_rates
+from rram_lsm.nodes.lsm.reservoir import LifReservoir, window_rates
 from rram_lsm.stream.node import ConfigError
 
 
@@ -173,9 +175,12 @@ def test_neurons_split_over_threads_give_the_serial_bits(device, dtype):
         np.testing.assert_array_equal(a.final_mem, b.final_mem)
         np.testing.assert_array_equal(serial.read_state, split.read_state)
     if device == "ideal":
+        before = serial.run(bp, ix).features
         serial.w_rec = serial.w_rec * dtype(0.5)
         split.w_rec = serial.w_rec
-        np.testing.assert_array_equal(serial.run(bp, ix).features, split.run(bp, ix).features)
+        after = serial.run(bp, ix).features
+        assert not np.array_equal(before, after)            # the new weights are bound and used
+        np.testing.assert_array_equal(after, split.run(bp, ix).features)
     with pytest.raises(ConfigError, match="'threads'"):
         LifReservoir(cfg, threads=0)
 
@@ -305,3 +310,51 @@ def test_batched_windowed_rates_match_the_per_sample_raster(device):
     assert not np.allclose(win[:, :100], win[:, 400:])
     with pytest.raises(ValueError, match="windows"):
         encode_samples(samples, r, windows=0)
+
+
+def test_kernels_are_numba_only_and_picked_in_one_place():
+    """nodes/lsm in parts: the kernel modules hold public Numba functions only (no classes);
+    only ``reservoir.kernel_for`` names an entry kernel (so the choice of ideal/rram, serial/
+    column parts is made once); no module of the package imports another's ``_private`` name."""
+    import ast
+    import inspect
+    from pathlib import Path
+
+    from rram_lsm.nodes.lsm import kernels, kernels_rram, reservoir
+    for mod in (kernels, kernels_rram):
+        tree = ast.parse(inspect.getsource(mod))
+        assert not [n for n in tree.body if isinstance(n, ast.ClassDef)]
+        for n in tree.body:
+            if isinstance(n, ast.FunctionDef):
+                assert not n.name.startswith("_"), f"{mod.__name__}.{n.name} is private"
+                assert hasattr(getattr(mod, n.name), "py_func"), f"{mod.__name__}.{n.name} is not jitted"
+    entries = {f.py_func.__name__ for f in reservoir.KERNELS.values()}
+    assert len(entries) == len(reservoir.KERNELS) == 10
+    for path in Path(reservoir.__file__).parent.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for n in ast.walk(tree):
+            if isinstance(n, ast.ImportFrom):
+                private = [a.name for a in n.names if a.name.startswith("_")]
+                assert not private, f"{path.name} imports {private} from {n.module}"
+            if path.stem not in ("kernels", "kernels_rram", "reservoir"):
+                name = n.id if isinstance(n, ast.Name) else n.attr if isinstance(n, ast.Attribute) else None
+                assert name not in entries, f"{path.name} picks kernel {name} itself"
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("device", ["ideal", "rram"])
+def test_kernel_for_picks_by_device_and_split(device, threads):
+    """The dispatch: the device picks ideal or rram kernels, ``threads`` the column-part ones
+    (batch stays serial per sample); the parameters travel by name, resolved from the config."""
+    from rram_lsm.nodes.lsm.config import ReservoirParams
+    from rram_lsm.nodes.lsm.reservoir import kernel_for
+    cfg = get_preset("zs_image", n_neurons=40)
+    r = LifReservoir(cfg, device, threads=threads)
+    kind = "ideal" if device == "ideal" else "rram"
+    for entry, name in (("bins", f"lif_{kind}"), ("packet", f"packet_{kind}"), ("batch", f"batch_{kind}")):
+        fn, args = kernel_for(r, entry)
+        split = threads > 1 and entry != "batch"
+        assert fn.py_func.__name__ == name + ("_cols" if split else "")
+        params = ReservoirParams(*next(a for a in args if isinstance(a, tuple)))
+        assert (params.decay, params.vth, params.const, params.n_inputs) == (cfg.decay, cfg.vth, cfg.const, 256)
+        assert params.adc_bits == (8 if device == "rram" else 0) and params.n_row_tiles == r.n_row_tiles

@@ -5,11 +5,12 @@ import numpy as np
 import pytest
 
 from rram_lsm.nodes.lsm.binning import bin_events, event_addresses
+from rram_lsm.nodes.lsm.encode import encode_samples
+from rram_lsm.nodes.lsm.kernels import window_edges
 from rram_lsm.nodes.lsm.live_binning import LiveBinner
 from rram_lsm.nodes.lsm.node import LsmNode
-from rram_lsm.nodes.lsm.encode import encode_samples
-from rram_lsm.nodes.lsm.reservoir import LifReservoir, window_edges
 from rram_lsm.nodes.lsm.presets import get_preset
+from rram_lsm.nodes.lsm.reservoir import LifReservoir
 from rram_lsm.stream.node import ConfigError
 from rram_lsm.stream.packets import DVS_DTYPE, NEURAL_DTYPE, Origin, Packet, control
 
@@ -108,14 +109,14 @@ def test_setup_leaves_nothing_to_load_for_the_first_wire_packets(binning, mode):
     """After setup, wire-decoded (read-only) DVS packets run only kernels that are already
     loaded: no Numba signature is added on the first packets of a sample (a load from the
     cache took ~5 ms on the first packet)."""
-    from rram_lsm.nodes.lsm import binning as binning_mod, live_binning, packet_path, reservoir
+    from rram_lsm.nodes.lsm import binning as binning_mod, kernels, kernels_rram, live_binning
     from rram_lsm.stream import codec
     node = LsmNode("lsm", {"preset": "zs_image", "binning": binning, "bin_width_us": 1000,
                            "mode": mode})
     node.setup()
-    kernels = [f for mod in (binning_mod, live_binning, packet_path, reservoir)
-               for f in vars(mod).values() if hasattr(f, "signatures") and hasattr(f, "py_func")]
-    before = {f.py_func.__qualname__: len(f.signatures) for f in kernels}
+    jitted = [f for mod in (binning_mod, live_binning, kernels, kernels_rram)
+              for f in vars(mod).values() if hasattr(f, "signatures") and hasattr(f, "py_func")]
+    before = {f.py_func.__qualname__: len(f.signatures) for f in jitted}
     ev = dvs_sample(3)
     frames = [codec.encode(control("start", sample=0))]
     frames += [codec.encode(Packet(kind="events", body=part, geometry=(34, 34), sample=0))
@@ -125,7 +126,7 @@ def test_setup_leaves_nothing_to_load_for_the_first_wire_packets(binning, mode):
     assert not packets[1].body.flags.writeable
     out = [o for p in packets for o in node.process(p)]
     assert (len(out) == 1 if mode == "trial" else len(out) > 20) and out[0].body.mean() > 0
-    assert {f.py_func.__qualname__: len(f.signatures) for f in kernels} == before
+    assert {f.py_func.__qualname__: len(f.signatures) for f in jitted} == before
 
 
 def test_trial_resets_state_between_samples():

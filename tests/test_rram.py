@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 
 from rram_lsm.nodes.lsm.binning import from_dense
+from rram_lsm.nodes.lsm.config import DeviceConfig, LsmConfig, make_device
 from rram_lsm.nodes.lsm.presets import PRESETS
-from rram_lsm.nodes.lsm.reservoir import LifReservoir, LsmConfig
+from rram_lsm.nodes.lsm.reservoir import LifReservoir
 from rram_lsm.nodes.lsm.node import LsmNode
-from rram_lsm.nodes.lsm.rram import DeviceConfig, RramCrossbar, adc_quantise, crossbar_tiles, make_device
+from rram_lsm.nodes.lsm.rram import RramCrossbar, adc_quantise, crossbar_tiles
 from rram_lsm.stream.node import ConfigError
 
 LAW = dict(mu_in=0.002, sigma_in=6.6, mu_rec=0.006, sigma_rec=6.7)

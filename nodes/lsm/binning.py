@@ -9,18 +9,15 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numba import njit
 
 from rram_lsm.stream.packets import COCHLEA_DTYPE, DVS_DTYPE, NEURAL_DTYPE
-
-from . import rram as _rram  # noqa: F401  (package __init__ has configured Numba's cache)
-
-from numba import njit  # noqa: E402
 
 MODES = ("fixed_count", "fixed_width", "chunk_pad")
 
 
 @njit(cache=True, nogil=True)
-def _csr(bins, addr, n_bins, n_inputs):
+def csr(bins, addr, n_bins, n_inputs):
     """Counting sort by (bin, addr), dropping repeats of an address within a bin."""
     m = bins.shape[0]
     # sort by address first (counting sort), then stably by bin: rows come out ascending
@@ -87,11 +84,11 @@ def _close_bin(idx, start, end, seen):
 
 
 @njit(cache=True, nogil=True)
-def _csr_in_order(bins, addr, n_bins, n_inputs):
+def csr_in_order(bins, addr, n_bins, n_inputs):
     """The common case of events in time order: one pass, no sort of the whole stream.
 
-    Returns ``(ok, bin_ptr, idx)`` with the same CSR as ``_csr``; ``ok`` is False (and the
-    caller falls back to ``_csr``) as soon as a bin index goes backwards.
+    Returns ``(ok, bin_ptr, idx)`` with the same CSR as ``csr``; ``ok`` is False (and the
+    caller falls back to ``csr``) as soon as a bin index goes backwards.
     """
     m = bins.shape[0]
     bin_ptr = np.zeros(n_bins + 1, dtype=np.int64)
@@ -126,8 +123,8 @@ def _csr_in_order(bins, addr, n_bins, n_inputs):
 
 
 def _to_csr(bins: np.ndarray, addr: np.ndarray, n_bins: int, n_inputs: int) -> tuple[np.ndarray, np.ndarray]:
-    ok, bin_ptr, idx = _csr_in_order(bins, addr, n_bins, n_inputs)
-    return (bin_ptr, idx) if ok else _csr(bins, addr, n_bins, n_inputs)
+    ok, bin_ptr, idx = csr_in_order(bins, addr, n_bins, n_inputs)
+    return (bin_ptr, idx) if ok else csr(bins, addr, n_bins, n_inputs)
 
 
 @njit(cache=True, nogil=True)
@@ -230,7 +227,7 @@ def from_dense(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 @njit(cache=True, nogil=True)
-def _dvs_map(ev, w, h, polarity, x0, y0, cw, ch):
+def dvs_map(ev, w, h, polarity, x0, y0, cw, ch):
     """One branch-free pass over DVS records: range check, polarity filter, crop, address.
 
     Returns ``(t, addr, bad)``; ``bad`` is True when an x or y lies outside the sensor.
@@ -298,7 +295,7 @@ def event_addresses(events: np.ndarray, geometry: tuple[int, ...], polarity: int
             raise ValueError(f"crop {crop} larger than the sensor {(w, h)}")
         x0, y0 = (w - cw) // 2, (h - ch) // 2
         pol = -1 if polarity is None else int(polarity)
-        t, addr, bad = _dvs_map(events, w, h, pol, x0, y0, cw, ch)
+        t, addr, bad = dvs_map(events, w, h, pol, x0, y0, cw, ch)
         if bad:
             for field, size in (("x", w), ("y", h)):
                 _check_range(events[field], size, field)

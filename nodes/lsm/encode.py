@@ -1,7 +1,8 @@
 """Batched offline encoding of whole datasets: bin every sample, then one parallel Numba pass.
 
-The per-sample kernel is the same as the live node's (:mod:`nodes.lsm.reservoir`); samples
-run in parallel over ``prange`` (all cores Numba is allowed to use).
+The per-sample kernel is the same as the live node's (picked by
+:func:`nodes.lsm.reservoir.kernel_for`); samples run in parallel over ``prange`` (all cores
+Numba is allowed to use).
 """
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .binning import bin_events
-from .reservoir import _N_COUNTERS, LifReservoir, _batch_ideal, _batch_rram, check_windows
+from .config import check_windows
+from .kernels import N_COUNTERS
+from .reservoir import LifReservoir, kernel_for
 
 
 def bin_samples(samples: Sequence[tuple[np.ndarray, np.ndarray]], n_inputs: int, *, mode: str,
@@ -43,23 +46,14 @@ def encode_binned(sample_bins: np.ndarray, bin_ptrs: np.ndarray, idx: np.ndarray
     n = reservoir.n_neurons
     n_samples = sample_bins.size - 1
     out = np.zeros((n_samples, windows * n), dtype=reservoir.dtype)
-    cnts = np.zeros((n_samples, _N_COUNTERS), dtype=np.int64)
-    c, d = reservoir.config, reservoir.device
+    cnts = np.zeros((n_samples, N_COUNTERS), dtype=np.int64)
     if n_samples == 0:
         return out.astype(np.float32), cnts
-    if reservoir.noisy:
-        # noise of sample i depends only on (crossbar seed, i): batching does not change it
-        seeds = ((reservoir.crossbar.read_seed + 7919 * (first_sample + np.arange(n_samples)))
-                 % (2 ** 32)).astype(np.int64)
-        _batch_rram(sample_bins, bin_ptrs, idx, reservoir.g_diff, reservoir.g_sq_row,
-                    reservoir.seg_total, c.n_inputs,
-                    c.const, d.read_noise_scale, d.adc_bits, d.adc_full_scale_us, c.decay, c.vth,
-                    reservoir.tile_rows, reservoir.n_row_tiles, seeds, reservoir.noise_table, windows,
-                    out, cnts)
-    else:
-        _batch_ideal(sample_bins, bin_ptrs, idx, reservoir.w_in, reservoir.w_rec, reservoir.w_in_total,
-                     c.decay, c.vth,
-                     reservoir.tile_rows, reservoir.n_row_tiles, windows, out, cnts)
+    # read noise of sample i depends only on (crossbar seed, i): batching does not change it
+    seeds = ((reservoir.crossbar.read_seed + 7919 * (first_sample + np.arange(n_samples)))
+             % (2 ** 32)).astype(np.int64)
+    fn, args = kernel_for(reservoir, "batch")
+    fn(sample_bins, bin_ptrs, idx, *args, seeds, windows, out, cnts)
     return out.astype(np.float32), cnts
 
 

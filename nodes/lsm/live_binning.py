@@ -13,18 +13,25 @@ counted in :attr:`LiveBinner.late` and skipped.
 """
 from __future__ import annotations
 
+from collections import namedtuple
+
 import numpy as np
+from numba import njit
 
 from rram_lsm.stream.node import ConfigError
 from rram_lsm.stream.packets import DVS_DTYPE
 
-from .binning import _dvs_map, event_addresses, warm_bodies
-
-from numba import njit  # noqa: E402  (binning imported rram, which configured Numba's cache)
+from .binning import dvs_map, event_addresses, warm_bodies
 
 # st[] slots of the carried state
 _ORIGIN_SET, _ORIGIN, _CUR, _START, _END, _N_PART, _LATE, _GAP = range(8)
 _NO_GAP = -1
+
+DvsMap = namedtuple("DvsMap", ["w", "h", "polarity", "x0", "y0", "cw", "ch"])
+DvsMap.__doc__ = """How :func:`nodes.lsm.binning.dvs_map` maps a checked DVS geometry onto the
+inputs: sensor ``w`` x ``h``, kept ``polarity`` (-1: both), the crop's corner ``x0``/``y0`` and size
+``cw`` x ``ch``.  It enters compiled code as a plain tuple (``tuple(DvsMap(...))``, typed by
+Numba in C) and :func:`feed_dvs` names it again."""
 
 
 @njit(cache=True, nogil=True)
@@ -165,10 +172,12 @@ def _close_open(st, seen, part):
 
 
 @njit(cache=True, nogil=True)
-def _feed_dvs(ev, w, h, polarity, x0, y0, cw, ch, st, seen, part, width, align, max_gap):
-    """``_dvs_map`` then ``_bin_live`` without a return to Python between them; a packet with
-    a coordinate outside the sensor (``bad``) is not binned at all."""
-    t, addr, bad = _dvs_map(ev, w, h, polarity, x0, y0, cw, ch)
+def feed_dvs(ev, dvs, st, seen, part, width, align, max_gap):
+    """``dvs_map`` (by ``dvs``, a :data:`DvsMap`) then ``_bin_live`` without a return to
+    Python between them; a packet with a coordinate outside the sensor (``bad``) is not binned
+    at all."""
+    m = DvsMap(*dvs)
+    t, addr, bad = dvs_map(ev, m.w, m.h, m.polarity, m.x0, m.y0, m.cw, m.ch)
     if bad:
         return np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int32), 0, bad
     bp, idx, k = _bin_live(t, addr, 0, st, seen, part, width, align, max_gap)
@@ -196,7 +205,7 @@ class LiveBinner:
         self.seen = np.zeros(self.n_inputs, dtype=np.uint8)
         self.part = np.empty(self.n_inputs, dtype=np.int32)
         self.st = np.zeros(8, dtype=np.int64)
-        self.dvs_mapping = None   # (geometry, _dvs_map arguments) of the last checked DVS packet
+        self.dvs_mapping = None   # (geometry, DvsMap as a tuple) of the last checked DVS packet
         self.reset()
 
     def reset(self) -> None:
@@ -235,8 +244,8 @@ class LiveBinner:
         """
         if self.dvs_mapping is not None and self.dvs_mapping[0] == geometry and events.dtype == DVS_DTYPE:
             # the wire's DVS records on a checked geometry: map and bin in one compiled call
-            bp, idx, k, bad = _feed_dvs(events, *self.dvs_mapping[1], self.st, self.seen, self.part,
-                                        self.width, self.align, self.max_gap)
+            bp, idx, k, bad = feed_dvs(events, self.dvs_mapping[1], self.st, self.seen, self.part,
+                                       self.width, self.align, self.max_gap)
             if bad:
                 event_addresses(events, geometry, self.polarity, self.crop)   # raises, naming the field
             gap = int(self.st[_GAP])
@@ -253,7 +262,8 @@ class LiveBinner:
                 w, h = int(geometry[0]), int(geometry[1])
                 cw, ch = self.crop or (w, h)
                 pol = -1 if self.polarity is None else int(self.polarity)
-                self.dvs_mapping = (geometry, (w, h, pol, (w - cw) // 2, (h - ch) // 2, cw, ch))
+                dvs = DvsMap(w, h, pol, (w - cw) // 2, (h - ch) // 2, cw, ch)
+                self.dvs_mapping = (geometry, tuple(dvs))
         self._pending = (t, addr, 0)
         return self.resume()
 
@@ -281,8 +291,8 @@ class LiveBinner:
     def warmup(self) -> None:
         """Compile (or load) the binning passes; state is left reset."""
         for ev in warm_bodies(DVS_DTYPE):
-            _feed_dvs(ev, 1, 1, -1, 0, 0, 1, 1, self.st, self.seen, self.part, self.width,
-                      self.align, self.max_gap)
+            feed_dvs(ev, tuple(DvsMap(1, 1, -1, 0, 0, 1, 1)), self.st, self.seen, self.part,
+                     self.width, self.align, self.max_gap)
             self.reset()
         _bin_live(np.array([0, 2 * self.width]), np.zeros(2, np.int64), 0, self.st, self.seen,
                   self.part, self.width, self.align, self.max_gap)

@@ -25,10 +25,9 @@ from rram_lsm.stream.params import Param
 from .binning import bin_events, event_addresses, warm_addresses
 from .live_binning import LiveBinner
 from .packet_path import PacketPath
+from .config import BINNING_MODES, DEVICE_SETTINGS, LsmConfig, check_threads, check_windows
 from .presets import PRESETS, get_preset
-from .reservoir import (BINNING_MODES, LifReservoir, LsmConfig, check_threads, check_windows,
-                        numba_threads, window_rates)
-from .rram import DEVICE_SETTINGS
+from .reservoir import LifReservoir, numba_threads, window_rates
 
 MODES = ("trial", "continuous")
 

@@ -5,7 +5,7 @@ from dataclasses import replace
 
 from rram_lsm.stream.node import ConfigError
 
-from .reservoir import LsmConfig
+from .config import LsmConfig
 
 # fixed_width bin widths match the paper's typical sample length: ~300 ms / 50 bins for DVS,
 # ~0.9 s / 129 bins for N-TIDIGITS (7 ms), 10 ms for the BMI recordings.  N-TIDIGITS uses the

@@ -4,7 +4,8 @@ The weight source is the stochastic *forming* of the cells (PAPER.md): each weig
 differential pair ``(G+ - G-) * const`` whose two formed conductances are drawn from a device
 distribution, so that ``G+ - G-`` follows the measured law ``N(mu, sigma)`` in µS.  Everything
 else is a non-ideality layered on top, each one a parameter that can be switched off
-(``DeviceConfig.ideal()`` switches them all off and gives the software LSM).
+(``DeviceConfig.ideal()``, in :mod:`nodes.lsm.config` with the other settings, switches them
+all off and gives the software LSM).
 
 Non-idealities, in the order they act (names follow IBM aihwkit where the concept matches):
 
@@ -28,144 +29,12 @@ over macros of ``macro_rows x macro_cols`` cells (512 x 512 = 256 Kb), two colum
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
 from rram_lsm.stream.energy import MACRO_COLS, MACRO_ROWS
-from rram_lsm.stream.node import ConfigError
 
-DEVICE_SETTINGS = ("ideal", "rram")
-
-
-@dataclass(frozen=True)
-class DeviceConfig:
-    """Device parameters. Conductances in µS, times in seconds.
-
-    ``rram`` defaults (``DeviceConfig.rram()``), each an order-of-magnitude anchor, not a fit:
-
-    - ``g_form_us = 30``: formed HfO2 1T1R cells sit at tens of µS with a few-µS spread
-      (PAPER.md; Lin et al., Nat. Comput. Sci. 5, 37 (2025), Fig. 2; Li et al., "Analogue signal
-      and image processing with large memristor crossbars", Nat. Electron. 1, 52 (2018)).
-    - ``prog_noise_scale = 1.0`` µS: write-verify precision of Ta/HfO2 1T1R cells is about
-      1 µS (Li et al., Nat. Electron. 1, 52 (2018)); forming-only chips see it as extra spread.
-    - ``read_noise_scale = 0.02``: random telegraph / read-to-read fluctuation of a few % of G
-      in the low-resistance range of HfOx cells (Ambrogio et al., "Statistical fluctuations in
-      HfOx resistive-switching memory: Part II - random telegraph noise", IEEE TED 61, 2920
-      (2014)).
-    - ``stuck_on_prob = 0.001``, ``stuck_off_prob = 0.005``: device yield above 99% in
-      HfO2/TaOx 1T1R arrays (Li et al., Nat. Electron. 1, 52 (2018); Wan et al., "A
-      compute-in-memory chip based on resistive random-access memory", Nature 608, 504
-      (2022)); the split between on and off is an assumption.
-    - ``drift_nu = 0.01 +- 0.005``, ``t_inference = 3600`` s: filamentary RRAM relaxes by a
-      few % in the first hours (Zhao et al., "Investigation of statistical retention of
-      filamentary analog RRAM for neuromorphic computing", IEDM 2017; Wan et al. 2022); the
-      power-law form is aihwkit's, the exponent is an assumption that reproduces that size.
-    - ``adc_bits = 8``: 4-8-bit column ADCs in RRAM CIM macros (Wan et al. 2022: up to
-      8-bit outputs); ``adc_full_scale_us = 200`` (20 µA at a 0.1 V read) is an assumption.
-    - ``n_levels = 0`` and ``ir_drop = 0``: the reservoir uses as-formed cells (no multi-level
-      programming) and one 256 Kb macro per encoder, where IR drop is small; both can be set.
-    """
-
-    name: str = "ideal"
-    g_form_us: float = 30.0
-    g_min_us: float = 0.0
-    g_max_us: float = 100.0
-    prog_noise_scale: float = 0.0
-    read_noise_scale: float = 0.0
-    stuck_on_prob: float = 0.0
-    stuck_off_prob: float = 0.0
-    n_levels: int = 0
-    drift_nu: float = 0.0
-    drift_nu_std: float = 0.0
-    drift_t0: float = 20.0
-    t_inference: float = 0.0
-    ir_drop: float = 0.0
-    adc_bits: int = 0
-    adc_full_scale_us: float = 200.0
-    macro_rows: int = MACRO_ROWS
-    macro_cols: int = MACRO_COLS
-
-    def __post_init__(self) -> None:
-        nonneg = ("prog_noise_scale", "read_noise_scale", "drift_nu", "drift_nu_std",
-                  "t_inference", "ir_drop", "g_min_us")
-        for key in nonneg:
-            v = getattr(self, key)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
-                raise ConfigError(f"device parameter {key!r} must be a finite number >= 0, got {v!r}")
-        for key in ("stuck_on_prob", "stuck_off_prob"):
-            v = getattr(self, key)
-            if not (isinstance(v, (int, float)) and 0.0 <= v <= 1.0):
-                raise ConfigError(f"device parameter {key!r} must be a probability in [0, 1], got {v!r}")
-        if self.stuck_on_prob + self.stuck_off_prob > 1.0:
-            raise ConfigError("device parameters 'stuck_on_prob' + 'stuck_off_prob' exceed 1")
-        if not self.g_max_us > self.g_min_us:
-            raise ConfigError(f"device parameter 'g_max_us' ({self.g_max_us}) must exceed 'g_min_us' ({self.g_min_us})")
-        if not self.g_min_us <= self.g_form_us <= self.g_max_us:
-            raise ConfigError(f"device parameter 'g_form_us' ({self.g_form_us}) must lie in [g_min_us, g_max_us]")
-        if self.ir_drop >= 1.0:
-            raise ConfigError(f"device parameter 'ir_drop' must be < 1, got {self.ir_drop}")
-        for key in ("n_levels", "adc_bits"):
-            v = getattr(self, key)
-            if not isinstance(v, int) or v < 0 or v == 1:
-                raise ConfigError(f"device parameter {key!r} must be 0 (off) or an integer >= 2, got {v!r}")
-        if self.adc_bits > 24:
-            raise ConfigError(f"device parameter 'adc_bits' must be <= 24, got {self.adc_bits}")
-        if not self.adc_full_scale_us > 0:
-            raise ConfigError(f"device parameter 'adc_full_scale_us' must be > 0, got {self.adc_full_scale_us}")
-        if not self.drift_t0 > 0:
-            raise ConfigError(f"device parameter 'drift_t0' must be > 0, got {self.drift_t0}")
-        for key in ("macro_rows", "macro_cols"):
-            v = getattr(self, key)
-            if not isinstance(v, int) or v < 2:
-                raise ConfigError(f"device parameter {key!r} must be an integer >= 2, got {v!r}")
-
-    @classmethod
-    def ideal(cls) -> "DeviceConfig":
-        """Forming spread only: the software LSM."""
-        return cls(name="ideal")
-
-    @classmethod
-    def rram(cls) -> "DeviceConfig":
-        """Published HfO2/TaOx magnitudes (see the class docstring for each citation)."""
-        return cls(
-            name="rram", prog_noise_scale=1.0, read_noise_scale=0.02, stuck_on_prob=0.001,
-            stuck_off_prob=0.005, drift_nu=0.01, drift_nu_std=0.005, t_inference=3600.0,
-            adc_bits=8,
-        )
-
-    @property
-    def runtime_noisy(self) -> bool:
-        """True when reads need the non-ideal kernel (read noise or ADC)."""
-        return self.read_noise_scale > 0 or self.adc_bits > 0
-
-    @property
-    def adc_lsb_us(self) -> float:
-        """Conductance step of one ADC code (signed, symmetric: 2^(bits-1) - 1 codes per side)."""
-        return self.adc_full_scale_us / (2 ** (self.adc_bits - 1) - 1) if self.adc_bits else 0.0
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-def make_device(device: "DeviceConfig | str | dict") -> DeviceConfig:
-    """A DeviceConfig from a setting name, a dict (``{"base": "rram", "adc_bits": 6}``) or itself."""
-    if isinstance(device, DeviceConfig):
-        return device
-    if isinstance(device, str):
-        if device not in DEVICE_SETTINGS:
-            raise ConfigError(f"unknown device setting {device!r}; expected one of {DEVICE_SETTINGS}")
-        return getattr(DeviceConfig, device)()
-    if isinstance(device, dict):
-        d = dict(device)
-        base = make_device(d.pop("base", "ideal"))
-        known = {f.name for f in fields(DeviceConfig)}
-        for key in d:
-            if key not in known:
-                raise ConfigError(f"unknown device parameter {key!r}; known: {sorted(known)}")
-        return replace(base, **d)
-    raise ConfigError(f"device must be 'ideal', 'rram', a dict or a DeviceConfig, got {device!r}")
-
+from .config import DeviceConfig, make_device
 
 def crossbar_tiles(n_inputs: int, n_neurons: int, macro_rows: int = MACRO_ROWS,
                    macro_cols: int = MACRO_COLS) -> tuple[int, int]:
