@@ -55,10 +55,10 @@ def _dataset(param: Callable[[str], Any], name: str) -> tuple[Callable[[], Itera
     if fmt == "shd":
         return (lambda: readers.read_shd(path)), (700,)
     if fmt == "recording":  # what the recorder sink saved (nodes/recording.py)
-        from rram_lsm.nodes.recording import read_recording
+        from rram_lsm.nodes.recording import iter_recording, recording_geometry
 
-        _, geom = read_recording(path)
-        return (lambda: read_recording(path)[0]), tuple(geom) if geom else None
+        geom = recording_geometry(path)  # read chunk by chunk: memory holds one sample
+        return (lambda: iter_recording(path)), tuple(geom) if geom else None
     if fmt == "spike_array":
         return (lambda: readers.read_spike_array(path, param("key"), param("bin_us"))), None
     geom = readers.aedat4_geometry(path) if path.endswith(".aedat4") else None
