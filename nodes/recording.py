@@ -135,12 +135,16 @@ class RecorderSink(SinkNode):
         return super().process(packet)
 
     def _add_continuous(self, p: Packet) -> None:
+        """Buffer a continuous packet; a chunk is written once it spans ``chunk_s`` of stream
+        time (at the first packet beyond it) or has waited ``chunk_s`` of wall clock."""
         ckey = (p.origin.stream, p.origin.epoch) if p.origin else (p.stream, None)
+        if ckey in self._continuous:
+            t_start = self._continuous[ckey][0][0].t0
+            if p.t0 is not None and t_start is not None and p.t0 - t_start >= self.chunk_s * 1e6:
+                self._flush_continuous(ckey)
         packets, wall0 = self._continuous.setdefault(ckey, ([], time.monotonic()))
         packets.append(replace(p, body=np.array(p.body)))  # own copy of the frame
-        t0 = next((q.t0 for q in packets if q.t0 is not None), None)
-        span_us = (p.t1 - t0) if (p.t1 is not None and t0 is not None) else 0
-        if span_us >= self.chunk_s * 1e6 or time.monotonic() - wall0 >= self.chunk_s:
+        if time.monotonic() - wall0 >= self.chunk_s:
             self._flush_continuous(ckey)
 
     def _flush_continuous(self, ckey: tuple) -> None:

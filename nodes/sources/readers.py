@@ -173,15 +173,47 @@ def aedat4_geometry(path: str | Path) -> tuple[int, int]:
     return int(info["width"]), int(info["height"])
 
 
+def aedat4_cut_inside_packet(path: str | Path) -> bool:
+    """True when an AEDAT4 file ends inside a packet record: whole up to there, then cut.
+
+    Walks the record framing (magic line, size-prefixed header, then per packet an int32
+    stream id, an int32 size and that many bytes) up to the header's file-table position or
+    the end of the file."""
+    data = Path(path).read_bytes()
+    magic = b"#!AER-DAT4.0\r\n"
+    if not data.startswith(magic) or len(data) < len(magic) + 4:
+        return False
+    pos = len(magic)
+    pos += 4 + int(np.frombuffer(data, "<u4", 1, pos)[0])
+    if pos > len(data):
+        return True
+    end = len(data)
+    while pos < end:
+        if pos + 8 > end:
+            return True
+        sid, size = np.frombuffer(data, "<i4", 2, pos)
+        if sid < 0 or size < 0:
+            return False  # not a packet record: damage (or the file table), not a cut
+        pos += 8 + int(size)
+    return pos > end
+
+
 def read_aedat4(path: str | Path) -> np.ndarray:
-    """Events of an AEDAT4 file's first event stream (DVS wire dtype, t from its first event)."""
+    """Events of an AEDAT4 file's first event stream (DVS wire dtype, t from its first event).
+
+    A file cut inside a packet (a writer killed mid-write) reads up to its last whole packet,
+    as dv-processing reads it; the ``aedat`` decoder alone refuses such a file."""
     path = Path(path)
     dec = _aedat_decoder(path)
     sid, _ = _aedat_events_stream(dec, path)
+    chunks = []
     try:
-        chunks = [p["events"] for p in dec if p["stream_id"] == sid and "events" in p]
-    except Exception as err:
-        raise DatasetError(f"AEDAT4 file {path} cannot be read ({err}); it may be truncated") from err
+        for p in dec:
+            if p["stream_id"] == sid and "events" in p:
+                chunks.append(p["events"])
+    except Exception as err:  # a file cut inside a packet (a killed writer) reads up to its last whole one
+        if not aedat4_cut_inside_packet(path):
+            raise DatasetError(f"AEDAT4 file {path} cannot be read ({err}); it is damaged") from err
     raw = np.concatenate(chunks) if chunks else np.zeros(0, [("t", "<u8"), ("x", "<u2"), ("y", "<u2"), ("on", "?")])
     ev = np.empty(len(raw), DVS_DTYPE)
     ev["t"] = raw["t"].astype(np.int64) - (int(raw["t"][0]) if len(raw) else 0)

@@ -1,0 +1,154 @@
+"""The npz recorder writes as it goes (one .npz per sample or per chunk of a continuous stream,
+plus a JSON-lines index), and replay reads what it wrote: whole, or cut off by a SIGKILL of a
+real recorder process; a truncated AEDAT4 file replays up to its last whole packet."""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from rram_lsm.nodes.aedat4 import Aedat4Writer
+from rram_lsm.nodes.recording import RecorderSink, chunk_folder, read_recording
+from rram_lsm.nodes.sources.readers import DatasetError, aedat4_cut_inside_packet
+from rram_lsm.nodes.sources.replay import ReplaySource
+from rram_lsm.stream.packets import Origin, Packet
+from test_replay_source import dvs_samples, split_by_sample
+
+# The continuous stream both this test and the killed child generate: packet k covers
+# [k * 50 ms, (k + 1) * 50 ms) with 100 events.
+STREAM = r"""
+import numpy as np
+from rram_lsm.stream.packets import DVS_DTYPE, Origin, Packet
+
+def live_packet(k):
+    i = np.arange(100)
+    ev = np.zeros(100, DVS_DTYPE)
+    ev["t"], ev["x"], ev["y"], ev["p"] = k * 50_000 + i * 500, (k + i) % 16, i % 16, i % 2
+    return Packet(kind="events", body=ev, sample=-1, origin=Origin("live", 9, -1), geometry=(16, 16),
+                  t0=int(ev["t"][0]), t1=int(ev["t"][-1]))
+"""
+exec(STREAM)
+
+
+def feed_samples(rec, samples):
+    for p in ReplaySource("dvs", {"max_events": 100, "geometry": [16, 16]}, samples=samples).packets():
+        rec.process(p)
+
+
+def index_lines(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_recorder_writes_as_it_goes_and_replays_samples_and_a_continuous_stream(tmp_path):
+    path = tmp_path / "rec.jsonl"
+    rec = RecorderSink("rec", {"path": str(path), "chunk_s": 0.2})
+    rec.setup()
+    samples = dvs_samples(3, seed=2)
+    feed_samples(rec, samples)
+    for k in range(13):  # 0.65 s of stream: three whole 0.2 s chunks on disk, the rest buffered
+        rec.process(live_packet(k))
+    lines = index_lines(path)[1:]
+    assert [line["sample"] for line in lines] == [0, 1, 2, -1, -1, -1]
+    assert len(list(chunk_folder(path).glob("*.npz"))) == 6
+    buffered = sum(len(p.body) for ps, _ in rec._continuous.values() for p in ps)
+    assert buffered == 100  # memory holds less than one chunk of the stream
+    live = np.concatenate([live_packet(k).body for k in range(13)])
+    got, geometry = read_recording(path)  # before close: what is on disk
+    assert geometry == [16, 16] and len(got) == 4
+    assert np.array_equal(got[3][0], live[:1200]) and got[3][1] is None
+    rec.close()
+    with open(path, "ab") as fh:  # a line cut by a crash is ignored
+        fh.write(b'{"file": "0000')
+    replay = split_by_sample(list(ReplaySource("again", {"format": "recording", "path": str(path)}).packets()))
+    for k, (ev, label) in enumerate(samples):
+        assert np.array_equal(replay[k][0], ev) and replay[k][1] == label
+    assert np.array_equal(replay[3][0], live) and replay[3][1] is None
+    with pytest.raises(ValueError, match="holds no 'features'"):
+        read_recording(path, "features")
+
+
+def test_recorder_rewrites_a_recording_and_refuses_a_bad_chunk_s(tmp_path):
+    path = tmp_path / "rec.jsonl"
+    for n in (3, 1):
+        rec = RecorderSink("rec", {"path": str(path)})
+        rec.setup()
+        feed_samples(rec, dvs_samples(n, seed=n))
+        rec.close()
+    assert len(read_recording(path)[0]) == 1 and len(list(chunk_folder(path).glob("*.npz"))) == 1
+    from rram_lsm.stream.node import ConfigError
+
+    with pytest.raises(ConfigError, match="chunk_s"):
+        RecorderSink("rec", {"path": str(path), "chunk_s": 0.0}).setup()
+
+
+KILLED = STREAM + r"""
+import sys, time
+from rram_lsm.nodes.recording import RecorderSink
+from rram_lsm.nodes.sources.replay import ReplaySource
+sys.path.insert(0, sys.argv[2])
+from test_replay_source import dvs_samples
+rec = RecorderSink("rec", {"path": sys.argv[1]})
+rec.setup()
+for p in ReplaySource("dvs", {"max_events": 100, "geometry": [16, 16]}, samples=dvs_samples(2, seed=7)).packets():
+    rec.process(p)
+k = 0
+while True:  # 1 s of stream every 0.2 s of wall clock, until killed
+    p = live_packet(k)
+    rec.process(p)
+    print(p.t1, flush=True)
+    k += 1
+    time.sleep(0.01)
+"""
+
+
+def test_a_recorder_killed_mid_stream_replays_all_but_the_last_second(tmp_path):
+    path = tmp_path / "killed.jsonl"
+    tests = str(__import__("pathlib").Path(__file__).parent)
+    proc = subprocess.Popen([sys.executable, "-c", KILLED, str(path), tests], stdout=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        reported = 0
+        while reported < 3_500_000 and time.monotonic() < deadline:  # 3.5 s of stream recorded
+            reported = int(proc.stdout.readline() or 0) or reported
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == -signal.SIGKILL and reported >= 3_500_000
+    replay = split_by_sample(list(ReplaySource("again", {"format": "recording", "path": str(path)}).packets()))
+    for k, (ev, label) in enumerate(dvs_samples(2, seed=7)):
+        assert np.array_equal(replay[k][0], ev) and replay[k][1] == label
+    live = replay[2][0]
+    n_packets = len(live) // 100
+    assert len(live) % 100 == 0
+    expected = np.concatenate([live_packet(k).body for k in range(n_packets)])
+    assert np.array_equal(live, expected)  # an in-order prefix of what was sent
+    assert int(live["t"][-1]) >= reported - 1_000_000 - 50_000  # lost: at most the last second
+
+
+def test_a_truncated_aedat4_file_replays_up_to_its_last_whole_packet(tmp_path):
+    path = tmp_path / "cut.aedat4"
+    writer = Aedat4Writer(path, 16, 16)
+    packets = [live_packet(k).body for k in range(5)]
+    for ev in packets:
+        writer.write(ev)
+    writer.close()
+    whole = path.read_bytes()
+    path.write_bytes(whole[:-700])  # inside the last packet (1640 bytes each)
+    assert aedat4_cut_inside_packet(path)
+    src = ReplaySource("cut", {"format": "event_file", "path": str(path)})
+    got = split_by_sample(list(src.packets()))[0][0]
+    expected = np.concatenate(packets[:4])
+    assert src.geometry == (16, 16)
+    assert np.array_equal(got["t"], expected["t"]) and np.array_equal(got["x"], expected["x"])
+    damaged = bytearray(whole)
+    damaged[-1640 + 4:-1640 + 8] = (-5).to_bytes(4, "little", signed=True)  # the last packet's size field
+    path.write_bytes(bytes(damaged))
+    assert not aedat4_cut_inside_packet(path)
+    with pytest.raises(DatasetError, match="damaged"):
+        list(ReplaySource("bad", {"format": "event_file", "path": str(path)}).packets())
