@@ -14,6 +14,10 @@ Stages, each vectorised over samples (a loop runs only over the 64 channels):
    the spectral shape across channels is kept;
 4. per-channel integrate-and-fire with threshold mismatch and a random initial phase, rate
    capped by ``max_rate_hz`` (a refractory bound; at most one spike per envelope frame), plus Poisson background events.
+
+``emulate_cochlea`` turns a whole recording into events at once (zero-phase resampling, one
+RMS for the level); live audio in blocks goes through ``cochlea_stream.StreamingCochlea``,
+the same stages with their state carried across blocks.
 """
 from __future__ import annotations
 
