@@ -152,3 +152,16 @@ def test_a_truncated_aedat4_file_replays_up_to_its_last_whole_packet(tmp_path):
     assert not aedat4_cut_inside_packet(path)
     with pytest.raises(DatasetError, match="damaged"):
         list(ReplaySource("bad", {"format": "event_file", "path": str(path)}).packets())
+
+
+def test_a_single_file_recording_of_older_versions_still_reads(tmp_path):
+    samples = dvs_samples(2, seed=3)
+    meta = {"groups": {"events-dvs": {"kind": "events", "dtype": "dvs", "geometry": [16, 16]}}}
+    rows = [(k, label, len(ev)) for k, (ev, label) in enumerate(samples)]
+    np.savez(tmp_path / "old.npz", meta=np.frombuffer(json.dumps(meta).encode(), np.uint8),
+             **{"events-dvs_body": np.concatenate([ev for ev, _ in samples]),
+                "events-dvs_rows": np.asarray(rows, np.int64)})
+    got, geometry = read_recording(tmp_path / "old.npz")
+    assert geometry == [16, 16]
+    for (ev, label), (g, gl) in zip(samples, got):
+        assert np.array_equal(ev, g) and label == gl
