@@ -16,7 +16,6 @@ from rram_lsm.nodes.aedat4 import Aedat4Writer
 from rram_lsm.nodes.recording import RecorderSink, chunk_folder, read_recording
 from rram_lsm.nodes.sources.readers import DatasetError, aedat4_cut_inside_packet
 from rram_lsm.nodes.sources.replay import ReplaySource
-from rram_lsm.stream.packets import Origin, Packet
 from test_replay_source import dvs_samples, split_by_sample
 
 # The continuous stream both this test and the killed child generate: packet k covers

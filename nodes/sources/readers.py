@@ -214,6 +214,9 @@ def read_aedat4(path: str | Path) -> np.ndarray:
     except Exception as err:  # a file cut inside a packet (a killed writer) reads up to its last whole one
         if not aedat4_cut_inside_packet(path):
             raise DatasetError(f"AEDAT4 file {path} cannot be read ({err}); it is damaged") from err
+        if not chunks:
+            raise DatasetError(f"AEDAT4 file {path} is truncated inside its first events packet: "
+                               "no whole packet to read") from err
     raw = np.concatenate(chunks) if chunks else np.zeros(0, [("t", "<u8"), ("x", "<u2"), ("y", "<u2"), ("on", "?")])
     ev = np.empty(len(raw), DVS_DTYPE)
     ev["t"] = raw["t"].astype(np.int64) - (int(raw["t"][0]) if len(raw) else 0)
