@@ -3,8 +3,8 @@
 ``format = "npz"`` (the default) writes a recording as it goes, so memory stays bounded and a
 crash loses at most the last second: ``path`` is an appended JSON-lines index, and the bodies
 go to one ``.npz`` per committed sample, or per ``chunk_s`` of a continuous stream (sample
--1, by stream time or wall clock, whichever comes first), in the folder ``<path stem>.chunks``
-beside it.  Each chunk is written whole to a temporary name and renamed before its index line
+-1, by stream time or wall clock, whichever comes first; the wall clock is checked whenever a
+message arrives, as nodes have no timer), in the folder ``<path stem>.chunks`` beside it.  Each chunk is written whole to a temporary name and renamed before its index line
 is appended, so every line of the index names a whole file; a line cut by a crash is ignored.
 Events and dense bodies (features, embeddings, predictions) are grouped by kind, dtype and row
 shape, so streams of different sensors coexist (no pickle).  ``read_recording`` gives back
@@ -127,6 +127,10 @@ class RecorderSink(SinkNode):
                 return ()
         if key is None and self.npz is not None and not packet.is_control and packet.body is not None:
             self._add_continuous(packet)
+        elif self._continuous:  # any message also writes out a stream that went quiet
+            now = time.monotonic()
+            for ckey in [k for k, (_, wall0) in self._continuous.items() if now - wall0 >= self.chunk_s]:
+                self._flush_continuous(ckey)
         if key is not None and packet.control == "start":
             self._current.pop(key, None)  # a re-sent sample starts over: drop any cut attempt
         elif key is not None and not packet.is_control and packet.body is not None:

@@ -164,3 +164,18 @@ def test_a_single_file_recording_of_older_versions_still_reads(tmp_path):
     assert geometry == [16, 16]
     for (ev, label), (g, gl) in zip(samples, got):
         assert np.array_equal(ev, g) and label == gl
+
+
+def test_a_quiet_continuous_stream_is_written_after_chunk_s_of_wall_clock(tmp_path):
+    from rram_lsm.stream.packets import control
+
+    path = tmp_path / "quiet.jsonl"
+    rec = RecorderSink("rec", {"path": str(path), "chunk_s": 0.05})
+    rec.setup()
+    rec.process(live_packet(0))  # 50 ms of stream time: not a whole chunk by stream time
+    assert len(index_lines(path)) == 1
+    time.sleep(0.06)
+    rec.process(control("heartbeat"))  # any message checks the wall clock
+    assert [line["sample"] for line in index_lines(path)[1:]] == [-1]
+    assert np.array_equal(read_recording(path)[0][0][0], live_packet(0).body)
+    rec.close()
