@@ -5,7 +5,9 @@ crash loses at most the last second: ``path`` is an appended JSON-lines index, a
 go to one ``.npz`` per committed sample, or per ``chunk_s`` of a continuous stream (sample
 -1, by stream time or wall clock, whichever comes first; the wall clock is checked whenever a
 message arrives, as nodes have no timer), in the folder ``<path stem>.chunks`` beside it.  Each chunk is written whole to a temporary name and renamed before its index line
-is appended, so every line of the index names a whole file; a line cut by a crash is ignored.
+is appended, so every line of the index names a whole file; a line cut by a crash is ignored,
+and ``append = true`` lets a restarted recorder continue the recording (the reader keeps a
+sample written twice once, by its origin).
 Events and dense bodies (features, embeddings, predictions) are grouped by kind, dtype and row
 shape, so streams of different sensors coexist (no pickle).  ``read_recording`` gives back
 (body, label) samples, the form `ReplaySource` replays; a continuous stream comes back as one
@@ -50,15 +52,34 @@ def _group(p: Packet) -> str:
 class NpzRecordingWriter:
     """Appends chunks (one sample, or a stretch of a continuous stream) to a recording."""
 
-    def __init__(self, index: Path):
+    def __init__(self, index: Path, append: bool = False):
         self.index = index
         self.folder = chunk_folder(index)
         self.folder.mkdir(parents=True, exist_ok=True)
-        for old in self.folder.glob("*.npz"):  # a recording is rewritten, never mixed with an old one
-            old.unlink()
-        self.fh = open(index, "w", buffering=1)
-        self.fh.write(json.dumps({"recording": INDEX_VERSION, "chunks": self.folder.name}) + "\n")
-        self.chunks = 0
+        self.chunks = self._resume() if append and index.is_file() else None
+        if self.chunks is None:
+            for old in self.folder.glob("*.npz"):  # a recording is rewritten, never mixed with an old one
+                old.unlink()
+            self.fh = open(index, "w", buffering=1)
+            self.fh.write(json.dumps({"recording": INDEX_VERSION, "chunks": self.folder.name}) + "\n")
+            self.chunks = 0
+
+    def _resume(self) -> int:
+        """Continue a recording (a restarted recorder): cut a torn last line, drop chunks that
+        no line names, and number on from the last one."""
+        data = self.index.read_bytes()
+        data = data[:data.rfind(b"\n") + 1]
+        lines = [json.loads(raw) for raw in data.splitlines()]
+        if not lines or lines[0].get("recording") != INDEX_VERSION:
+            raise ConfigError(f"recording {self.index} cannot be appended to: not a recording index")
+        named = {line["file"] for line in lines[1:]}
+        for f in self.folder.glob("*.npz"):
+            if f.name not in named:
+                f.unlink()  # written, never indexed (or a temporary): the crash took it
+        with open(self.index, "r+b") as fh:
+            fh.truncate(len(data))
+        self.fh = open(self.index, "a", buffering=1)
+        return max((int(f.split(".")[0]) + 1 for f in named), default=0)
 
     def write(self, packets: list[Packet], origin: list, sample: int, label: int | None) -> None:
         groups: dict[str, list[Packet]] = {}
@@ -95,7 +116,9 @@ class RecorderSink(SinkNode):
         Param("format", str, "npz", "", "npz: every stream; aedat4: DVS events", choices=FORMATS),
         Param("geometry", (list, type(None)), None, "px", "[width, height] for aedat4 when packets carry none"),
         Param("chunk_s", float, 1.0, "s", "npz: a continuous stream is written every this long "
-              "(stream time or wall clock, whichever is first); a crash loses at most this much"))
+              "(stream time or wall clock, whichever is first); a crash loses at most this much"),
+        Param("append", bool, False, "", "npz: continue the recording at path if there is one "
+              "(for a recorder the supervisor may restart) instead of rewriting it"))
 
     def setup(self) -> None:
         super().setup()
@@ -108,7 +131,7 @@ class RecorderSink(SinkNode):
         self.chunk_s = float(self.param("chunk_s"))
         if self.chunk_s <= 0:
             raise ConfigError(f"node {self.name!r}: parameter 'chunk_s' must be > 0, got {self.chunk_s}")
-        self.npz = NpzRecordingWriter(self.path) if self.format == "npz" else None
+        self.npz = NpzRecordingWriter(self.path, self.param("append")) if self.format == "npz" else None
         # continuous streams: (stream, epoch) -> (packets, wall time of the first)
         self._continuous: dict[tuple, tuple[list[Packet], float]] = {}
         self.aedat = None  # Aedat4Writer, opened at the first events (they carry the geometry)
@@ -279,6 +302,7 @@ def iter_recording(path: str | Path, kind: str = "events") -> Iterator[tuple[np.
         return
     folder = path.parent / next(_index_lines(path))["chunks"]
     continuous: dict[tuple, list[np.ndarray]] = {}
+    seen: set[tuple] = set()
     found = False
     for line, group in _chunks(path, kind):
         found = True
@@ -292,7 +316,8 @@ def iter_recording(path: str | Path, kind: str = "events") -> Iterator[tuple[np.
             raise ValueError(f"recording {path}: chunk {line['file']} disagrees with its index line")
         if line["sample"] < 0:
             continuous.setdefault(tuple(line["origin"][:2]), []).append(body)
-        else:
+        elif tuple(line["origin"]) not in seen:  # a sample written again by a restarted recorder
+            seen.add(tuple(line["origin"]))
             yield body, line["label"]
     if not found:
         raise ValueError(f"recording {path}: holds no {kind!r} stream")

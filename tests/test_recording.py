@@ -179,3 +179,31 @@ def test_a_quiet_continuous_stream_is_written_after_chunk_s_of_wall_clock(tmp_pa
     assert [line["sample"] for line in index_lines(path)[1:]] == [-1]
     assert np.array_equal(read_recording(path)[0][0][0], live_packet(0).body)
     rec.close()
+
+
+def test_a_restarted_recorder_appends_and_a_sample_written_twice_reads_once(tmp_path):
+    path = tmp_path / "rec.jsonl"
+    samples = dvs_samples(3, seed=6)
+    first = RecorderSink("rec", {"path": str(path)})
+    first.setup()
+    feed_samples(first, samples[:2])  # then it "dies": no close; a torn line and an unindexed chunk
+    with open(path, "ab") as fh:
+        fh.write(b'{"file": "000002.npz", "ori')
+    (chunk_folder(path) / "000002.npz").write_bytes(b"PK\x03\x04 half a zip")
+    again = RecorderSink("rec", {"path": str(path), "append": True})
+    again.setup()
+    packets = list(ReplaySource("dvs", {"max_events": 100, "geometry": [16, 16]}, samples=samples).packets())
+    for p in [p for p in packets if p.sample >= 1]:  # sample 1 again (its ack was lost), then 2
+        if p.origin:
+            p.origin = Origin("dvs", first_epoch(first), p.origin.sample)
+        again.process(p)
+    again.close()
+    got, _ = read_recording(path)
+    assert len(got) == 3 and len(index_lines(path)) == 1 + 4
+    for (ev, label), (g, gl) in zip(samples, got):
+        assert np.array_equal(ev, g) and label == gl
+    assert sorted(f.name for f in chunk_folder(path).glob("*.npz")) == [f"{k:06d}.npz" for k in range(4)]
+
+
+def first_epoch(rec):
+    return index_lines(rec.path)[1]["origin"][1]
