@@ -207,3 +207,51 @@ def test_a_restarted_recorder_appends_and_a_sample_written_twice_reads_once(tmp_
 
 def first_epoch(rec):
     return index_lines(rec.path)[1]["origin"][1]
+
+
+GRAPH = """
+[graph]
+name = "record-restart"
+restart = {{ backoff_s = 0.2 }}
+telemetry_interval_s = 0.2
+recovery = {{ enabled = true, resend_after_s = 0.5, max_unacked = 4 }}
+[nodes.src]
+kind = "replay"
+params = {{ format = "recording", path = "{data}", speed = 2.0, max_events = 50 }}
+[nodes.rec]
+kind = "recorder"
+params = {{ path = "{out}", append = true }}
+[[edges]]
+from = "src"
+to = "rec"
+"""
+
+
+def test_a_recorder_node_killed_in_a_graph_is_restarted_and_keeps_every_sample_once(tmp_path, sockdir):
+    """A real graph: a paced replay into a recorder node (append = true) that is SIGKILLed
+    mid-stream; the supervisor restarts it, the source re-sends what was not acknowledged, and
+    the recording holds every sample once."""
+    import os
+
+    from conftest import run_graph
+
+    samples = dvs_samples(8, seed=8)
+    data = tmp_path / "data.jsonl"
+    rec = RecorderSink("rec", {"path": str(data)})
+    rec.setup()
+    feed_samples(rec, samples)
+    rec.close()
+    killed = []
+
+    def kill_mid_stream(launcher, report):
+        if report.get("node") == "rec" and report.get("gauges", {}).get("chunks_written", 0) >= 2 and not killed:
+            killed.append(launcher.states["rec"].proc.pid)
+            os.kill(killed[0], signal.SIGKILL)
+
+    out = tmp_path / "out.jsonl"
+    launcher = run_graph(GRAPH.format(data=data, out=out), tmp_path, sockdir, during=kill_mid_stream)
+    assert launcher.exit_code == 0 and killed
+    got, geometry = read_recording(out)
+    assert geometry == [16, 16] and len(got) == len(samples)
+    for (ev, label), (g, gl) in zip(samples, got):
+        assert np.array_equal(ev, g) and label == gl
