@@ -4,30 +4,14 @@ from __future__ import annotations
 import json
 
 from conftest import run_graph
+from graphs import chain
 
-GRAPH = """
-[graph]
-name = "edges"
-[nodes.src]
-kind = "graphnodes:CountingSource"
-params = {{ samples = {samples}, messages = {messages}, events = {events} }}
-[nodes.mid]
-kind = "passthrough"
-params = {{ delay_ms = {delay} }}
-[nodes.sink]
-kind = "jsonl_sink"
-params = {{ path = "{out}" }}
-[[edges]]
-from = "src"
-to = "mid"
-policy = "{policy}"
-window = {window}
-queue_msgs = {queue}
-[[edges]]
-from = "mid"
-to = "sink"
-policy = "block"
-"""
+
+def edge_graph(out, samples, messages, events, delay, policy, window, queue):
+    """The chain with a slow middle node and the edge under test in front of it."""
+    return chain(out, name="edges", samples=samples, messages=messages, events=events,
+                 mid_params=f"delay_ms = {delay}",
+                 edges=(f'policy = "{policy}"\nwindow = {window}\nqueue_msgs = {queue}', 'policy = "block"'))
 
 
 def read_records(path):
@@ -37,7 +21,7 @@ def read_records(path):
 def test_block_edge_with_slow_consumer_loses_nothing(tmp_path, sockdir):
     out = tmp_path / "out.jsonl"
     samples, messages, events = 2, 60, 256
-    launcher = run_graph(GRAPH.format(samples=samples, messages=messages, events=events, delay=4,
+    launcher = run_graph(edge_graph(samples=samples, messages=messages, events=events, delay=4,
                                       policy="block", window=4, queue=8, out=out), tmp_path, sockdir)
     assert launcher.exit_code == 0
     recs = read_records(out)
@@ -60,7 +44,7 @@ def test_block_edge_with_slow_consumer_loses_nothing(tmp_path, sockdir):
 def test_drop_edge_counts_every_drop_exactly(tmp_path, sockdir):
     out = tmp_path / "out.jsonl"
     samples, messages, events = 3, 150, 64
-    launcher = run_graph(GRAPH.format(samples=samples, messages=messages, events=events, delay=5,
+    launcher = run_graph(edge_graph(samples=samples, messages=messages, events=events, delay=5,
                                       policy="drop", window=2, queue=3, out=out), tmp_path, sockdir)
     assert launcher.exit_code == 0
     src, mid, sink = (launcher.latest[n] for n in ("src", "mid", "sink"))

@@ -10,28 +10,14 @@ import sys
 import pytest
 
 from conftest import ROOT, run_graph
+from graphs import chain
 from rram_lsm.launch.graph import GraphError, load_graph, parse_overrides
 from rram_lsm.launch.supervisor import start_process
 
-CHAIN = """
-[graph]
-name = "chain"
-restart = {{ backoff_s = 0.2 }}
-[nodes.src]
-kind = "graphnodes:CountingSource"
-params = {{ samples = {samples}, messages = {messages}, events = 64, delay_ms = {delay} }}
-[nodes.mid]
-kind = "passthrough"
-[nodes.sink]
-kind = "jsonl_sink"
-params = {{ path = "{out}" }}
-[[edges]]
-from = "src"
-to = "mid"
-[[edges]]
-from = "mid"
-to = "sink"
-"""
+def launcher_chain(samples, messages, delay, out):
+    """The chain, restarting a crashed node quickly."""
+    return chain(out, samples=samples, messages=messages, delay_ms=delay,
+                 graph="restart = { backoff_s = 0.2 }")
 
 
 def alive(pid: int) -> bool:
@@ -60,7 +46,7 @@ def test_restart_after_sigkill_with_messages_in_flight(tmp_path, sockdir):
 
     out = tmp_path / "out.jsonl"
     path = tmp_path / "g.toml"
-    path.write_text(CHAIN.format(samples=3, messages=120, delay=4, out=out))
+    path.write_text(launcher_chain(samples=3, messages=120, delay=4, out=out))
     pids: list[int] = []
     launcher = Launcher(load_graph(path, None, sockdir), tmp_path / "run", sockdir,
                         start=recording_start(pids))
@@ -96,7 +82,7 @@ def test_stop_leaves_no_process_and_writes_final_telemetry(tmp_path, sockdir):
     from rram_lsm.launch.supervisor import Launcher
 
     path = tmp_path / "g.toml"
-    path.write_text(CHAIN.format(samples=100000, messages=10, delay=2, out=tmp_path / "o.jsonl"))
+    path.write_text(launcher_chain(samples=100000, messages=10, delay=2, out=tmp_path / "o.jsonl"))
     pids: list[int] = []
     launcher = Launcher(load_graph(path, None, sockdir), tmp_path / "run", sockdir,
                         start=recording_start(pids))
@@ -195,7 +181,7 @@ def test_sources_start_only_when_the_rest_of_the_graph_is_ready(tmp_path, sockdi
     """A node with a slow setup (a model to load, a kernel to compile) must not leave the first
     samples queued behind it: the launcher starts sources after every other node reported."""
     out = tmp_path / "out.jsonl"
-    text = CHAIN.format(samples=2, messages=3, delay=0, out=out).replace(
+    text = launcher_chain(samples=2, messages=3, delay=0, out=out).replace(
         'kind = "passthrough"', 'kind = "graphnodes:SlowSetup"\nparams = { setup_s = 2.0 }')
     launcher = run_graph(text, tmp_path, sockdir)
     assert launcher.exit_code == 0

@@ -11,34 +11,18 @@ import time
 from collections import Counter
 
 from conftest import run_graph
+from graphs import chain
 
-HANG = """
-[graph]
-name = "hang"
-telemetry_interval_s = 0.2
-hang_timeout_s = 2.0
-restart = {{ backoff_s = 0.2 }}
-[nodes.src]
-kind = "graphnodes:CountingSource"
-params = {{ samples = 4, messages = 20, events = 32, delay_ms = 5 }}
-[nodes.mid]
-kind = "graphnodes:HangsOnce"
-params = {{ marker = "{marker}", at = 10 }}
-[nodes.sink]
-kind = "jsonl_sink"
-params = {{ path = "{out}" }}
-[[edges]]
-from = "src"
-to = "mid"
-[[edges]]
-from = "mid"
-to = "sink"
-"""
+def hang_graph(marker, out):
+    """The chain whose middle node hangs once; the launcher must find and restart it."""
+    return chain(out, name="hang", samples=4, messages=20, events=32, delay_ms=5,
+                 mid="graphnodes:HangsOnce", mid_params=f'marker = "{marker}", at = 10',
+                 graph="telemetry_interval_s = 0.2\nhang_timeout_s = 2.0\nrestart = { backoff_s = 0.2 }")
 
 
 def test_hung_node_is_killed_reported_and_the_graph_resumes(tmp_path, sockdir):
     out = tmp_path / "out.jsonl"
-    launcher = run_graph(HANG.format(marker=tmp_path / "hung", out=out), tmp_path, sockdir)
+    launcher = run_graph(hang_graph(marker=tmp_path / "hung", out=out), tmp_path, sockdir)
     assert launcher.exit_code == 0
     assert (tmp_path / "hung").exists()  # it really hung once
     events = [json.loads(l) for l in open(tmp_path / "run" / "telemetry.jsonl") if '"event"' in l]
@@ -57,24 +41,8 @@ def test_hung_node_is_killed_reported_and_the_graph_resumes(tmp_path, sockdir):
     assert got == {s: 20 * 32 for s in range(4)}
 
 
-LONG = """
-[graph]
-name = "long"
-telemetry_interval_s = 0.2
-[nodes.src]
-kind = "graphnodes:CountingSource"
-params = { samples = 100000, messages = 10, events = 32, delay_ms = 2 }
-[nodes.mid]
-kind = "passthrough"
-[nodes.sink]
-kind = "null_sink"
-[[edges]]
-from = "src"
-to = "mid"
-[[edges]]
-from = "mid"
-to = "sink"
-"""
+LONG = chain(name="long", samples=100000, messages=10, events=32, delay_ms=2,
+             graph="telemetry_interval_s = 0.2")
 
 
 def test_sigterm_to_launcher_stops_all_with_final_telemetry(tmp_path):

@@ -14,6 +14,8 @@ from rram_lsm.nodes.lsm.reservoir import LifReservoir
 from rram_lsm.stream.node import ConfigError
 from rram_lsm.stream.packets import DVS_DTYPE, NEURAL_DTYPE, Origin, Packet, control
 
+from nodetest import drive, sample_packets
+
 
 def dvs_sample(seed: int, n: int = 3000, duration_us: int = 300_000) -> np.ndarray:
     """A synthetic N-MNIST-like sample: events concentrated in the sensor's centre."""
@@ -27,14 +29,8 @@ def dvs_sample(seed: int, n: int = 3000, duration_us: int = 300_000) -> np.ndarr
 
 
 def feed(node: LsmNode, events: np.ndarray, sample: int, n_packets: int = 7, label: int = 3):
-    origin = Origin("dvs", 42, sample)
-    out = list(node.process(control("start", sample=sample, label=label, origin=origin)))
-    for part in np.array_split(events, n_packets):
-        pkt = Packet(kind="events", body=part, geometry=(34, 34), sample=sample, label=label,
-                     origin=origin, t0=int(part["t"][0]), t1=int(part["t"][-1]))
-        out += list(node.process(pkt))
-    out += list(node.process(control("end_of_sample", sample=sample, label=label, origin=origin)))
-    return out
+    return drive(node, sample_packets(events, sample, n_packets=n_packets, label=label),
+                 setup=False, flush=False)
 
 
 def offline(events, cfg, mode, **kw):

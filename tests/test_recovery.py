@@ -15,28 +15,15 @@ from rram_lsm.nodes.sinks import SinkNode
 from rram_lsm.stream.packets import DVS_DTYPE, Origin, Packet, control
 from rram_lsm.stream.recovery import RecoveryConfig, SampleLedger, SampleTooLarge
 
-CHAIN = """
-[graph]
-name = "recovery"
-restart = {{ backoff_s = 0.2 }}
-recovery = {{ enabled = true, resend_after_s = 2.0, max_unacked = 4 {extra} }}
-[nodes.src]
-kind = "graphnodes:CountingSource"
-params = {{ samples = {samples}, messages = {messages}, events = 64, delay_ms = 3 }}
-[nodes.mid]
-kind = "passthrough"
-[nodes.sink]
-kind = "jsonl_sink"
-params = {{ path = "{out}" }}
-[[edges]]
-from = "src"
-to = "mid"
-{edge}
-[[edges]]
-from = "mid"
-to = "sink"
-{edge}
-"""
+from graphs import chain
+
+
+def recovery_chain(out, samples, messages, edge, extra=""):
+    """The chain with recovery on and restarts quick; ``edge``: both edges' policy lines."""
+    return chain(out, name="recovery", samples=samples, messages=messages, delay_ms=3,
+                 graph=f"restart = {{ backoff_s = 0.2 }}\n"
+                       f"recovery = {{ enabled = true, resend_after_s = 2.0, max_unacked = 4 {extra} }}",
+                 edges=(edge, edge))
 EDGES = {"block": 'policy = "block"', "drop": 'policy = "drop"\nqueue_msgs = 16'}
 
 
@@ -51,7 +38,7 @@ def test_sigkill_any_node_mid_stream_loses_and_duplicates_nothing(tmp_path, sock
     out = tmp_path / "out.jsonl"
     samples, messages = 8, 30
     path = tmp_path / "g.toml"
-    path.write_text(CHAIN.format(samples=samples, messages=messages, out=out, extra="", edge=EDGES[policy]))
+    path.write_text(recovery_chain(samples=samples, messages=messages, out=out, extra="", edge=EDGES[policy]))
     launcher = Launcher(load_graph(path, None, sockdir), tmp_path / "run", sockdir)
     for spec in launcher.graph.nodes.values():
         spec.telemetry_interval_s = 0.1
@@ -96,7 +83,7 @@ def test_sigkill_any_node_mid_stream_loses_and_duplicates_nothing(tmp_path, sock
 
 def test_sample_over_the_bound_is_refused_with_a_clear_error(tmp_path, sockdir):
     path = tmp_path / "g.toml"
-    path.write_text(CHAIN.format(samples=2, messages=5, out=tmp_path / "o.jsonl",
+    path.write_text(recovery_chain(samples=2, messages=5, out=tmp_path / "o.jsonl",
                                  extra=", max_sample_bytes = 1000", edge=EDGES["block"]))
     launcher = Launcher(load_graph(path, None, sockdir), tmp_path / "run", sockdir)
     assert launcher.run(timeout_s=120) == 2  # a configuration error: rc 2, no restarts

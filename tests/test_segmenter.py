@@ -6,6 +6,8 @@ from rram_lsm.nodes.sources.segmenter import ActivitySegmenter, SegmenterNode, S
 from rram_lsm.stream.node import ConfigError
 from rram_lsm.stream.packets import NEURAL_DTYPE, Packet
 
+from nodetest import drive
+
 
 def stream(segments, rng, background_hz=100.0, total_us=3_000_000):
     """Neural events: background noise plus bursts at 10 kHz over the given (start, end) spans."""
@@ -63,10 +65,8 @@ def test_node_emits_controls_in_order():
     rng = np.random.default_rng(3)
     ev = stream([(100_000, 300_000), (800_000, 1_000_000)], rng, total_us=1_500_000)
     node = SegmenterNode("seg", {"hangover_bins": 5})
-    packets = []
-    for i in range(0, len(ev), 200):
-        packets += node.process(Packet(kind="events", body=ev[i:i + 200], origin_ns=123))
-    packets += node.flush()
+    packets = drive(node, (Packet(kind="events", body=ev[i:i + 200], origin_ns=123)
+                           for i in range(0, len(ev), 200)), setup=False)
     seq = [(p.control or p.kind, p.sample) for p in packets if p.kind == "control"]
     assert seq == [("start", 0), ("end_of_sample", 0), ("start", 1), ("end_of_sample", 1)]
     assert all(p.origin.sample == p.sample for p in packets)
