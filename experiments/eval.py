@@ -74,8 +74,7 @@ class EvalConfig:
                 "robustness": self.robustness, "robustness_modalities": self.robustness_modalities,
                 "neural_overrides": e["neural_overrides"], "ideas": self.ideas,
                 "baselines": self.baselines, "raw_probe": self.raw_probe, "pairs": self.pairs,
-                "gzsl_folds": self.gzsl_folds,
-                "threads": e["threads"]}
+                "threads": e["threads"], "gzsl_folds": self.gzsl_folds}
 
 
 def probe_experiment(store: FeatureStore, modality: str, device, raw: bool = True) -> ProbeReport:
