@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
