@@ -26,6 +26,7 @@ from rram_lsm.nodes.sources.builtin_source import pick_samples
 from rram_lsm.stream.cache import cache_dir, cache_key
 
 from .config import ExperimentConfig
+from .gzsl_eval import DIRECTIONS, calibrations, score_direction
 from .features import DEFAULT_PRESETS, FEATURES_FORMAT, addresses, encode_modality, resolve_config
 from .results import SweepNotRun, SweepResult, ZeroShotSummary, sweep_from_json
 from .runs import split_sweep, zero_shot
@@ -33,6 +34,7 @@ from .store import PAIRS, FeatureStore, pair_features
 
 CLASSES = tuple(range(1, 10))
 MODEL_FILES = ("heads.npz", "bank_for_{a}.npz", "bank_for_{b}.npz", "model.json")
+GZSL_FOLDS = 3                    # pseudo-unseen folds choosing each bank's calibration
 Stage = Callable[[str, str], AbstractContextManager]   # stage(name, what): times one stage
 
 
@@ -76,6 +78,7 @@ class DemoModel:
     train_summary: ZeroShotSummary
     selected_epoch: int
     sweep: SweepResult | SweepNotRun
+    gzsl: dict                            # query modality -> offline test GZSL (GzslDirection JSON)
     similarity: dict                      # cross-modal class-prototype cosine matrix (test)
     dataset: object = field(repr=False)   # the built-in dataset
 
@@ -96,18 +99,18 @@ def prepare_model(cfg: ModelConfig, run_dir: Path, stage: Stage,
     h = exp.heads
     if cached is not None:
         with stage("train", f"trained heads and banks from the cache ({cached})"):
-            heads_path, banks, summary, epoch, heads, sweep = load_model(cached, run_dir)
+            heads_path, banks, summary, epoch, heads, sweep, gz = load_model(cached, run_dir)
     else:
         with stage("train", f"projection heads on seen digits {list(h.seen)} "
                             f"({h.epochs} epochs, {h.loss} loss at T={h.temperature:g}, "
                             + (f"rates in {exp.windows} windows, " if exp.windows > 1 else "")
                             + "epoch chosen on validation)"):
-            heads_path, banks, summary, epoch, heads = train_model(cfg, a, b, run_dir, log)
+            heads_path, banks, summary, epoch, heads, gz = train_model(cfg, a, b, run_dir, log)
         with stage("sweep", "split-sweep result"):
             sweep = demo_sweep(cfg, a, b, log)
-        store_model(cfg, consts, a, b, run_dir, summary, epoch, sweep)
-    return DemoModel(heads_path, banks, consts, summary, epoch, sweep, similarity(heads, a, b),
-                     store.dataset)
+        store_model(cfg, consts, a, b, run_dir, summary, epoch, sweep, gz)
+    return DemoModel(heads_path, banks, consts, summary, epoch, sweep, gz,
+                     similarity(heads, a, b), store.dataset)
 
 
 def calibrated_features(cfg: ModelConfig, store: FeatureStore, modality: str, log):
@@ -142,6 +145,7 @@ def model_key(cfg: ModelConfig, consts: dict, a, b) -> str:
                      epochs=h.epochs, pd=h.pd, loss=[h.loss, h.temperature],
                      windows=exp.windows, seen=list(h.seen), unseen=list(h.unseen),
                      consts=consts, sweep=[cfg.sweep_splits, cfg.sweep_epochs],
+                     gzsl_folds=GZSL_FOLDS,
                      eval_results=str(find_eval_results(cfg)), features=digest,
                      shapes={m.name: list(m.features.shape) for m in (a, b)})
 
@@ -153,12 +157,12 @@ def cached_model(cfg: ModelConfig, consts: dict, a, b) -> Path | None:
 
 
 def store_model(cfg: ModelConfig, consts: dict, a, b, run_dir: Path, summary: ZeroShotSummary,
-                epoch: int, sweep) -> None:
-    """Keep heads, banks, training summary and sweep, so a second demo skips training."""
+                epoch: int, sweep, gzsl: dict) -> None:
+    """Keep heads, banks, training summary, GZSL and sweep, so a second demo skips training."""
     model = run_dir / "model"
     (model / "model.json").write_text(json.dumps(
-        {"summary": summary.to_json(), "selected_epoch": epoch, "sweep": sweep.to_json()},
-        default=_json_default))
+        {"summary": summary.to_json(), "selected_epoch": epoch, "sweep": sweep.to_json(),
+         "gzsl": gzsl}, default=_json_default))
     folder = cache_dir("demo") / model_key(cfg, consts, a, b)
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -174,7 +178,7 @@ def load_model(folder: Path, run_dir: Path):
     heads = load_heads(model / "heads.npz")
     banks = {p.stem.removeprefix("bank_for_"): str(p) for p in sorted(model.glob("bank_for_*.npz"))}
     return (model / "heads.npz", banks, ZeroShotSummary.from_json(meta["summary"]),
-            int(meta["selected_epoch"]), heads, sweep_from_json(meta["sweep"]))
+            int(meta["selected_epoch"]), heads, sweep_from_json(meta["sweep"]), meta["gzsl"])
 
 
 def _json_default(v):
@@ -187,10 +191,13 @@ def _json_default(v):
 
 def train_model(cfg: ModelConfig, a, b, run_dir: Path, log):
     """Both heads on the seen classes (epoch chosen on validation), saved, and one bank per
-    query modality from the other modality's training embeddings of digits 1-9."""
+    query modality from the other modality's training embeddings of digits 1-9, carrying the
+    seen classes and the calibrated-stacking constant chosen on pseudo-unseen validation
+    folds (``experiments.gzsl_eval``: no unseen class touched)."""
     exp, h = cfg.experiment, cfg.experiment.heads
     z = zero_shot(a, b, h, seeds=(h.seed,))
     result = z.trained[0]
+    _, chosen = calibrations(a, b, h, (h.seed,), GZSL_FOLDS)[h.seed]
     model = run_dir / "model"
     model.mkdir(parents=True, exist_ok=True)
     heads_path = save_heads(model / "heads.npz", result.heads,
@@ -198,17 +205,26 @@ def train_model(cfg: ModelConfig, a, b, run_dir: Path, log):
                              "unseen": list(h.unseen), "selected_epoch": result.selected_epoch,
                              "loss": h.loss, "temperature": h.temperature,
                              "windows": exp.windows})
-    banks = {}
-    for query, ref in ((a, b), (b, a)):
+    banks, gz = {}, {}
+    seen, unseen = sorted(map(int, h.seen)), sorted(map(int, h.unseen))
+    for d in DIRECTIONS:
+        query, ref = (a, b) if d == "a_to_b" else (b, a)
         train = (ref.split == 0) & np.isin(ref.labels, CLASSES)
         emb = result.heads[ref.name].forward(ref.features[train])
-        bank = PrototypeBank.from_embeddings(emb, ref.labels[train], modality=ref.name)
+        bank = PrototypeBank.from_embeddings(emb, ref.labels[train], modality=ref.name,
+                                             seen=seen, calibration=chosen[d].gamma)
         banks[query.name] = str(bank.save(model / f"bank_for_{query.name}.npz"))
+        g = score_direction(result.heads, a, b, d, seen, unseen, chosen[d])
+        gz[query.name] = g.to_json()
+        log(f"  GZSL {query.name}->{ref.name} (offline test, per-class mean): gamma "
+            f"{g.gamma:.3f} (validation); H {g.uncalibrated.h:.1%} -> {g.calibrated.h:.1%} "
+            f"(seen {g.calibrated.seen:.1%}, unseen {g.calibrated.unseen:.1%}, chance "
+            f"{g.chance:.1%})")
     s = z.summary
     log(f"  selected epoch {result.selected_epoch} (validation); offline retrieval (paper's "
         f"metric, test): seen {s.seen.a_to_b.mean:.1%} (chance {s.seen.chance:.1%}), "
         f"unseen {s.unseen.a_to_b.mean:.1%} (chance {s.unseen.chance:.1%})")
-    return heads_path, banks, s, int(result.selected_epoch), result.heads
+    return heads_path, banks, s, int(result.selected_epoch), result.heads, gz
 
 
 def find_eval_results(cfg: ModelConfig) -> Path | None:

@@ -5,6 +5,8 @@ what ``rram-lsm eval`` runs.
 * zero-shot audio<->visual (PAPER.md protocol: digit 0 dropped, seen 1-7, unseen 8-9) and
   neural<->visual (visual half A against neural trials written from half B, so no neural trial
   meets its own image), validation-selected with the authors' test-set rule beside it;
+* generalised zero-shot (``gzsl_eval``): seen and unseen prototypes competing, with and
+  without calibrated stacking chosen on pseudo-unseen validation folds;
 * the split sweep over choices of two unseen digits from 1-9 x seeds, with a 95 % interval;
 * optionally the ideas (``ideas``), the baselines (``comparison``) and RRAM robustness
   (``robustness``).
@@ -24,6 +26,7 @@ from rram_lsm.nodes.projection.train_config import TrainConfig
 from .config import ExperimentConfig
 from .comparison import ComparisonConfig, run_comparison
 from .features import raw_frames, resolve_config
+from .gzsl_eval import gzsl_experiment
 from .ideas import ideas_sweep
 from .probe import linear_probe
 from .results import EvalResults, ProbeReport, TableRow
@@ -58,6 +61,7 @@ class EvalConfig:
     baselines: int = 0                    # BPTT epochs of the paper's baselines; 0 = skip
     raw_probe: bool = True
     pairs: tuple[str, ...] = ("audio-visual", "neural-visual")
+    gzsl_folds: int = 3                   # pseudo-unseen folds choosing the GZSL constant; 0 = skip
 
     def as_dict(self) -> dict:
         """The ``config`` of results.json, with the field names it has always had."""
@@ -70,7 +74,7 @@ class EvalConfig:
                 "robustness": self.robustness, "robustness_modalities": self.robustness_modalities,
                 "neural_overrides": e["neural_overrides"], "ideas": self.ideas,
                 "baselines": self.baselines, "raw_probe": self.raw_probe, "pairs": self.pairs,
-                "threads": e["threads"]}
+                "threads": e["threads"], "gzsl_folds": self.gzsl_folds}
 
 
 def probe_experiment(store: FeatureStore, modality: str, device, raw: bool = True) -> ProbeReport:
@@ -132,6 +136,11 @@ def run_all(cfg: EvalConfig, pairs: tuple[str, ...] | None = None,
             log(f"  {pair}/{dev}: seen {s.seen.a_to_b.mean:.1%}, unseen "
                 f"{s.unseen.a_to_b.mean:.1%} ({z.seconds_training:.0f} s)")
             res.zero_shot.setdefault(dev, {})[pair] = z
+            if cfg.gzsl_folds:
+                g = gzsl_experiment(a, b, heads, z.trained, cfg.gzsl_folds, pair, dev)
+                res.gzsl.setdefault(dev, {})[pair] = g
+                log(f"  GZSL {pair}/{dev} a->b: H {g.stat('a_to_b', 'h_0').mean:.1%} at gamma 0, "
+                    f"{g.stat('a_to_b', 'h_cal').mean:.1%} calibrated ({g.seconds:.0f} s)")
             an, bn = PAPER_NAMES[pair]
             sfx = "_rram" if dev == "rram" else ""
             pk = "av" if pair == "audio-visual" else "bmi"

@@ -124,6 +124,82 @@ class ZeroShotResult:
                 "runs": [asdict(r) for r in self.runs], "summary": self.summary.to_json()}
 
 
+@dataclass
+class GzslDirection:
+    """Test-set GZSL of one direction (queries of ``query`` against a bank of ``bank``):
+    seen, unseen and H at gamma 0 and at the validation-chosen ``gamma`` (per-class mean
+    accuracies among all the bank's classes), AUSUC, and their chance levels."""
+
+    query: str
+    bank: str
+    gamma: float
+    validation: dict                 # the pseudo-unseen folds' mean h / seen / unseen at gamma
+    uncalibrated: Any                # nodes.classifier.gzsl.GzslScore at gamma 0
+    calibrated: Any                  # ... at the chosen gamma
+    ausuc: float
+    chance: float                    # seen, unseen and H: 1 / number of classes
+    ausuc_chance: float              # 1 / (2 |seen| |unseen|)
+    n_seen: int
+    n_unseen: int
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "uncalibrated": self.uncalibrated.as_dict(),
+                "calibrated": self.calibrated.as_dict()}
+
+
+@dataclass
+class GzslRun:
+    """One training seed: its pseudo-unseen folds and both directions."""
+
+    seed: int
+    pseudo_unseen: list[list[int]]
+    a_to_b: GzslDirection
+    b_to_a: GzslDirection
+
+    def direction(self, name: str) -> GzslDirection:
+        return {"a_to_b": self.a_to_b, "b_to_a": self.b_to_a}[name]
+
+    def to_json(self) -> dict:
+        return {"seed": self.seed, "pseudo_unseen": self.pseudo_unseen,
+                "a_to_b": self.a_to_b.to_json(), "b_to_a": self.b_to_a.to_json()}
+
+
+GZSL_METRICS = ("gamma", "seen_0", "unseen_0", "h_0", "seen_cal", "unseen_cal", "h_cal", "ausuc")
+
+
+@dataclass
+class GzslResult:
+    """Generalised zero-shot of one pair on one device over training seeds
+    (``experiments.gzsl_eval``)."""
+
+    pair: str
+    device: str
+    seen: list[int]
+    unseen: list[int]
+    n_folds: int
+    seconds: float
+    runs: list[GzslRun]
+
+    def stat(self, direction: str, metric: str) -> Stat:
+        """Mean/std over seeds of one of ``GZSL_METRICS`` in one direction."""
+        def value(d: GzslDirection) -> float:
+            if metric in ("gamma", "ausuc"):
+                return getattr(d, metric)
+            name, which = metric.rsplit("_", 1)
+            return getattr(d.uncalibrated if which == "0" else d.calibrated, name)
+        return Stat.of(value(r.direction(direction)) for r in self.runs)
+
+    def to_json(self) -> dict:
+        first = self.runs[0].a_to_b
+        summary = {d: {m: self.stat(d, m).to_json() for m in GZSL_METRICS}
+                   for d in ("a_to_b", "b_to_a")}
+        return {"pair": self.pair, "device": self.device, "seen": list(self.seen),
+                "unseen": list(self.unseen), "n_folds": self.n_folds, "seconds": self.seconds,
+                "accuracy": "per-class mean", "chance": first.chance,
+                "ausuc_chance": first.ausuc_chance, "summary": summary,
+                "runs": [r.to_json() for r in self.runs]}
+
+
 SWEEP_METRICS = ("seen_a_to_b", "seen_b_to_a", "unseen_a_to_b", "unseen_b_to_a",
                  "seen_mean", "unseen_mean")
 
@@ -311,6 +387,7 @@ class EvalResults:
     paper: dict
     probes: dict[str, dict[str, ProbeReport]] = field(default_factory=dict)    # device -> modality
     zero_shot: dict[str, dict[str, ZeroShotResult]] = field(default_factory=dict)  # device -> pair
+    gzsl: dict[str, dict[str, GzslResult]] = field(default_factory=dict)       # device -> pair
     sweep: dict[str, SweepResult] = field(default_factory=dict)                 # pair
     robustness: list[RobustnessRow] | None = None
     ideas: list[IdeaRow] | None = None
@@ -326,6 +403,8 @@ class EvalResults:
                            for d, per in self.probes.items()},
                 "zero_shot": {d: {p: z.to_json() for p, z in per.items()}
                               for d, per in self.zero_shot.items()},
+                "gzsl": {d: {p: g.to_json() for p, g in per.items()}
+                         for d, per in self.gzsl.items()},
                 "sweep": {p: s.to_json() for p, s in self.sweep.items()},
                 "robustness": None if self.robustness is None else [r.to_json() for r in self.robustness],
                 "ideas": None if self.ideas is None else [r.to_json() for r in self.ideas],

@@ -15,6 +15,25 @@ from typing import Iterable
 POOLS = ("seen", "unseen")
 
 
+def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float] | None:
+    """Exact binomial interval of a rate k/n (Clopper-Pearson); None when n is 0."""
+    if n <= 0:
+        return None
+    from scipy.stats import beta
+
+    a = (1 - confidence) / 2
+    low = 0.0 if k == 0 else float(beta.ppf(a, k, n - k + 1))
+    high = 1.0 if k == n else float(beta.ppf(1 - a, k + 1, n - k))
+    return low, high
+
+
+def harmonic(seen: float | None, unseen: float | None) -> float | None:
+    """H = 2·S·U / (S + U) of the live per-sample rates (0 when either is 0)."""
+    if seen is None or unseen is None:
+        return None
+    return 0.0 if seen <= 0 or unseen <= 0 else 2 * seen * unseen / (seen + unseen)
+
+
 @dataclass
 class PoolCount:
     n: int = 0
@@ -56,24 +75,40 @@ class RunningAccuracy:
             per[pool].n += 1
             per[pool].correct += ok
 
+    @property
+    def h(self) -> float | None:
+        """Harmonic mean of the seen and unseen rates (generalised zero-shot's H)."""
+        return harmonic(self.pools["seen"].accuracy, self.pools["unseen"].accuracy)
+
+    def interval(self, pool: str) -> tuple[float, float] | None:
+        """Exact binomial 95 % interval of one pool's rate."""
+        c = self.pools[pool]
+        return clopper_pearson(c.correct, c.n)
+
     def as_dict(self) -> dict:
         out = {"seen_classes": list(self.seen), "unseen_classes": list(self.unseen),
-               "chance": self.chance}
+               "chance": self.chance, "h": self.h}
         for p, c in self.pools.items():
-            out[p] = {"n": c.n, "correct": c.correct, "accuracy": c.accuracy}
+            out[p] = {"n": c.n, "correct": c.correct, "accuracy": c.accuracy,
+                      "ci95_exact": self.interval(p)}
         out["by_modality"] = {m: {p: {"n": c.n, "correct": c.correct, "accuracy": c.accuracy}
                                   for p, c in per.items()} for m, per in self.by_modality.items()}
         return out
 
     def line(self) -> str:
-        """``seen 71.4% (25/35) · unseen 80.0% (8/10) · chance 11.1% (1/9 classes)``."""
+        """``seen 71.4% (25/35) · unseen 80.0% (8/10, exact 95% CI 44.4-97.5%) · H 75.5% ·
+        chance 11.1% (1/9 classes) for each``: generalised zero-shot, every class competing."""
         parts = []
         for p in POOLS:
             c = self.pools[p]
             acc = f"{c.accuracy:.1%}" if c.accuracy is not None else "-"
-            parts.append(f"{p} {acc} ({c.correct}/{c.n})")
+            ci = self.interval(p) if p == "unseen" else None
+            parts.append(f"{p} {acc} ({c.correct}/{c.n}"
+                         + (f", exact 95% CI {ci[0]:.1%}-{ci[1]:.1%})" if ci else ")"))
+        parts.append(f"H {self.h:.1%}" if self.h is not None else "H -")
         if self.chance:
-            parts.append(f"chance {self.chance:.1%} (1/{round(1 / self.chance)} classes)")
+            parts.append(f"chance {self.chance:.1%} (1/{round(1 / self.chance)} classes) "
+                         "for each")
         return " · ".join(parts)
 
 

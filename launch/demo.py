@@ -246,7 +246,35 @@ def run_info(prep: Prepared) -> dict:
     m = prep.model
     return {"consts": m.consts, "selected_epoch": m.selected_epoch,
             "train_summary": m.train_summary.to_json(), "sweep": m.sweep.to_json(),
-            "banks": m.banks}
+            "banks": m.banks, "gzsl": m.gzsl}
+
+
+def gzsl_lines(gzsl: dict) -> list[str]:
+    """The offline generalised zero-shot figures of the demo's heads, per query modality:
+    seen / unseen / H at gamma 0 and at the validation-chosen gamma the live banks use."""
+    out = []
+    for query, g in gzsl.items():
+        u, c = g["uncalibrated"], g["calibrated"]
+        out.append(f"offline GZSL {query}->{g['bank']} (test, per-class mean, chance "
+                   f"{g['chance']:.1%} each): gamma 0: seen {u['seen']:.1%} · unseen "
+                   f"{u['unseen']:.1%} · H {u['h']:.1%}; gamma {g['gamma']:.3f} (validation): "
+                   f"seen {c['seen']:.1%} · unseen {c['unseen']:.1%} · H {c['h']:.1%}; "
+                   f"AUSUC {g['ausuc']:.3f} (chance {g['ausuc_chance']:.3f})")
+    return out
+
+
+def live_lines(run_dir: Path, cfg: DemoConfig, sources: dict[str, str]) -> list[str]:
+    """The live accuracy (the sink's records) of each direction and of the pair."""
+    from .accuracy import RunningAccuracy, from_records, read_records
+
+    heads = cfg.model.experiment.heads
+    acc = from_records(read_records(run_dir / "predictions.jsonl"), heads.seen, heads.unseen,
+                       1 / len(set(heads.seen) | set(heads.unseen)), sources)
+    lines = [f"live {cfg.model.pair} (calibrated): {acc.line()}"]
+    for m, pools in sorted(acc.by_modality.items()):
+        one = RunningAccuracy(acc.seen, acc.unseen, acc.chance, pools)
+        lines.append(f"live {m} queries: {one.line()}")
+    return lines
 
 
 def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print) -> tuple[int, Path]:
@@ -274,6 +302,8 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print) -> tuple[int, 
                                     f"{len(cfg.model.modalities) * 3 + 2} processes"):
             code, _ = stream(cfg, GRAPHS / "demo.toml", args, run_dir, log, timeout)
         info["stream_exit_code"] = code
+        for line in gzsl_lines(prep.model.gzsl) + live_lines(run_dir, cfg, info["sources"]):
+            log(line)
         if code == 130:
             info["interrupted"] = True
     except KeyboardInterrupt:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rram_lsm.launch.accuracy import RunningAccuracy, from_gauges, from_records
+from rram_lsm.launch.accuracy import RunningAccuracy, clopper_pearson, from_gauges, from_records
 from rram_lsm.nodes.projection.train_config import TrainConfig
 from rram_lsm.nodes.sources.builtin_source import BuiltinReplaySource, pick_samples
 from rram_lsm.stream.node import ConfigError
@@ -50,6 +50,13 @@ def test_running_accuracy_pools_and_chance():
     assert (d["seen"]["n"], d["seen"]["correct"]) == (2, 1)
     assert (d["unseen"]["n"], d["unseen"]["correct"]) == (3, 2)  # label 5 is in neither pool
     assert "chance 11.1% (1/9 classes)" in acc.line()
+    # H of the per-sample rates 1/2 and 2/3, and the exact (Clopper-Pearson) interval of 2/3
+    assert acc.h == pytest.approx(2 * 0.5 * (2 / 3) / (0.5 + 2 / 3))
+    low, high = d["unseen"]["ci95_exact"]
+    assert (low, high) == pytest.approx((0.094299, 0.991596), abs=1e-6)
+    assert "H 57.1%" in acc.line() and "exact 95% CI 9.4%-99.2%" in acc.line()
+    assert clopper_pearson(0, 10)[0] == 0.0 and clopper_pearson(10, 10)[1] == 1.0
+    assert clopper_pearson(0, 0) is None
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +69,9 @@ def demo_run(tmp_path_factory):
     # windowed rates (2 per sample): the lsm nodes emit 400 values, the heads take them
     exp = ExperimentConfig(size="tiny", gain_factors=(1.0,), windows=2,
                            heads=TrainConfig(epochs=5, threads=2))
-    cfg = DemoConfig(ModelConfig(experiment=exp, sweep_splits=2, sweep_epochs=2), samples=9,
-                     speed=50.0, out=out, dashboard=False, raster_samples=1)
+    # ideal LSM: the live features equal the offline ones (RRAM read noise is drawn per read)
+    cfg = DemoConfig(ModelConfig(device="ideal", experiment=exp, sweep_splits=2, sweep_epochs=2),
+                     samples=9, speed=50.0, out=out, dashboard=False, raster_samples=1)
     code, report = run_demo(cfg, log=lambda s: None)
     return cfg, code, report, out
 
@@ -295,3 +303,55 @@ def test_demo_config_names_a_bad_loss_or_temperature():
     with pytest.raises(ValueError, match="--windows"):
         demo(windows=0).check()
     demo(loss="supcon", temperature=0.1, windows=4).check()
+
+
+def test_live_predictions_are_the_offline_gzsl_predictions(demo_run):
+    """Lossless (block) edges, zero drops: every live label is calibrated stacking
+    (``gzsl.predict``) on the offline features of the same replayed sample, through the same
+    head, row by row (a one-row matmul sums in another order than a batch), and the bank the
+    run used carries the seen classes and the validation-chosen constant."""
+    from rram_lsm.experiments.demo_model import chosen_samples
+    from rram_lsm.experiments.features import DEFAULT_PRESETS, encode_modality
+    from rram_lsm.experiments.store import FeatureStore
+    from rram_lsm.nodes.classifier import gzsl
+    from rram_lsm.nodes.classifier.bank import PrototypeBank
+    from rram_lsm.nodes.projection.heads import load_heads
+
+    cfg, code, _, run = demo_run
+    assert code == 0
+    m, exp = cfg.model, cfg.model.experiment
+    tel = _final_reports(run / "telemetry.jsonl")
+    for node, r in tel.items():
+        assert sum(sum(e.get("events_dropped", {}).values())
+                   for e in (r.get("edges") or {}).values()) == 0, node
+    info_gzsl = json.loads((run / "model" / "model.json").read_text())["gzsl"]
+    heads = load_heads(run / "model" / "heads.npz")
+    store = FeatureStore(exp, log=lambda s: None)
+    recs = [json.loads(l) for l in (run / "predictions.jsonl").read_text().splitlines()]
+    recs = [r for r in recs if r["kind"] == "prediction"]
+    gammas = set()
+    for query in m.modalities:
+        bank = PrototypeBank.load(run / "model" / f"bank_for_{query}.npz")
+        assert bank.seen == tuple(exp.heads.seen)
+        assert bank.calibration == pytest.approx(info_gzsl[query]["gamma"])
+        gammas.add(bank.calibration)
+        ms, idx = chosen_samples(m, store.dataset, query, cfg.samples)
+        fs = encode_modality(ms, DEFAULT_PRESETS[query], m.device, exp.reservoir_seed,
+                             overrides={"const": _const(run, query)},
+                             source=store.source(query), windows=exp.windows)
+        emb = np.stack([heads[query].forward(fs.features[i][None])[0] for i in idx])
+        scores, classes = bank.scores(emb)
+        offline = gzsl.predict(scores, classes, bank.seen, bank.calibration)
+        live = {r["origin"][2]: r for r in recs if r["origin"][0] == f"src_{query}"}
+        assert sorted(live) == list(range(len(idx)))
+        assert [live[k]["label"] for k in range(len(idx))] == ms.labels[idx].tolist()
+        assert [live[k]["pred"] for k in range(len(idx))] == offline.tolist()
+    assert gammas != {0.0}       # the live banks do calibrate (a constant was chosen)
+
+
+def _const(run: Path, modality: str) -> float:
+    """The reservoir gain the run's graph gave ``modality``'s lsm node."""
+    from rram_lsm.launch.graph import load_graph
+
+    node = load_graph(run / "graph.toml").nodes[f"lsm_{modality}"]
+    return float(node.params["overrides"]["const"])

@@ -18,7 +18,7 @@ from rram_lsm.nodes.projection.train_config import TrainConfig
 RESULTS_CONFIG = ["size", "data_seed", "reservoir_seed", "devices", "gain_factors", "pd", "epochs",
                   "loss", "temperature", "windows", "train_seeds", "sweep_splits", "sweep_seeds",
                   "robustness", "robustness_modalities", "neural_overrides", "ideas", "baselines",
-                  "raw_probe", "pairs", "threads"]
+                  "raw_probe", "pairs", "threads", "gzsl_folds"]
 
 
 def _modality(name: str, seed: int) -> ModalityData:

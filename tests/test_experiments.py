@@ -69,6 +69,20 @@ def test_eval_writes_markdown_equal_to_json(tmp_path, capsys):
     # the heads learned the seen classes: clearly above the 1/7 chance on the probe's data
     assert z["proto_seen_a_to_b"]["mean"] > 1 / 7 + 0.1
     assert res["calibration"]["visual/ideal"]["points"]
+    # generalised zero-shot for every pair, both directions; the Markdown table is the JSON
+    gz = md.split("## Generalised zero-shot")[1].split("## ")[0]
+    gz_rows = [r for r in _md_table(gz) if r[0] != "pair"]
+    assert len(gz_rows) == 4
+    for row in gz_rows:
+        g = res["gzsl"]["ideal"][row[0]]
+        d = "a_to_b" if row[2].startswith(("audio", "neural")) else "b_to_a"
+        sm = g["summary"][d]
+        assert row[3] == f"{sm['gamma']['mean']:.3f}"
+        assert row[6].split(" ")[0] == f"{100 * sm['h_0']['mean']:.1f}"
+        assert row[9].split(" ")[0] == f"{100 * sm['h_cal']['mean']:.1f}"
+        assert row[10] == "11.1" and row[12] == "3.6"
+        for run in g["runs"]:
+            assert not {c for p in run["pseudo_unseen"] for c in p} & {8, 9}
 
 
 def test_train_saves_heads_banks_and_config(tmp_path, capsys):

@@ -42,6 +42,9 @@ def register(sub) -> None:
     p.add_argument("--neural-neurons", type=int, default=None,
                    help="reservoir size of the neural encoder (default: bmi_neural's 2048)")
     p.add_argument("--pairs", default="audio-visual,neural-visual", help="zero-shot settings")
+    p.add_argument("--gzsl-folds", type=int, default=3,
+                   help="pseudo-unseen validation folds choosing the generalised zero-shot "
+                        "calibration (default 3; 0 skips GZSL)")
     p.add_argument("--reservoir-seed", type=int, default=0)
     p.add_argument("--data-seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("results"), help="output folder")
@@ -96,6 +99,8 @@ def config_from_args(args):
         seeds = args.seeds
     if args.epochs < 1 or args.pd < 1 or args.train_seeds < 1:
         raise ValueError("--epochs, --pd and --train-seeds must be positive")
+    if args.gzsl_folds < 0:
+        raise ValueError(f"--gzsl-folds must be >= 0, got {args.gzsl_folds}")
     if args.baselines < 0:
         raise ValueError(f"--baselines must be a number of epochs >= 1, got {args.baselines}")
     factors = parse_factors(args.gain_factors)
@@ -116,7 +121,7 @@ def config_from_args(args):
                       train_seeds=tuple(range(args.train_seeds)), sweep_splits=n_splits,
                       sweep_seeds=tuple(range(seeds)), robustness=grid,
                       raw_probe=not args.no_raw_probe, pairs=pairs, ideas=args.ideas,
-                      baselines=args.baselines)
+                      baselines=args.baselines, gzsl_folds=args.gzsl_folds)
 
 
 def parse_factors(text: str) -> tuple[float, ...]:
