@@ -13,7 +13,7 @@ import pytest
 
 nir = pytest.importorskip("nir")
 
-from rram_lsm.experiments.nir_export import load_system, run_system, spike_agreement  # noqa: E402
+from rram_lsm.experiments.nir_export import export_nir, load_system, run_system, spike_agreement  # noqa: E402
 from rram_lsm.nodes.lsm.node import LsmNode  # noqa: E402
 from rram_lsm.nodes.projection.heads import HeadConfig, ProjectionHead, save_heads  # noqa: E402
 from rram_lsm.nodes.projection.node import ProjectionNode  # noqa: E402
@@ -82,8 +82,7 @@ def test_round_trip_reproduces_spikes_and_embeddings_exactly(run_dir, tmp_path):
 
 
 def test_exported_parameters_state_the_conventions(run_dir, tmp_path):
-    path = tmp_path / "audio.nir"
-    export(run_dir, path, "--reservoir", "audio")
+    path = export_nir(run_dir, tmp_path / "audio.nir", reservoir_only="audio")
     g = nir.read(str(path))
     lif = g.nodes["audio"].nodes["lif"]
     dt = lif.metadata["dt_s"]
@@ -119,9 +118,8 @@ def test_snntorch_runs_the_export(run_dir, tmp_path, record_property):
     x, bp, idx = binned(res.n_inputs, seed=5)
     ours = res.run(bp, idx, record=True).spikes
     figures = {}
-    for label, extra in (("dt_1e-4", ("--dt", "1e-4")), ("dt_nominal", ())):
-        path = tmp_path / f"{label}.nir"
-        export(run_dir, path, "--reservoir", "audio", *extra)
+    for label, dt in (("dt_1e-4", 1e-4), ("dt_nominal", None)):
+        path = export_nir(run_dir, tmp_path / f"{label}.nir", dt_s=dt, reservoir_only="audio")
         figures[label] = spike_agreement(ours, snntorch_spikes(path, x))
         record_property(label, figures[label])
     print(figures)

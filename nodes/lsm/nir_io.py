@@ -17,7 +17,7 @@ then ``v = v_reset``.  Forward Euler at step ``dt`` gives ``v <- (1 - dt/tau) v 
 our bin update is ``mem <- decay mem + I`` (``I = W_in x + W_rec s``), so
 ``tau = dt / (1 - decay)``, ``R = tau / dt = 1 / (1 - decay)``, ``v_leak = 0``,
 ``v_threshold = vth``, ``v_reset = 0`` (the multiplicative reset ``(1 - s)`` is a reset to 0).
-Euler is what snnTorch's and Norse's importers use.  Our comparison is ``mem >= vth`` where
+Euler is what snnTorch's importer uses.  Our comparison is ``mem >= vth`` where
 NIR states ``>``: the metadata says so (it only matters on exact ties).  The metadata carries
 the discrete parameters and the full ``LsmConfig`` as JSON, so our importer rebuilds the same
 reservoir bit for bit; a foreign file without it is read from tau/R/dt.  ``nir`` is imported

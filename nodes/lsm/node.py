@@ -53,7 +53,7 @@ class LsmNode(Node):
         Param("windows", int, 1, "windows", "rate windows per feature"),
         Param("threads", int, 1, "threads", "cores one sample runs on (neurons split between them)"),
         Param("nir", str, None, "", "a NIR file from `rram-lsm export --nir`: run its reservoir "
-              "(weights and LsmConfig) instead of the preset's", path="file"),
+              "(weights and LsmConfig) instead of the preset's and device's", path="file"),
         Param("nir_reservoir", str, None, "", "which reservoir of the NIR file (its modality), "
               "when it holds several"),
     )
