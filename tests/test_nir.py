@@ -13,8 +13,12 @@ import pytest
 
 nir = pytest.importorskip("nir")
 
+from conftest import run_graph  # noqa: E402
 from rram_lsm.experiments.nir_export import export_nir, load_system, run_system, spike_agreement  # noqa: E402
+from rram_lsm.nodes.lsm.binning import bin_events, event_addresses  # noqa: E402
 from rram_lsm.nodes.lsm.node import LsmNode  # noqa: E402
+from rram_lsm.nodes.recording import read_recording  # noqa: E402
+from rram_lsm.nodes.sources.synthetic import SyntheticDvsSource  # noqa: E402
 from rram_lsm.nodes.projection.heads import HeadConfig, ProjectionHead, save_heads  # noqa: E402
 from rram_lsm.nodes.projection.node import ProjectionNode  # noqa: E402
 from rram_lsm.stream.node import ConfigError  # noqa: E402
@@ -55,9 +59,16 @@ def binned(n_inputs: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return x, bp, idx
 
 
-def test_round_trip_reproduces_spikes_and_embeddings_exactly(run_dir, tmp_path):
-    path = tmp_path / "model.nir"
+@pytest.fixture(scope="module")
+def model(run_dir):
+    """The run exported by `rram-lsm export --nir` (reservoirs and heads)."""
+    path = run_dir / "model.nir"
     export(run_dir, path)
+    return path
+
+
+def test_round_trip_reproduces_spikes_and_embeddings_exactly(run_dir, model):
+    path = model
     _, original = run_system(run_dir)
     loaded = load_system(path)
     assert sorted(loaded) == ["audio", "visual"]
@@ -136,3 +147,57 @@ def test_spike_agreement_metric():
     b[2, 1] = 0
     got = spike_agreement(a, b)
     assert got["prefix_frac"] == 0.5 and got["mismatch_frac"] == pytest.approx(1 / 12)
+
+
+GRAPH = """
+[graph]
+name = "nir"
+[nodes.src]
+kind = "synthetic_dvs"
+params = {{ n_samples = 2, rate_hz = 40000, sample_ms = 100, geometry = [16, 16], seed = 4 }}
+[nodes.lsm]
+kind = "lsm"
+params = {{ nir = "{model}", nir_reservoir = "visual" }}
+[nodes.proj]
+kind = "projection"
+params = {{ weights = "{model}", modality = "visual" }}
+[nodes.feat]
+kind = "recorder"
+params = {{ path = "{feat}" }}
+[nodes.emb]
+kind = "recorder"
+params = {{ path = "{emb}" }}
+[[edges]]
+from = "src"
+to = "lsm"
+[[edges]]
+from = "lsm"
+to = "feat"
+[[edges]]
+from = "lsm"
+to = "proj"
+[[edges]]
+from = "proj"
+to = "emb"
+"""
+
+
+def test_graph_runs_the_nir_file(run_dir, model, tmp_path, sockdir):
+    """lsm and projection nodes loading the NIR file, in real processes, give the features
+    and embeddings of the original reservoir and head on the source's events."""
+    feat, emb = tmp_path / "feat.npz", tmp_path / "emb.npz"
+    launcher = run_graph(GRAPH.format(model=model, feat=feat, emb=emb), tmp_path, sockdir)
+    assert launcher.exit_code == 0
+    res, head = run_system(run_dir)[1]["visual"]
+    c = res.config
+    src = SyntheticDvsSource("src", {"n_samples": 2, "rate_hz": 40000, "sample_ms": 100,
+                                     "geometry": [16, 16], "seed": 4})
+    events = list(src._samples())
+    feats, _ = read_recording(feat, "features")
+    embs, _ = read_recording(emb, "embedding")
+    assert len(events) == len(feats) == len(embs) == 2
+    for (ev, _), (f, _), (e, _) in zip(events, feats, embs):
+        t, addr, n_in = event_addresses(ev, (16, 16), polarity=c.polarity, crop=c.crop)
+        expected = res.run(*bin_events(t, addr, n_in, mode=c.binning, n_bins=c.n_bins)).features
+        np.testing.assert_array_equal(np.asarray(f).reshape(-1), expected)
+        np.testing.assert_array_equal(np.asarray(e).reshape(1, -1), head.forward(expected))
