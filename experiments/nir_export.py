@@ -12,7 +12,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rram_lsm.nodes.lsm.nir_io import CONVENTIONS, read_graph, reservoir_from_graph, reservoir_nodes
+import numpy as np
+
+from rram_lsm.nodes.lsm.nir_io import (CONVENTIONS, read_graph, reservoir_from_graph, reservoir_nodes,
+                                        reservoir_prefixes)
 from rram_lsm.nodes.lsm.presets import get_preset
 from rram_lsm.nodes.lsm.reservoir import LifReservoir
 from rram_lsm.nodes.lsm.rram import make_device
@@ -90,7 +93,6 @@ def export_nir(run_dir: str | Path, path: str | Path, dt_s: float | None = None,
 
 def load_system(path: str | Path) -> dict[str, tuple[LifReservoir, ProjectionHead | None]]:
     """``{modality: (reservoir, head or None)}`` of a NIR file written by :func:`export_nir`."""
-    from rram_lsm.nodes.lsm.nir_io import reservoir_prefixes
     graph = read_graph(path)
     out = {}
     for m in reservoir_prefixes(graph):
@@ -107,7 +109,6 @@ def spike_agreement(ours, theirs) -> dict[str, float]:
     constant); ``prefix_frac``, the fraction of bins before the first bin where any neuron
     differs (1.0: identical); ``mismatch_frac``, the fraction of (bin, neuron) entries that
     differ."""
-    import numpy as np
     a, b = np.asarray(ours, np.float64), np.asarray(theirs, np.float64)
     if a.shape != b.shape or a.ndim != 2:
         raise ValueError(f"rasters must be (bins, neurons) of one shape, got {a.shape} and {b.shape}")

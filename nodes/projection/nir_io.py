@@ -12,6 +12,7 @@ standardise node's metadata, so our importer rebuilds the head bit for bit.
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 import numpy as np
 
@@ -37,7 +38,7 @@ def head_nodes(head: ProjectionHead, prefix: str) -> tuple[dict, list[tuple[str,
         f"{prefix}.input": nir.Input(input_type=np.array([head.n_features])),
         f"{prefix}.standardise": nir.Affine(
             weight=np.diag(inv).astype(np.float32), bias=(-head.mean * inv).astype(np.float32),
-            metadata={"mean": head.mean, "std": head.std, "head_config": json.dumps(cfg.__dict__),
+            metadata={"mean": head.mean, "std": head.std, "head_config": json.dumps(asdict(cfg)),
                       "input": "the reservoir's features: mean spike rate per neuron over a sample"}),
     }
     order = [f"{prefix}.standardise"]
