@@ -201,3 +201,28 @@ def test_graph_runs_the_nir_file(run_dir, model, tmp_path, sockdir):
         expected = res.run(*bin_events(t, addr, n_in, mode=c.binning, n_bins=c.n_bins)).features
         np.testing.assert_array_equal(np.asarray(f).reshape(-1), expected)
         np.testing.assert_array_equal(np.asarray(e).reshape(1, -1), head.forward(expected))
+
+
+def test_imports_a_flat_foreign_file_of_this_shape(run_dir, tmp_path):
+    """A file another tool writes: LIF on a top-level cycle with W_rec, our names and
+    metadata absent; read from tau/r at the config's bin (dt), it runs our spikes."""
+    from rram_lsm.nodes.lsm.nir_io import lif_params, load_reservoir, reservoir_from_graph
+    res = run_system(run_dir)[1]["visual"][0]
+    c = res.config
+    n = c.n_neurons
+    g = nir.NIRGraph(
+        nodes={"in": nir.Input(input_type=np.array([c.n_inputs])),
+               "fc": nir.Linear(weight=res.w_in.T.copy()),
+               "neurons": nir.LIF(**lif_params(c.decay, c.vth, c.bin_width_us * 1e-6, n)),
+               "rec": nir.Linear(weight=res.w_rec.T.copy()),
+               "out": nir.Output(output_type=np.array([n]))},
+        edges=[("in", "fc"), ("fc", "neurons"), ("neurons", "rec"), ("rec", "neurons"),
+               ("neurons", "out")])
+    nir.write(str(tmp_path / "flat.nir"), g)
+    with pytest.raises(ConfigError, match="no rram-lsm metadata"):
+        load_reservoir(tmp_path / "flat.nir")
+    got = reservoir_from_graph(nir.read(str(tmp_path / "flat.nir")), config=c)
+    assert got.config.decay == pytest.approx(c.decay, rel=1e-12) and got.config.vth == c.vth
+    _, bp, idx = binned(c.n_inputs, seed=9)
+    np.testing.assert_array_equal(got.run(bp, idx, record=True).spikes,
+                                  res.run(bp, idx, record=True).spikes)

@@ -119,12 +119,38 @@ def reservoir_graph(reservoir: LifReservoir, prefix: str, dt_s: float, device_no
     return _nir().NIRGraph(nodes=nodes, edges=edges, metadata={"rram_lsm": "reservoir"})
 
 
+def _is_dense(node) -> bool:
+    return type(node).__name__ in ("Affine", "Linear")
+
+
+def _flat_parts(graph, key: str):
+    """``(w_in key, w_rec key)`` when LIF ``key`` of ``graph`` sits on a top-level cycle with a
+    dense node and takes one other dense input (the flat form other tools write), else None."""
+    if type(graph.nodes[key]).__name__ != "LIF":
+        return None
+    into = [a for a, b in graph.edges if b == key and _is_dense(graph.nodes[a])]
+    rec = [a for a in into if (key, a) in graph.edges]
+    inp = [a for a in into if a not in rec]
+    return (inp[0], rec[0]) if len(rec) == 1 and len(inp) == 1 else None
+
+
 def reservoir_prefixes(graph) -> list[str]:
-    """The prefixes of the reservoirs in ``graph``: sub-graphs holding ``lif`` and ``w_rec``,
-    fed by an Affine ``prefix.w_in``."""
-    return sorted(k for k, v in graph.nodes.items()
-                  if hasattr(v, "nodes") and {"lif", "w_rec"} <= set(v.nodes)
-                  and f"{k}.w_in" in graph.nodes)
+    """The reservoirs in ``graph``: sub-graphs ``p`` holding ``lif`` and ``w_rec`` fed by an
+    Affine ``p.w_in`` (our export), or a top-level LIF on a cycle with a dense node (named
+    by the LIF's key)."""
+    nested = [k for k, v in graph.nodes.items()
+              if hasattr(v, "nodes") and {"lif", "w_rec"} <= set(v.nodes) and f"{k}.w_in" in graph.nodes]
+    flat = [k for k in graph.nodes if _flat_parts(graph, k) is not None]
+    return sorted(nested + flat)
+
+
+def _parts(graph, prefix: str):
+    """``(lif, w_in node key in graph, (graph holding w_rec, its key))`` of reservoir ``prefix``."""
+    flat = _flat_parts(graph, prefix)
+    if flat is not None:
+        return graph.nodes[prefix], flat[0], (graph, flat[1], "")
+    cycle = graph.nodes[prefix]
+    return cycle.nodes["lif"], f"{prefix}.w_in", (cycle, "w_rec", f"{prefix}/")
 
 
 def _affine_weight(graph, key: str, shape: tuple[int, int], where: str = "") -> np.ndarray:
@@ -153,11 +179,10 @@ def reservoir_from_graph(graph, prefix: str | None = None, dtype=np.float32,
         prefix = found[0]
     elif prefix not in found:
         raise ConfigError(f"NIR graph has no reservoir {prefix!r}; it has {found}")
-    cycle = graph.nodes[prefix]
-    lif = cycle.nodes["lif"]
+    lif, w_in_key, (rec_graph, w_rec_key, where) = _parts(graph, prefix)
     meta = dict(lif.metadata or {})
     n = int(np.asarray(lif.v_threshold).size)
-    w_in_t = np.asarray(graph.nodes[f"{prefix}.w_in"].weight)
+    w_in_t = np.asarray(graph.nodes[w_in_key].weight)
     n_in = int(w_in_t.shape[1]) if w_in_t.ndim == 2 else 0
     if "lsm_config" in meta:
         d = json.loads(meta["lsm_config"])
@@ -178,8 +203,8 @@ def reservoir_from_graph(graph, prefix: str | None = None, dtype=np.float32,
     if (cfg.n_neurons, cfg.n_inputs) != (n, n_in):
         raise ConfigError(f"NIR reservoir {prefix!r}: metadata says {cfg.n_inputs} inputs x "
                           f"{cfg.n_neurons} neurons, the nodes hold {n_in} x {n}")
-    w_in = _affine_weight(graph, f"{prefix}.w_in", (n, n_in)).T
-    w_rec = _affine_weight(cycle, "w_rec", (n, n), where=f"{prefix}/").T
+    w_in = _affine_weight(graph, w_in_key, (n, n_in)).T
+    w_rec = _affine_weight(rec_graph, w_rec_key, (n, n), where=where).T
     reservoir = LifReservoir(cfg, "ideal", dtype=dtype)
     reservoir.crossbar.release()
     reservoir.w_in = np.ascontiguousarray(w_in, dtype=reservoir.dtype)
