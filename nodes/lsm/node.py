@@ -51,6 +51,10 @@ class LsmNode(Node):
         Param("saturated_rate", float, 0.9, "spikes/bin", "rate above which a neuron counts as saturated"),
         Param("windows", int, 1, "windows", "rate windows per feature"),
         Param("threads", int, 1, "threads", "cores one sample runs on (neurons split between them)"),
+        Param("nir", str, None, "", "a NIR file from `rram-lsm export --nir`: run its reservoir "
+              "(weights and LsmConfig) instead of the preset's and device's", path="file"),
+        Param("nir_reservoir", str, None, "", "which reservoir of the NIR file (its modality), "
+              "when it holds several"),
     )
 
     def __init__(self, name: str, params: dict | None = None):
@@ -62,7 +66,12 @@ class LsmNode(Node):
         width = self.param("bin_width_us")
         if width is not None:
             overrides["bin_width_us"] = width
-        self.config: LsmConfig = get_preset(self.param("preset"), **overrides)
+        nir_path = self.param("nir")
+        if nir_path is None:
+            self.config: LsmConfig = get_preset(self.param("preset"), **overrides)
+        else:   # the file's reservoir; binning/bin_width_us may still be set (they shape no weight)
+            loaded = self._load_nir(nir_path, overrides)
+            self.config = loaded.config
         self.mode = self.param("mode")
         self.saturated_rate = float(self.param("saturated_rate"))
         try:
@@ -75,9 +84,13 @@ class LsmNode(Node):
         if threads > numba_threads():
             raise ConfigError(f"node {name!r}: parameter 'threads' is {threads} but Numba has "
                               f"{numba_threads()} threads here (cores, or NUMBA_NUM_THREADS)")
-        self.reservoir = LifReservoir(self.config, self.param("device"),
-                                      threads=threads)
-        self.reservoir.crossbar.release()   # the weights are read out; the node runs on those
+        if nir_path is None:
+            self.reservoir = LifReservoir(self.config, self.param("device"), threads=threads)
+            self.reservoir.crossbar.release()   # the weights are read out; the node runs on those
+        elif threads > 1:
+            raise ConfigError(f"node {name!r}: parameter 'threads' must be 1 with 'nir'")
+        else:
+            self.reservoir = loaded
         c = self.config
         self.width = c.bin_width_us
         self.window_bins = self.hop_bins = 0
@@ -104,6 +117,24 @@ class LsmNode(Node):
             if self.live is not None and self.mode == "trial" and self.windows == 1 else None
         self.cnt = np.zeros(4, dtype=np.int64)   # kernel counters not yet folded into ops
         self._reset_sample()
+
+    def _load_nir(self, path: str, overrides: dict) -> LifReservoir:
+        """The reservoir of NIR file ``path`` (:mod:`nodes.lsm.nir_io`), with only
+        ``binning``/``bin_width_us`` overridable (weights come from the file, as exported)."""
+        from dataclasses import replace
+
+        from .nir_io import load_reservoir
+        extra = sorted(set(overrides) - {"binning", "bin_width_us"})
+        if extra:
+            raise ConfigError(f"node {self.name!r}: with 'nir' the reservoir comes from the file; "
+                              f"overrides {extra} cannot apply")
+        try:
+            reservoir = load_reservoir(path, self.param("nir_reservoir"))
+            if overrides:
+                reservoir.config = replace(reservoir.config, **overrides)
+        except ConfigError as exc:
+            raise ConfigError(f"node {self.name!r}: parameter 'nir': {exc}") from None
+        return reservoir
 
     # ------------------------------------------------------------------ lifecycle
     def setup(self) -> None:

@@ -157,22 +157,28 @@ class ProjectionHead:
         ``preset`` / ``n_features`` are what the caller's LSM produces: a head trained on
         another preset or feature size is refused with a ValueError naming both.
         """
-        heads = load_heads(path)
-        if modality is None:
-            if len(heads) != 1:
-                raise ValueError(f"{path}: holds heads {sorted(heads)}; say which modality")
-            head = next(iter(heads.values()))
-        elif modality not in heads:
-            raise ValueError(f"{path}: no head for modality {modality!r}; has {sorted(heads)}")
-        else:
-            head = heads[modality]
-        if preset is not None and head.config.preset != preset:
-            raise ValueError(f"{path}: head {head.config.modality!r} was trained on preset "
-                             f"{head.config.preset!r}, not the expected preset {preset!r}")
-        if n_features is not None and head.n_features != int(n_features):
-            raise ValueError(f"{path}: head {head.config.modality!r} expects "
-                             f"{head.n_features} features, the LSM gives {n_features}")
-        return head
+        return select_head(load_heads(path), path, modality, preset, n_features)
+
+
+def select_head(heads: dict[str, "ProjectionHead"], path, modality: str | None = None,
+                preset: str | None = None, n_features: int | None = None) -> "ProjectionHead":
+    """The head for ``modality`` among ``heads`` (read from ``path``), checked against the
+    caller's ``preset`` / ``n_features`` (:meth:`ProjectionHead.load`)."""
+    if modality is None:
+        if len(heads) != 1:
+            raise ValueError(f"{path}: holds heads {sorted(heads)}; say which modality")
+        head = next(iter(heads.values()))
+    elif modality not in heads:
+        raise ValueError(f"{path}: no head for modality {modality!r}; has {sorted(heads)}")
+    else:
+        head = heads[modality]
+    if preset is not None and head.config.preset != preset:
+        raise ValueError(f"{path}: head {head.config.modality!r} was trained on preset "
+                         f"{head.config.preset!r}, not the expected preset {preset!r}")
+    if n_features is not None and head.n_features != int(n_features):
+        raise ValueError(f"{path}: head {head.config.modality!r} expects "
+                         f"{head.n_features} features, the LSM gives {n_features}")
+    return head
 
 
 def save_heads(path: str | Path, heads: dict[str, ProjectionHead] | list[ProjectionHead],

@@ -9,7 +9,7 @@ from rram_lsm.stream.node import ConfigError, Node
 from rram_lsm.stream.packets import Packet
 from rram_lsm.stream.params import REQUIRED, Param
 
-from .heads import ProjectionHead
+from .heads import ProjectionHead, select_head
 
 
 class ProjectionNode(Node):
@@ -20,7 +20,7 @@ class ProjectionNode(Node):
 
     kind = "projection"
     PARAMS = (
-        Param("weights", str, REQUIRED, "", "the heads file (.npz or .safetensors)", path="file"),
+        Param("weights", str, REQUIRED, "", "the heads file (.npz, .safetensors, or .nir from rram-lsm export)", path="file"),
         Param("modality", str, None, "", "which head, when the file holds several"),
         Param("preset", str, None, "", "the upstream LSM's preset (checked against the head's)"),
         Param("n_features", int, None, "features", "the upstream LSM's feature size (checked)"),
@@ -29,10 +29,15 @@ class ProjectionNode(Node):
     def setup(self) -> None:
         path = self.param("weights")
         try:
-            self.head = ProjectionHead.load(
-                path, modality=self.param("modality"),
-                preset=self.param("preset"),
-                n_features=self.param("n_features"))
+            if str(path).endswith(".nir"):   # heads of an `rram-lsm export --nir` file
+                from .nir_io import load_heads_nir
+                self.head = select_head(load_heads_nir(path), path, self.param("modality"),
+                                        self.param("preset"), self.param("n_features"))
+            else:
+                self.head = ProjectionHead.load(
+                    path, modality=self.param("modality"),
+                    preset=self.param("preset"),
+                    n_features=self.param("n_features"))
         except ValueError as exc:
             raise ConfigError(f"node {self.name!r}: parameter 'weights': {exc}") from None
 
