@@ -32,7 +32,8 @@ import numpy as np
 
 from rram_lsm.stream.node import ConfigError
 
-from .reservoir import LifReservoir, LsmConfig
+from .config import LsmConfig
+from .reservoir import LifReservoir
 
 CONVENTIONS = {
     "update": "mem[t] = decay * mem[t-1] * (1 - s[t-1]) + W_in @ x[t] + W_rec @ s[t-1]",
