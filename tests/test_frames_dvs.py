@@ -10,11 +10,10 @@ import pytest
 cv2 = pytest.importorskip("cv2")
 
 from conftest import run_graph  # noqa: E402
-from rram_lsm.nodes.sinks import SinkNode  # noqa: E402
 from rram_lsm.nodes.sources.camera import VideoSource, WebcamSource  # noqa: E402
 from rram_lsm.nodes.sources.frames_dvs import FrameDvs, FrameDvsParams  # noqa: E402
 from rram_lsm.nodes.sources.live import LiveSourceError  # noqa: E402
-from rram_lsm.stream.packets import DVS_DTYPE, Packet  # noqa: E402
+from rram_lsm.stream.packets import DVS_DTYPE  # noqa: E402
 
 FPS = 100
 PERIOD_US = 1e6 / FPS
@@ -136,28 +135,12 @@ def test_seeded_mismatch_and_noise(tmp_path):
     assert np.array_equal(a, b) and not np.array_equal(a, c)
 
 
-class EventLog(SinkNode):
-    """Saves every DVS event it receives to ``path`` (.npy) at the end of the stream."""
-
-    def setup(self) -> None:
-        super().setup()
-        self.chunks = []
-
-    def process(self, packet: Packet):
-        if packet.kind == "events":
-            self.chunks.append(packet.body.copy())
-        return super().process(packet)
-
-    def close(self) -> None:
-        np.save(self.params["path"], np.concatenate(self.chunks) if self.chunks else np.zeros(0, DVS_DTYPE))
-
-
 GRAPH = """
 [nodes.cam]
 kind = "video"
 params = {{ path = "{video}", speed = 4.0, seed = 2, noise_hz = 1.0 }}
 [nodes.log]
-kind = "test_frames_dvs:EventLog"
+kind = "eventlog:EventLog"
 params = {{ path = "{out}" }}
 [[edges]]
 from = "cam"

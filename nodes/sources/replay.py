@@ -24,7 +24,7 @@ from .pacing import Pacer, check_speed, frame_slices, release_schedule
 Sample = tuple[np.ndarray, "int | None"]
 SampleSource = Iterable[Sample] | Callable[[], Iterable[Sample]]
 
-FORMATS = ("nmnist", "ntidigits", "shd", "event_file", "spike_array", "recording")
+FORMATS = ("nmnist", "ntidigits", "shd", "event_file", "spike_array", "recording", "prophesee")
 
 # What every replaying source accepts: pacing and framing.
 PACING = (
@@ -59,6 +59,11 @@ def _dataset(param: Callable[[str], Any], name: str) -> tuple[Callable[[], Itera
 
         geom = recording_geometry(path)  # read chunk by chunk: memory holds one sample
         return (lambda: iter_recording(path)), tuple(geom) if geom else None
+    if fmt == "prophesee" or (fmt == "event_file" and path.endswith((".raw", ".dat"))):
+        from . import prophesee  # EVT 2.0 / EVT 3.0 .raw and .dat, through expelliarmus
+
+        geom = prophesee.prophesee_geometry(path, params.get("geometry"))
+        return (lambda: [(prophesee.read_prophesee(path, params.get("encoding")), None)]), geom
     if fmt == "spike_array":
         return (lambda: readers.read_spike_array(path, param("key"), param("bin_us"))), None
     geom = readers.aedat4_geometry(path) if path.endswith(".aedat4") else None

@@ -1,0 +1,27 @@
+"""A test sink (kind ``eventlog:EventLog``): saves every event it receives, for comparison."""
+from __future__ import annotations
+
+import numpy as np
+
+from rram_lsm.nodes.sinks import SinkNode
+from rram_lsm.stream.packets import Packet
+
+
+class EventLog(SinkNode):
+    """Saves the events it receives to ``path`` (.npy) at close, with each packet's sample id
+    and label beside them in ``path``.samples.npy ((sample, label, n) per events packet)."""
+
+    def setup(self) -> None:
+        super().setup()
+        self.chunks, self.rows = [], []
+
+    def process(self, packet: Packet):
+        if packet.kind == "events":
+            self.chunks.append(packet.body.copy())
+            self.rows.append((packet.sample, -1 if packet.label is None else packet.label, len(packet.body)))
+        return super().process(packet)
+
+    def close(self) -> None:
+        if self.chunks:
+            np.save(self.params["path"], np.concatenate(self.chunks))
+            np.save(self.params["path"] + ".samples.npy", np.asarray(self.rows, dtype=np.int64))
