@@ -1,6 +1,8 @@
 """A test sink (kind ``eventlog:EventLog``): saves every event it receives, for comparison."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from rram_lsm.nodes.sinks import SinkNode
@@ -9,7 +11,8 @@ from rram_lsm.stream.packets import Packet
 
 class EventLog(SinkNode):
     """Saves the events it receives to ``path`` (.npy) at close, with each packet's sample id
-    and label beside them in ``path``.samples.npy ((sample, label, n) per events packet)."""
+    label and receive time beside them in ``path``.samples.npy ((sample, label, n, received
+    ns) per events packet)."""
 
     def setup(self) -> None:
         super().setup()
@@ -18,7 +21,8 @@ class EventLog(SinkNode):
     def process(self, packet: Packet):
         if packet.kind == "events":
             self.chunks.append(packet.body.copy())
-            self.rows.append((packet.sample, -1 if packet.label is None else packet.label, len(packet.body)))
+            self.rows.append((packet.sample, -1 if packet.label is None else packet.label, len(packet.body),
+                              time.time_ns()))
         return super().process(packet)
 
     def close(self) -> None:

@@ -24,7 +24,7 @@ from .pacing import Pacer, check_speed, frame_slices, release_schedule
 Sample = tuple[np.ndarray, "int | None"]
 SampleSource = Iterable[Sample] | Callable[[], Iterable[Sample]]
 
-FORMATS = ("nmnist", "ntidigits", "shd", "event_file", "spike_array", "recording", "prophesee")
+FORMATS = ("nmnist", "ntidigits", "shd", "event_file", "spike_array", "recording", "prophesee", "tonic")
 
 # What every replaying source accepts: pacing and framing.
 PACING = (
@@ -64,6 +64,11 @@ def _dataset(param: Callable[[str], Any], name: str) -> tuple[Callable[[], Itera
 
         geom = prophesee.prophesee_geometry(path, params.get("geometry"))
         return (lambda: [(prophesee.read_prophesee(path, params.get("encoding")), None)]), geom
+    if fmt == "tonic":  # any tonic.datasets class, its own layout under path (imports torch)
+        from .tonic_datasets import tonic_samples
+
+        return tonic_samples(params.get("dataset"), path, split, bool(params.get("download", False)),
+                             params.get("dataset_args"), bool(params.get("geometry")))
     if fmt == "spike_array":
         return (lambda: readers.read_spike_array(path, param("key"), param("bin_us"))), None
     geom = readers.aedat4_geometry(path) if path.endswith(".aedat4") else None
