@@ -180,3 +180,16 @@ def test_bad_parameters_are_named(tmp_path):
         VideoSource("cam", {"path": "x.avi", "threshold": 0})
     with pytest.raises(LiveSourceError, match="not found"):
         VideoSource("cam", {"path": str(tmp_path / "none.avi")}).setup()
+
+
+def test_live_command_chains_a_video_or_webcam_onto_the_visual_models_sensor(tmp_path, capsys):
+    from rram_lsm.launch.cli import build_parser, main
+    from rram_lsm.launch.commands.live import chains
+
+    args = build_parser().parse_args(["live", "--visual", "video", "--video", "clip.avi"])
+    assert chains(args, ("visual",))["visual"][0] == (
+        "live_visual", "video", {"path": "clip.avi", "size": [34, 34], "speed": 1.0, "loop": 0})
+    args = build_parser().parse_args(["live", "--visual", "webcam", "--webcam", "2"])
+    assert chains(args, ("visual",))["visual"][0] == ("live_visual", "webcam", {"device": 2, "size": [34, 34]})
+    assert main(["live", "--visual", "video", "--video", str(tmp_path / "none.avi"), "--audio", "replay"]) == 2
+    assert "--video FILE" in capsys.readouterr().err

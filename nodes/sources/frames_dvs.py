@@ -118,8 +118,9 @@ class FrameDvs:
         t = (np.repeat(first, reps) + k * np.repeat(spacing, reps))[keep]
         t = np.minimum(t, self.t_us + dt)  # rounding must not push a crossing past the frame
         which = np.repeat(np.arange(pix.size), reps)[keep]
-        fired = np.unique(which)
-        self.last_event[pix[fired]] = np.maximum.reduceat(t, np.searchsorted(which, fired)) if t.size else []
+        if t.size:  # each firing pixel's latest event (``which`` is sorted, t rises within a pixel)
+            last = np.append(which[1:] != which[:-1], True)
+            self.last_event[pix[which[last]]] = t[last]
         ev = np.empty(t.size, DVS_DTYPE)
         ev["t"] = np.floor(t)
         ev["x"], ev["y"] = pix[which] % self.w, pix[which] // self.w
