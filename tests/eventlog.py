@@ -11,8 +11,8 @@ from rram_lsm.stream.packets import Packet
 
 class EventLog(SinkNode):
     """Saves the events it receives to ``path`` (.npy) at close, with each packet's sample id
-    label and receive time beside them in ``path``.samples.npy ((sample, label, n, received
-    ns) per events packet)."""
+    label, receive time and ``origin_ns`` beside them in ``path``.samples.npy ((sample, label,
+    n, received ns, origin ns) per events packet)."""
 
     def setup(self) -> None:
         super().setup()
@@ -22,7 +22,7 @@ class EventLog(SinkNode):
         if packet.kind == "events":
             self.chunks.append(packet.body.copy())
             self.rows.append((packet.sample, -1 if packet.label is None else packet.label, len(packet.body),
-                              time.time_ns()))
+                              time.time_ns(), packet.origin_ns))
         return super().process(packet)
 
     def close(self) -> None:

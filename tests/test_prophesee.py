@@ -125,6 +125,8 @@ def test_damaged_files_are_refused_plainly(tmp_path):
     assert same(read_prophesee(noenc, "evt2"), ev)
     with pytest.raises(DatasetError, match="not found"):
         read_prophesee(tmp_path / "none.raw")
+    with pytest.raises(ConfigError, match="'encoding' must be one of"):  # at configuration
+        ReplaySource("src", {"format": "prophesee", "path": str(good), "encoding": "evt4"})
     empty = tmp_path / "empty.dat"
     empty.write_bytes(b"% Version 2\n")
     assert len(read_prophesee(empty)) == 0  # a header and no events: an empty recording

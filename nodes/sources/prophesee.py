@@ -72,18 +72,25 @@ def file_encoding(path: str | Path, lines: list[str]) -> str:
                        f"(no '% evt 2.0' or '% format EVT3' line); give the replay's 'encoding' parameter")
 
 
-def read_prophesee(path: str | Path, encoding: str | None = None) -> np.ndarray:
-    """Events (DVS wire dtype, t from the first event) of an EVT2/EVT3 ``.raw`` or a ``.dat`` file."""
+def check_file(path: str | Path, encoding: str | None = None) -> tuple[str, int]:
+    """The file's encoding (``encoding`` if given, else from suffix and header) and body offset."""
     path = Path(path)
     if path.suffix not in SUFFIXES:
         raise DatasetError(f"Prophesee file {path}: expected a .raw (EVT 2.0/3.0) or .dat file")
     lines, body = read_header(path)
     encoding = encoding or file_encoding(path, lines)
     if encoding not in ENCODINGS:
-        raise DatasetError(f"Prophesee file {path}: encoding {encoding!r} is not one of {ENCODINGS}")
+        raise ConfigError(f"Prophesee file {path}: parameter 'encoding' must be one of {ENCODINGS}, got {encoding!r}")
     if (encoding == "dat") != (path.suffix == ".dat"):
-        raise DatasetError(f"Prophesee file {path}: encoding {encoding!r} needs a "
-                           f"{'.dat' if encoding == 'dat' else '.raw'} file")
+        raise ConfigError(f"Prophesee file {path}: encoding {encoding!r} needs a "
+                          f"{'.dat' if encoding == 'dat' else '.raw'} file")
+    return encoding, body
+
+
+def read_prophesee(path: str | Path, encoding: str | None = None) -> np.ndarray:
+    """Events (DVS wire dtype, t from the first event) of an EVT2/EVT3 ``.raw`` or a ``.dat`` file."""
+    path = Path(path)
+    encoding, body = check_file(path, encoding)
     size = path.stat().st_size
     try:
         from expelliarmus import Wizard

@@ -62,12 +62,13 @@ def _dataset(param: Callable[[str], Any], name: str) -> tuple[Callable[[], Itera
     if fmt == "prophesee" or (fmt == "event_file" and path.endswith((".raw", ".dat"))):
         from . import prophesee  # EVT 2.0 / EVT 3.0 .raw and .dat, through expelliarmus
 
+        prophesee.check_file(path, params.get("encoding"))  # at configuration, not at the first pass
         geom = prophesee.prophesee_geometry(path, params.get("geometry"))
         return (lambda: [(prophesee.read_prophesee(path, params.get("encoding")), None)]), geom
     if fmt == "tonic":  # any tonic.datasets class, its own layout under path (imports torch)
         from .tonic_datasets import tonic_samples
 
-        return tonic_samples(params.get("dataset"), path, split, bool(params.get("download", False)),
+        return tonic_samples(params.get("dataset"), path, split, params.get("download", False),
                              params.get("dataset_args"), bool(params.get("geometry")))
     if fmt == "spike_array":
         return (lambda: readers.read_spike_array(path, param("key"), param("bin_us"))), None

@@ -52,6 +52,9 @@ def open_dataset(name: str, path: str, split: str = "train", download: bool = Fa
                  args: dict[str, Any] | None = None):
     """An instance of tonic's ``name`` class on ``path`` for ``split`` (train/test, or the
     class's own split names), refusing to download unless asked."""
+    if not isinstance(download, bool) or not isinstance(args, (dict, type(None))):
+        raise ConfigError(f"parameters 'download' (true/false) and 'dataset_args' (a table) got "
+                          f"{download!r} and {args!r}")
     cls = dataset_class(name)
     if not download:  # same class name, so tonic's folder (save_to/<NAME>) is unchanged
         cls = type(cls.__name__, (cls,), {"download": _no_download, "__module__": cls.__module__})
