@@ -182,14 +182,15 @@ def test_bad_parameters_are_named(tmp_path):
         VideoSource("cam", {"path": str(tmp_path / "none.avi")}).setup()
 
 
-def test_live_command_chains_a_video_or_webcam_onto_the_visual_models_sensor(tmp_path, capsys):
+def test_live_command_puts_a_video_or_webcam_onto_the_visual_models_sensor(tmp_path, capsys):
     from rram_lsm.launch.cli import build_parser, main
-    from rram_lsm.launch.commands.live import chains
+    from rram_lsm.launch.commands.live import live_args
 
     args = build_parser().parse_args(["live", "--visual", "video", "--video", "clip.avi"])
-    assert chains(args, ("visual",))["visual"][0] == (
-        "live_visual", "video", {"path": "clip.avi", "size": [34, 34], "speed": 1.0, "loop": 0})
+    graph_args = live_args(args, "visual", replay={})
+    assert graph_args["visual_kind"] == "video" and graph_args["visual_segmenter"] == "segmenter"
+    assert graph_args["visual_source"] == {"path": "clip.avi", "size": [34, 34], "speed": 1.0, "loop": 0}
     args = build_parser().parse_args(["live", "--visual", "webcam", "--webcam", "2"])
-    assert chains(args, ("visual",))["visual"][0] == ("live_visual", "webcam", {"device": 2, "size": [34, 34]})
+    assert live_args(args, "visual", replay={})["visual_source"] == {"device": 2, "size": [34, 34]}
     assert main(["live", "--visual", "video", "--video", str(tmp_path / "none.avi"), "--audio", "replay"]) == 2
     assert "--video FILE" in capsys.readouterr().err

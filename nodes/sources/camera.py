@@ -16,6 +16,7 @@ import numpy as np
 
 from rram_lsm.stream.node import ConfigError, SourceNode
 from rram_lsm.stream.packets import Origin, Packet, new_epoch
+from rram_lsm.stream.params import REQUIRED, Param
 
 from .frames_dvs import FrameDvs, FrameDvsParams
 from .live import LiveSourceError, optional_import
@@ -39,29 +40,40 @@ def sensor_frame(cv2, frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return grey.astype(np.float64) / 255.0
 
 
+_D = FrameDvsParams()
+
+
 class _FrameDvsSource(SourceNode):
-    """Shared by ``video`` and ``webcam``: params size, threshold, threshold_mismatch,
-    refractory_us, noise_hz, dark_level, seed (see FrameDvsParams)."""
+    """Shared by ``video`` and ``webcam``: the sensor size and the emulator's settings."""
+
+    PARAMS = (
+        Param("size", list, list(DEFAULT_SIZE), "px", "sensor [width, height] the frames are scaled to"),
+        Param("threshold", float, _D.threshold, "log intensity", "contrast threshold, ON and OFF"),
+        Param("threshold_mismatch", float, _D.threshold_mismatch, "log intensity",
+              "std of each pixel's thresholds around 'threshold'"),
+        Param("refractory_us", int, _D.refractory_us, "us", "a pixel's blind time after an event"),
+        Param("noise_hz", float, _D.noise_hz, "Hz", "background noise events per pixel per second"),
+        Param("dark_level", float, _D.dark_level, "", "added to intensities in [0, 1] before the log"),
+        Param("seed", int, 0, "", "seed of the threshold mismatch, start levels and noise"),
+    )
 
     def __init__(self, name: str, params: dict[str, Any] | None = None):
         super().__init__(name, params)
-        size = self.param("size", list(DEFAULT_SIZE), (list, tuple))
+        size = self.param("size")
         if len(size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size):
             raise ConfigError(f"node {name!r}: parameter 'size' must be [width, height] in pixels, got {size!r}")
         self.size = (int(size[0]), int(size[1]))
-        num = (int, float)
-        d = FrameDvsParams()
         self.dvs = FrameDvsParams(
-            threshold=float(self.param("threshold", d.threshold, num)),
-            threshold_mismatch=float(self.param("threshold_mismatch", d.threshold_mismatch, num)),
-            refractory_us=int(self.param("refractory_us", d.refractory_us, int)),
-            noise_hz=float(self.param("noise_hz", d.noise_hz, num)),
-            dark_level=float(self.param("dark_level", d.dark_level, num)))
+            threshold=float(self.param("threshold")),
+            threshold_mismatch=float(self.param("threshold_mismatch")),
+            refractory_us=int(self.param("refractory_us")),
+            noise_hz=float(self.param("noise_hz")),
+            dark_level=float(self.param("dark_level")))
         try:
             self.dvs.check()
         except ConfigError as err:
             raise ConfigError(f"node {name!r}: {err}") from None
-        self.seed = self.param("seed", 0, int)
+        self.seed = self.param("seed")
         self.geometry = self.size
         self.epoch = new_epoch()
         self.cap = None
@@ -96,14 +108,19 @@ class VideoSource(_FrameDvsSource):
     with time running on across passes.
     """
 
+    PARAMS = _FrameDvsSource.PARAMS + (
+        Param("path", str, REQUIRED, "", "the video file (any format OpenCV's FFmpeg reads)", path="file"),
+        Param("speed", (float, type(None)), 1.0, "x real time", "1.0 = real time; 0 or null = as fast as possible"),
+        Param("loop", int, 1, "passes", "passes over the video (0 = forever)"),
+        Param("fps", float, None, "Hz", "frame rate, where the file declares none"),
+    )
+
     def __init__(self, name: str, params: dict[str, Any] | None = None):
         super().__init__(name, params)
-        self.path = self.param("path", None, str)
-        if not self.path:
-            raise ConfigError(f"node {name!r}: parameter 'path' (a video file) is required")
-        self.speed = check_speed(self.param("speed", 1.0, (int, float)))
-        self.loop = self.param("loop", 1, int)
-        self.fps = self.param("fps", None, (int, float))
+        self.path = self.param("path")
+        self.speed = check_speed(self.param("speed"))
+        self.loop = self.param("loop")
+        self.fps = self.param("fps")
         if self.loop < 0 or (self.fps is not None and not self.fps > 0):
             raise ConfigError(f"node {name!r}: 'loop' must be >= 0 and 'fps' > 0")
 
@@ -158,11 +175,17 @@ class WebcamSource(_FrameDvsSource):
     Frame times are the wall clock when each frame is read, in µs from the first frame.
     """
 
+    PARAMS = _FrameDvsSource.PARAMS + (
+        Param("device", int, 0, "", "OpenCV camera index (0: the first, /dev/video0 on Linux)"),
+        Param("fps", float, None, "Hz", "frame rate to ask the camera for (unset: its own)"),
+        Param("duration_s", float, None, "s", "stop after this long (unset: run until stopped)"),
+    )
+
     def __init__(self, name: str, params: dict[str, Any] | None = None):
         super().__init__(name, params)
-        self.device = self.param("device", 0, int)
-        self.fps = self.param("fps", None, (int, float))
-        self.duration_s = self.param("duration_s", None, (int, float))
+        self.device = self.param("device")
+        self.fps = self.param("fps")
+        self.duration_s = self.param("duration_s")
 
     def setup(self) -> None:
         self.cv2 = cv2_module()
