@@ -1,7 +1,6 @@
 """A video (written here with cv2.VideoWriter) or a webcam as a DVS: nodes/sources/frames_dvs.py, camera.py."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -148,8 +147,7 @@ to = "log"
 """
 
 
-def test_video_node_in_a_graph_streams_what_the_emulator_computes(tmp_path, sockdir, monkeypatch):
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(Path(__file__).parent), os.environ["PYTHONPATH"]]))
+def test_video_node_in_a_graph_streams_what_the_emulator_computes(tmp_path, sockdir):
     video, out = write_video(tmp_path / "bar.avi", bar_frames(30, bar=200)), tmp_path / "events.npy"
     launcher = run_graph(GRAPH.format(video=video, out=out), tmp_path, sockdir, timeout_s=60)
     assert launcher.exit_code == 0

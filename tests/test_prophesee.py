@@ -1,7 +1,6 @@
 """Prophesee EVT 2.0 / EVT 3.0 (.raw) and DAT files replayed (nodes/sources/prophesee.py, expelliarmus)."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -89,10 +88,9 @@ to = "log"
 """
 
 
-def test_self_encoded_evt2_replays_through_a_graph_with_its_header_geometry(tmp_path, sockdir, monkeypatch):
+def test_self_encoded_evt2_replays_through_a_graph_with_its_header_geometry(tmp_path, sockdir):
     """Words encoded here from the format's layout, not by expelliarmus: a real graph (replay
     -> sink processes) delivers every event with its time, address and polarity."""
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(Path(__file__).parent), os.environ["PYTHONPATH"]]))
     written = known_events(seed=2, n=2_000, width=320, height=240, max_gap_us=300)
     written["t"][1000:] += 70_000_000  # a 70 s jump: far past the 6 low bits, carried by TIME_HIGH
     path = write_evt2(tmp_path / "rec.raw", written, HEADER)

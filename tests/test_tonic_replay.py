@@ -2,7 +2,6 @@
 layouts of DVS Gesture, POKER-DVS and SSC, read by tonic's own classes."""
 from __future__ import annotations
 
-import os
 import tarfile
 import zipfile
 from collections import Counter
@@ -123,9 +122,8 @@ to = "log"
 """
 
 
-def test_poker_dvs_paced_through_a_graph(tmp_path, sockdir, monkeypatch):
+def test_poker_dvs_paced_through_a_graph(tmp_path, sockdir):
     """Real time: 20 samples of up to 20 ms with 10 ms gaps arrive over their own duration."""
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(Path(__file__).parent), os.environ["PYTHONPATH"]]))
     written = poker_dvs(tmp_path / "data", np.random.default_rng(7))
     out = tmp_path / "events.npy"
     launcher = run_graph(GRAPH.format(root=tmp_path / "data", out=out), tmp_path, sockdir, timeout_s=90)
