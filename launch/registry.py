@@ -12,6 +12,8 @@ NODE_KINDS: dict[str, str] = {
     "lsl": "rram_lsm.nodes.sources.live:LslSource",
     "dvs_camera": "rram_lsm.nodes.sources.dv:DvsCameraSource",
     "dv_network": "rram_lsm.nodes.sources.dv:DvNetworkSource",
+    "video": "rram_lsm.nodes.sources.camera:VideoSource",
+    "webcam": "rram_lsm.nodes.sources.camera:WebcamSource",
     "microphone": "rram_lsm.nodes.sources.microphone:MicrophoneSource",
     "passthrough": "rram_lsm.nodes.passthrough:PassThroughNode",
     "null_sink": "rram_lsm.nodes.sinks:SinkNode",

@@ -1,4 +1,5 @@
-"""`rram-lsm live`: the demo's graph on live inputs (DVS camera or DV network stream, microphone, LSL).
+"""`rram-lsm live`: the demo's graph on live inputs (DVS camera, DV network stream, a webcam or
+video emulated as a DVS, microphone, LSL).
 
 Each live input is a continuous stream; a segmenter (``nodes.sources.segmenter``) cuts it
 into samples (activity onset/offset), which then go through the same LSM, projection heads
@@ -15,10 +16,13 @@ from pathlib import Path
 INPUTS = {
     "dvs": ("dvs_camera", "dv_processing", "dv-processing"),
     "dv-network": ("dv_network", "dv_processing", "dv-processing"),
+    "webcam": ("webcam", "cv2", "opencv-python-headless"),
+    "video": ("video", "cv2", "opencv-python-headless"),
     "microphone": ("microphone", "sounddevice", "sounddevice"),
     "lsl": ("lsl", "pylsl", "pylsl"),
 }
-CHOICES = {"visual": ("dvs", "dv-network", "replay"), "audio": ("microphone", "lsl", "replay"),
+VISUAL = ("dvs", "dv-network", "webcam", "video")
+CHOICES = {"visual": (*VISUAL, "replay"), "audio": ("microphone", "lsl", "replay"),
            "neural": ("lsl", "replay")}
 # DVS sensors are mapped onto the built-in visual model's sensor (N-MNIST's 34x34, cropped to 16x16).
 VISUAL_SIZE = [34, 34]
@@ -33,7 +37,7 @@ SEGMENTER = {"visual": {"bin_us": 10_000, "on_rate_hz": 20_000.0, "off_rate_hz":
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "live", help="the demo's pipeline on live inputs (DVS camera, microphone, LSL)",
+        "live", help="the demo's pipeline on live inputs (DVS camera, webcam, microphone, LSL)",
         description="Trains (or reuses) the demo's model on the built-in data, then runs the "
                     "same graph with live sources and a segmenter per modality; Ctrl-C stops "
                     "it and writes the report.")
@@ -44,6 +48,10 @@ def register(sub) -> None:
     p.add_argument("--camera", default="", help="DVS camera name (default: the first found)")
     p.add_argument("--dv-address", default=None, metavar="ADDR",
                    help="with --visual dv-network: the DV stream, tcp://HOST:PORT or unix:///PATH")
+    p.add_argument("--webcam", type=int, default=0, metavar="INDEX",
+                   help="with --visual webcam: OpenCV camera index (default 0)")
+    p.add_argument("--video", default=None, metavar="FILE",
+                   help="with --visual video: a video file played in real time, looped, as a DVS")
     p.add_argument("--mic-device", default=None, help="microphone name or index (default: system's)")
     p.add_argument("--lsl-name", default=None, help="LSL stream name (default: type 'spikes')")
     p.add_argument("--size", choices=("full", "tiny"), default="full")
@@ -65,8 +73,19 @@ def check_input(choice: str) -> None:
         importlib.import_module(module)
     except ImportError:
         raise ValueError(f"live input {choice!r} needs the package {package!r}: "
-                         f"pip install {package}  (or use --{'visual' if choice in ('dvs', 'dv-network') else 'audio'}"
+                         f"pip install {package}  (or use --{'visual' if choice in VISUAL else 'audio'}"
                          f" replay to keep that modality on the built-in data)") from None
+
+
+def check_webcam(index: int) -> None:
+    """Fail before training when no webcam answers at ``index``."""
+    from rram_lsm.nodes.sources.camera import cv2_module, open_webcam
+    from rram_lsm.nodes.sources.live import LiveSourceError
+
+    try:
+        open_webcam(cv2_module(), index).release()
+    except LiveSourceError as err:
+        raise ValueError(f"--visual webcam: {err}") from None
 
 
 def live_args(args, modality: str, replay: dict) -> dict:
@@ -80,6 +99,8 @@ def live_args(args, modality: str, replay: dict) -> dict:
                 f"{side}_policy": "block"}
     params = {"dvs": {"camera": args.camera, "resize": VISUAL_SIZE},
               "dv-network": {"address": args.dv_address, "resize": VISUAL_SIZE},
+              "webcam": {"device": args.webcam, "size": VISUAL_SIZE},
+              "video": {"path": args.video, "size": VISUAL_SIZE, "speed": 1.0, "loop": 0},
               "microphone": {"device": args.mic_device},
               "lsl": {"name": args.lsl_name} if args.lsl_name else {"type": "spikes"}}[choice]
     return {f"{side}_kind": INPUTS[choice][0],
@@ -107,6 +128,10 @@ def run(args) -> int:
     if args.visual == "dv-network" and not args.dv_address:
         raise ValueError("--visual dv-network needs --dv-address tcp://HOST:PORT or unix:///PATH "
                          "(the DV software's network output or a dv.io.NetworkWriter)")
+    if args.visual == "video" and not (args.video and Path(args.video).is_file()):
+        raise ValueError(f"--visual video needs --video FILE, an existing video file (got {args.video!r})")
+    if args.visual == "webcam":
+        check_webcam(args.webcam)
     log = lambda s: print(s, flush=True)  # noqa: E731
     experiment = dataclasses.replace(demo_experiment(), size=args.size)
     cfg = DemoConfig(model=ModelConfig(pair=args.pair, device=args.device, experiment=experiment),

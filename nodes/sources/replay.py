@@ -24,7 +24,7 @@ from .pacing import Pacer, check_speed, frame_slices, release_schedule
 Sample = tuple[np.ndarray, "int | None"]
 SampleSource = Iterable[Sample] | Callable[[], Iterable[Sample]]
 
-FORMATS = ("nmnist", "ntidigits", "shd", "event_file", "spike_array", "recording")
+FORMATS = ("nmnist", "ntidigits", "shd", "event_file", "spike_array", "recording", "prophesee", "tonic")
 
 # What every replaying source accepts: pacing and framing.
 PACING = (
@@ -59,6 +59,18 @@ def _dataset(param: Callable[[str], Any], name: str) -> tuple[Callable[[], Itera
 
         geom = recording_geometry(path)  # read chunk by chunk: memory holds one sample
         return (lambda: iter_recording(path)), tuple(geom) if geom else None
+    if fmt == "prophesee" or (fmt == "event_file" and path.endswith((".raw", ".dat"))):
+        from . import prophesee  # EVT 2.0 / EVT 3.0 .raw and .dat, through expelliarmus
+
+        encoding = param("encoding")
+        prophesee.check_file(path, encoding)  # at configuration, not at the first pass
+        geom = prophesee.prophesee_geometry(path, param("geometry"))
+        return (lambda: [(prophesee.read_prophesee(path, encoding), None)]), geom
+    if fmt == "tonic":  # any tonic.datasets class, its own layout under path (imports torch)
+        from .tonic_datasets import tonic_samples
+
+        return tonic_samples(param("dataset"), path, split, param("download"), param("dataset_args"),
+                             bool(param("geometry")))
     if fmt == "spike_array":
         return (lambda: readers.read_spike_array(path, param("key"), param("bin_us"))), None
     geom = readers.aedat4_geometry(path) if path.endswith(".aedat4") else None
@@ -79,11 +91,16 @@ class ReplaySource(SourceNode):
               choices=FORMATS),
         Param("path", str, None, "", "dataset folder or file (required without in-code samples)",
               path="exists"),
-        Param("split", str, "train", "", "dataset split (nmnist, ntidigits)"),
+        Param("split", str, "train", "", "dataset split (nmnist, ntidigits, tonic: train/test or the class's own)"),
         Param("crop", (int, type(None)), 16, "pixels", "nmnist: centre crop (None: whole sensor)"),
         Param("polarity", (int, type(None)), 1, "", "nmnist: the polarity kept (None: both)"),
         Param("key", str, None, "", "spike_array: the array's name in the .npz"),
         Param("bin_us", int, 10_000, "us", "spike_array: the width of one bin of counts"),
+        Param("encoding", str, None, "", "prophesee: the file's encoding (unset: from its header)",
+              choices=("evt2", "evt3", "dat")),
+        Param("dataset", str, None, "", "tonic: the tonic.datasets class, e.g. DVSGesture"),
+        Param("download", bool, False, "", "tonic: let tonic download a dataset it does not find"),
+        Param("dataset_args", dict, None, "", "tonic: further arguments of the dataset class"),
     )
 
     def __init__(self, name: str, params: dict[str, Any] | None = None, samples: SampleSource | None = None):
