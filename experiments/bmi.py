@@ -16,7 +16,8 @@ training, standardisation or any choice; the test writers enter only the final s
 
 Choices on validation (validation writers, seen letters only): the epoch (best mean of both
 directions' top-1 in the validation seen pool, checked every ``eval_every`` epochs) and the batch size among ``batch_sizes``
-(the authors ran 128 and 1,024), picked once on the authors' split and used for every set.
+(the authors ran 128 and 1,024), picked once on the authors' split (a tie keeps the first)
+and used for every set.
 
 Scores: pool retrieval in the test writers' pairs, the seen pool (22 letters) and the unseen
 pool (4 letters, chance 25 %) apart, top-1 and item-level top-5 (``retrieval_topk``), both
