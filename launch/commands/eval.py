@@ -41,7 +41,11 @@ def register(sub) -> None:
                    help="gain candidates as multiples of each preset's const (default %(default)s)")
     p.add_argument("--neural-neurons", type=int, default=None,
                    help="reservoir size of the neural encoder (default: bmi_neural's 2048)")
-    p.add_argument("--pairs", default="audio-visual,neural-visual", help="zero-shot settings")
+    p.add_argument("--pairs", default="audio-visual,neural-visual",
+                   help="zero-shot settings; 'neural-visual-letters' alone runs the BMI protocol "
+                        "on the built-in letters instead (experiments/bmi.py: --splits random "
+                        "4-letter sets, default 20, x --seeds, default 3; R S T U x --train-seeds; "
+                        "--epochs; --neural-neurons sizes both reservoirs)")
     p.add_argument("--gzsl-folds", type=int, default=3,
                    help="pseudo-unseen validation folds choosing the generalised zero-shot "
                         "calibration (default 3; 0 skips GZSL)")
@@ -136,6 +140,10 @@ def parse_factors(text: str) -> tuple[float, ...]:
 
 def run(args) -> int:
     import numpy as np
+
+    from rram_lsm.launch.eval_letters import LETTERS_PAIR, run_letters
+    if LETTERS_PAIR in args.pairs.split(","):
+        return run_letters(args)
 
     from rram_lsm.experiments.eval import run_all
     from rram_lsm.experiments.markdown import results_markdown

@@ -4,6 +4,8 @@
   correct when the most cosine-similar item of modality B in the same pool has the query's
   class; the seen pool (classes 1-7) and the unseen pool (8-9) are scored separately, both
   directions.
+* Top-k retrieval (the BMI protocol's top-5): one of the k nearest gallery items has the
+  query's class, with its chance for k random picks.
 * The streaming classifier's metric: nearest class prototype over the bank in use.
 """
 from __future__ import annotations
@@ -42,6 +44,37 @@ def retrieval_chance(query_labels: np.ndarray, gallery_labels: np.ndarray) -> fl
     pq = np.array([np.mean(q == c) for c in classes])
     pg = np.array([np.mean(g == c) for c in classes])
     return float(pq @ pg)
+
+
+def retrieval_topk(queries: np.ndarray, query_labels: np.ndarray, gallery: np.ndarray,
+                   gallery_labels: np.ndarray, k: int) -> float:
+    """Fraction of queries whose ``k`` most cosine-similar gallery items include one of the
+    query's class (item-level top-k; ``k`` = 1 is :func:`retrieval_top1`, ``k`` >= the
+    gallery size is 1)."""
+    if int(k) < 1:
+        raise ValueError(f"top-k retrieval needs k >= 1, got {k}")
+    retrieval_top1(queries[:1], query_labels[:1], gallery, gallery_labels)   # shape checks
+    if len(queries) != len(query_labels):
+        raise ValueError("each embedding needs exactly one label")
+    sims = _unit(queries) @ _unit(gallery).T
+    k = min(int(k), sims.shape[1])
+    top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    hit = np.asarray(gallery_labels)[top] == np.asarray(query_labels)[:, None]
+    return float(np.mean(hit.any(axis=1)))
+
+
+def retrieval_topk_chance(query_labels: np.ndarray, gallery_labels: np.ndarray, k: int) -> float:
+    """Top-k accuracy of ``k`` gallery items drawn at random without replacement: the mean
+    over queries of 1 - C(N - n_c, k) / C(N, k), n_c the gallery items of the query's class."""
+    g = np.asarray(gallery_labels)
+    n, k = len(g), min(int(k), len(g))
+    if k < 1:
+        raise ValueError(f"top-k chance needs k >= 1 and a non-empty gallery, got k={k}, N={n}")
+    out = []
+    for c in np.asarray(query_labels):
+        miss = n - int(np.sum(g == c))
+        out.append(1.0 - np.prod([(miss - i) / (n - i) for i in range(k)]) if miss >= k else 1.0)
+    return float(np.mean(out))
 
 
 @dataclass
