@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from rram_lsm.stream.cache import cache_dir, cache_key
+from rram_lsm.stream.cache import cache_dir, cache_key, save_npz
 from rram_lsm.stream.node import ConfigError
 
 from rram_lsm.nodes.lsm.binning import bin_events, event_addresses, to_dense
@@ -173,11 +172,8 @@ def write_features(fs: FeatureSet) -> Path:
             "seconds": fs.seconds, "ops": {k: int(v) for k, v in fs.ops.items()},
             "windows": fs.windows}
     fs.path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = fs.path.with_name(fs.path.name + f".tmp{os.getpid()}.npz")
-    np.savez(tmp, meta=np.array(json.dumps(meta, default=str)), features=fs.features,
-             labels=fs.labels, split=fs.split, ids=fs.ids, half=fs.half)
-    os.replace(tmp, fs.path)
-    return fs.path
+    return save_npz(fs.path, meta, {"features": fs.features, "labels": fs.labels,
+                                     "split": fs.split, "ids": fs.ids, "half": fs.half})
 
 
 def read_features(path: str | Path) -> FeatureSet:

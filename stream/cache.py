@@ -23,6 +23,18 @@ def cache_key(**parts) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def save_npz(path: Path, meta: dict, arrays: dict, compressed: bool = False) -> Path:
+    """Write ``arrays`` and JSON ``meta`` (key ``meta``; no pickle) as ``.npz``, atomically: a
+    reader never sees half a file, and two processes building one artefact do not collide."""
+    import numpy as np  # here, so `stream.cache` stays importable before Numba is configured
+
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}.npz")
+    (np.savez_compressed if compressed else np.savez)(
+        tmp, meta=np.array(json.dumps(meta, default=str)), **arrays)
+    os.replace(tmp, path)
+    return path
+
+
 def configure_numba_cache() -> None:
     """Point Numba's on-disk cache into our cache dir; call before numba is imported."""
     os.environ.setdefault("NUMBA_CACHE_DIR", str(cache_dir("numba")))

@@ -28,7 +28,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from rram_lsm.stream.cache import cache_dir, cache_key
+from rram_lsm.stream.cache import cache_dir, cache_key, save_npz
 from rram_lsm.stream.packets import WIRE_DTYPES
 
 from .cochlea import CochleaParams, emulate_cochlea
@@ -342,11 +342,7 @@ def build_builtin(size: str = "full", seed: int = 0, progress: bool = True,
         "dtype": {"visual": "dvs", "audio": "cochlea", "neural": "neural"},
         "spec": asdict(spec),
     }
-    arrays["meta"] = np.array(json.dumps(meta, default=str))
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
-    return path
+    return save_npz(path, meta, arrays)
 
 
 def read_builtin(path: str | Path) -> BuiltinDataset:

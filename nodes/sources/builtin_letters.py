@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rram_lsm.stream.cache import cache_dir, cache_key
+from rram_lsm.stream.cache import cache_dir, cache_key, save_npz
 from rram_lsm.stream.packets import NEURAL_DTYPE
 
 from .builtin import ModalitySet, _split_code, split_counts
@@ -257,11 +257,7 @@ def build_letters(size: str = "full", seed: int = 0, progress: bool = True, work
             "key": spec.key(seed), "letters": LETTERS, "fonts": list(FONTS), "cases": list(CASES),
             "geometry": {"neural": [spec.handwriting.n_electrodes], "image": [spec.glyph.size ** 2]},
             "image_shape": [spec.glyph.size, spec.glyph.size], "presets": PRESETS, "spec": asdict(spec)}
-    arrays["meta"] = np.array(json.dumps(meta, default=str))
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
-    return path
+    return save_npz(path, meta, arrays, compressed=True)
 
 
 def read_letters(path: str | Path) -> LettersDataset:
