@@ -35,6 +35,21 @@ def save_npz(path: Path, meta: dict, arrays: dict, compressed: bool = False) -> 
     return path
 
 
+def load_npz(path: Path, what: str, fmt: int, rebuild: str) -> tuple[dict, dict]:
+    """``(arrays, meta)`` of a file written by :func:`save_npz` (no pickle); clear errors for a
+    missing file or another format, ``rebuild`` saying how to make it again."""
+    import numpy as np
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} file not found: {path}")
+    with np.load(path, allow_pickle=False) as z:
+        data = {k: z[k] for k in z.files}
+    meta = json.loads(str(data.pop("meta")))
+    if meta.get("format") != fmt:
+        raise ValueError(f"{path}: format {meta.get('format')} is not {fmt}; {rebuild} and build again")
+    return data, meta
+
+
 def configure_numba_cache() -> None:
     """Point Numba's on-disk cache into our cache dir; call before numba is imported."""
     os.environ.setdefault("NUMBA_CACHE_DIR", str(cache_dir("numba")))

@@ -19,7 +19,6 @@ process pool and is cached as an ``.npz`` (concatenated events + offsets, no pic
 """
 from __future__ import annotations
 
-import json
 import os
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
@@ -28,7 +27,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from rram_lsm.stream.cache import cache_dir, cache_key, save_npz
+from rram_lsm.stream.cache import cache_dir, cache_key, load_npz, save_npz
 from rram_lsm.stream.packets import WIRE_DTYPES
 
 from .cochlea import CochleaParams, emulate_cochlea
@@ -348,14 +347,7 @@ def build_builtin(size: str = "full", seed: int = 0, progress: bool = True,
 def read_builtin(path: str | Path) -> BuiltinDataset:
     """Load a cached dataset file (no pickle), checking its arrays agree with each other."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"built-in dataset file not found: {path}")
-    with np.load(path, allow_pickle=False) as z:
-        data = {k: z[k] for k in z.files}
-    meta = json.loads(str(data["meta"]))
-    if meta.get("format") != FORMAT_VERSION:
-        raise ValueError(f"{path}: format {meta.get('format')} is not {FORMAT_VERSION}; "
-                         "clear it with `rram-lsm data clear` and build again")
+    data, meta = load_npz(path, "built-in dataset", FORMAT_VERSION, "clear it with `rram-lsm data clear`")
     mods = {}
     for name in MODALITIES:
         offsets = data[f"{name}_offsets"]

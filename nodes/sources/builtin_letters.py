@@ -25,14 +25,13 @@ generator parameter, the stroke data and the code version.
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from rram_lsm.stream.cache import cache_dir, cache_key, save_npz
+from rram_lsm.stream.cache import cache_dir, cache_key, load_npz, save_npz
 from rram_lsm.stream.packets import NEURAL_DTYPE
 
 from .builtin import ModalitySet, _split_code, split_counts
@@ -263,14 +262,7 @@ def build_letters(size: str = "full", seed: int = 0, progress: bool = True, work
 def read_letters(path: str | Path) -> LettersDataset:
     """Load a cached letters file (no pickle), checking its arrays agree with each other."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"letters dataset file not found: {path}")
-    with np.load(path, allow_pickle=False) as z:
-        data = {k: z[k] for k in z.files}
-    meta = json.loads(str(data["meta"]))
-    if meta.get("format") != FORMAT_VERSION:
-        raise ValueError(f"{path}: format {meta.get('format')} is not {FORMAT_VERSION}; "
-                         "delete it (clear_letters()) and build again")
+    data, meta = load_npz(path, "letters dataset", FORMAT_VERSION, "delete it (clear_letters())")
     mods = {}
     for m in MODALITIES:
         offsets, events = data[f"{m}_offsets"], data[f"{m}_events"]
