@@ -20,6 +20,7 @@ NODE_KINDS: dict[str, str] = {
     "console_sink": "rram_lsm.nodes.sinks:ConsoleSink",
     "jsonl_sink": "rram_lsm.nodes.sinks:JsonlSink",
     "csv_sink": "rram_lsm.nodes.sinks:CsvSink",
+    "lsl_outlet": "rram_lsm.nodes.lsl_outlet:LslOutlet",
     "recorder": "rram_lsm.nodes.recording:RecorderSink",
     "tap": "rram_lsm.nodes.tap:TapSink",
     "lsm": "rram_lsm.nodes.lsm.node:LsmNode",

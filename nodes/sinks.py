@@ -70,15 +70,19 @@ class SinkNode(Node):
         if packet.is_control:
             if key is not None and packet.control == "start":
                 self._forget(key, packet.meta.get("unacked"))
-                self.pending[key] = [packet_record(packet)]
+                self.pending[key] = [self.record(packet)]
             elif key is not None and packet.control == "end_of_sample" and key in self.pending:
-                self._commit(key, packet, self.pending.pop(key) + [packet_record(packet)])
+                self._commit(key, packet, self.pending.pop(key) + [self.record(packet)])
             return ()
         if key is not None and key in self.pending:
-            self.pending[key].append(packet_record(packet))
+            self.pending[key].append(self.record(packet))
         else:
-            self._write(packet_record(packet))
+            self._write(self.record(packet))
         return ()
+
+    def record(self, packet: Packet) -> dict:
+        """What is kept of a packet until its sample commits (a subclass may keep more)."""
+        return packet_record(packet)
 
     @staticmethod
     def _key(p: Packet) -> tuple | None:

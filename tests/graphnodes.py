@@ -101,3 +101,30 @@ class SlowSetup(PassThroughNode):
     def setup(self) -> None:
         super().setup()
         time.sleep(float(self.params.get("setup_s", 2.0)))
+
+
+def feature_rows(n_samples: int, n_features: int, seed: int) -> np.ndarray:
+    """The rows ``FeatureSource`` emits, one per sample (so a test can recompute results)."""
+    return np.random.default_rng(seed).uniform(size=(n_samples, n_features)).astype(np.float32)
+
+
+class FeatureSource(SourceNode):
+    """One ``features`` row per sample (``feature_rows``), label ``sample % classes``, in place
+    of a source and an lsm; its data entered the graph ``age_ms`` before it is sent (a sensor's
+    buffering), so a sink's latency and time mapping are checked against a known offset."""
+
+    kind = "feature_source"
+
+    def packets(self):
+        n, dim = int(self.params.get("samples", 6)), int(self.params.get("n_features", 20))
+        classes, gap = int(self.params.get("classes", 3)), float(self.params.get("gap_ms", 20)) / 1e3
+        age_ns = int(float(self.params.get("age_ms", 0)) * 1e6)
+        epoch = new_epoch()
+        for s, row in enumerate(feature_rows(n, dim, int(self.params.get("seed", 0)))):
+            origin = Origin(self.name, epoch, s)
+            yield control("start", sample=s, label=s % classes, origin=origin)
+            yield Packet(kind="features", body=row[None, :], sample=s, label=s % classes,
+                         origin=origin, origin_ns=time.time_ns() - age_ns, t0=s * 1000,
+                         t1=s * 1000 + 999)
+            yield control("end_of_sample", sample=s, label=s % classes, origin=origin)
+            time.sleep(gap)

@@ -24,12 +24,12 @@ class LiveSourceError(RuntimeError):
     """A live source's package or device is absent."""
 
 
-def optional_import(module: str, package: str):
+def optional_import(module: str, package: str, user: str = "live source"):
     """Import an optional package, or LiveSourceError naming it and the pip extra."""
     try:
         return importlib.import_module(module)
     except ImportError as err:
-        raise LiveSourceError(f"live source needs the package {package!r} ({err}); install it with {EXTRA}") from err
+        raise LiveSourceError(f"{user} needs the package {package!r} ({err}); install it with {EXTRA}") from err
 
 
 def lsl_chunk_to_events(samples: np.ndarray, stamps_s: np.ndarray, t0_s: float) -> np.ndarray:
