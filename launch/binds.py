@@ -40,6 +40,12 @@ def is_loopback(endpoint: str) -> bool:
         return False
 
 
+def host_is_loopback(host: str) -> bool:
+    """:func:`is_loopback` for a bare host or address (an HTTP endpoint's bind); the empty
+    host (every interface) is not."""
+    return bool(host) and is_loopback(f"tcp://[{host}]:0")
+
+
 def node_binds(spec: NodeSpec) -> list[tuple[str, str]]:
     """(what, endpoint) for every endpoint ``spec``'s process binds."""
     out = []

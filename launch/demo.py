@@ -51,6 +51,8 @@ class DemoConfig:
     stream_budget_s: float = 75.0     # the replay is sped up to fit this (and says so)
     dashboard: bool = True
     metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"   # off loopback only with allow_remote
+    allow_remote: bool = False
     energy_profiles: list[str] = field(default_factory=lambda: list(ENERGY_PROFILES))
     raster_samples: int = 3
 
@@ -60,6 +62,9 @@ class DemoConfig:
             raise ValueError(f"--samples must be > 0, got {self.samples}")
         if self.speed is not None and not (self.speed > 0 and math.isfinite(self.speed)):
             raise ValueError(f"--speed must be > 0 (or 0 for as fast as possible), got {self.speed}")
+        if self.metrics_port is not None:  # before anything is trained
+            from .metrics import check_metrics_bind
+            check_metrics_bind(self.metrics_port, self.metrics_host, self.allow_remote)
 
     def as_dict(self) -> dict:
         """The flat record the report and summary.json carry."""
@@ -74,6 +79,7 @@ class DemoConfig:
                 "sweep_splits": m.sweep_splits, "sweep_epochs": m.sweep_epochs,
                 "eval_results": str(m.eval_results) if m.eval_results else None,
                 "dashboard": self.dashboard, "metrics_port": self.metrics_port,
+                "metrics_host": self.metrics_host,
                 "energy_profiles": list(self.energy_profiles),
                 "raster_samples": self.raster_samples}
 
@@ -200,7 +206,8 @@ def stream(cfg: DemoConfig, template: Path, args: dict, run_dir: Path, log,
     dash = Dashboard()
     heads = cfg.model.experiment.heads
     dash.seen, dash.unseen = tuple(heads.seen), tuple(heads.unseen)
-    metrics = start_metrics(cfg.metrics_port, log) if cfg.metrics_port else None
+    metrics = (start_metrics(cfg.metrics_port, log, cfg.metrics_host, cfg.allow_remote)
+               if cfg.metrics_port else None)
     console = Console(stderr=True)
     if not console.is_terminal:
         console = Console(stderr=True, width=200)
@@ -219,6 +226,8 @@ def stream(cfg: DemoConfig, template: Path, args: dict, run_dir: Path, log,
 
     def on_event(ev: dict) -> None:
         dash.on_event(ev)
+        if metrics is not None:
+            metrics.on_event(ev)
         if not live_table and ev["event"] not in ("started", "exited"):
             log(f"  launcher: {dash.events[-1] if dash.events else ev}")
 

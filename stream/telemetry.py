@@ -1,6 +1,7 @@
 """Per-node statistics, latency percentiles and the telemetry publisher."""
 from __future__ import annotations
 
+import bisect
 import collections
 import os
 import resource
@@ -15,19 +16,31 @@ from .clock import now_ns
 from .packets import Packet
 
 PERCENTILES = (50, 90, 95, 99)
+# Histogram bucket bounds (upper, inclusive) since start, for Prometheus: processing latency
+# in µs (10 µs to 10 s) and age since ``origin_ns`` in ms (1 ms to 60 s).
+LATENCY_BOUNDS_US = (10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000,
+                     100_000, 250_000, 1_000_000, 10_000_000)
+AGE_BOUNDS_MS = (1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 60_000)
 
 
 class LatencyRecorder:
-    """Fixed ring buffer of recent values (µs) so percentiles cost nothing per message."""
+    """Fixed ring buffer of recent values so percentiles cost nothing per message, and
+    histogram counts (per bucket of ``bounds``, plus one above the last) and their sum since
+    start, which a ring buffer cannot give."""
 
-    def __init__(self, size: int = 8192):
+    def __init__(self, size: int = 8192, bounds: tuple[float, ...] = LATENCY_BOUNDS_US):
         self.buf = np.zeros(size, dtype=np.float64)
         self.size = size
         self.count = 0
+        self.bounds = tuple(bounds)
+        self.buckets = [0] * (len(self.bounds) + 1)
+        self.total = 0.0
 
     def add(self, value: float) -> None:
         self.buf[self.count % self.size] = value
         self.count += 1
+        self.buckets[bisect.bisect_left(self.bounds, value)] += 1
+        self.total += value
 
     def summary(self) -> dict[str, float]:
         n = min(self.count, self.size)
@@ -37,6 +50,7 @@ class LatencyRecorder:
         out = {f"p{p}": round(float(v), 3) for p, v in zip(PERCENTILES, vals)}
         out["max"] = round(float(self.buf[:n].max()), 3)
         out["n"] = int(self.count)
+        out.update(le=list(self.bounds), buckets=list(self.buckets), sum=round(self.total, 3))
         return out
 
 
@@ -62,7 +76,7 @@ class NodeStats:
         self.events_out = 0
         self.controls_in: collections.Counter[str] = collections.Counter()
         self.latency_us = LatencyRecorder()
-        self.age_ms = LatencyRecorder()
+        self.age_ms = LatencyRecorder(bounds=AGE_BOUNDS_MS)
         self.started = time.time()
 
     def snapshot(self) -> dict[str, Any]:

@@ -189,25 +189,6 @@ def test_gauge_accuracy_equals_record_accuracy(demo_run):
            [(g[p]["n"], g[p]["correct"]) for p in ("seen", "unseen")]
 
 
-def test_metrics_endpoint_serves_telemetry():
-    pytest.importorskip("prometheus_client")
-    import urllib.request
-
-    from rram_lsm.launch.graph import free_tcp_port
-    from rram_lsm.launch.metrics import start_metrics
-
-    port = free_tcp_port()
-    m = start_metrics(port, log=lambda s: None)
-    m.update({"node": "lsm_audio", "msgs_in": 7, "latency_us": {"p50": 12.5},
-              "energy_pj": {"rram_macro": {"total": 3.25}}, "gauges": {"seen_n": 4}})
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    assert 'rram_lsm_messages_in{node="lsm_audio"} 7.0' in text
-    assert 'rram_lsm_energy_pj{node="lsm_audio",profile="rram_macro"} 3.25' in text
-    assert 'rram_lsm_latency_us{node="lsm_audio",quantile="p50"} 12.5' in text
-    with pytest.raises(ValueError, match="metrics-port"):
-        start_metrics(0)
-
-
 def test_ctrl_c_mid_stream_stops_every_process_and_still_writes_the_report(tmp_path):
     """Ctrl-C (SIGINT to the foreground process group, as a terminal sends it) while the graph
     streams: exit code 130, every process the demo started gone, and a report of what there was."""

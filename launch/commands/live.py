@@ -12,6 +12,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..metrics import add_metrics_options
+
 # live input -> (node kind, python module it needs, pip package, what the segmenter expects)
 INPUTS = {
     "dvs": ("dvs_camera", "dv_processing", "dv-processing"),
@@ -59,7 +61,7 @@ def register(sub) -> None:
     p.add_argument("--timeout", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--out", type=Path, default=None, help="run folder (default runs/live-PAIR-TIME)")
     p.add_argument("--no-dashboard", action="store_true")
-    p.add_argument("--metrics-port", type=int, default=None)
+    add_metrics_options(p)
     p.set_defaults(func=run)
 
 
@@ -136,7 +138,7 @@ def run(args) -> int:
     experiment = dataclasses.replace(demo_experiment(), size=args.size)
     cfg = DemoConfig(model=ModelConfig(pair=args.pair, device=args.device, experiment=experiment),
                      speed=1.0, dashboard=not args.no_dashboard, metrics_port=args.metrics_port,
-                     out=args.out)
+                     metrics_host=args.metrics_host, allow_remote=args.allow_remote, out=args.out)
     cfg.check()
     run_dir = Path(args.out or Path("runs") / f"live-{args.pair}-{time.strftime('%Y%m%d-%H%M%S')}")
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..metrics import add_metrics_options
+
 PREFIX = "rram-lsm-"
 
 
@@ -22,8 +24,7 @@ def register(sub) -> None:
     p.add_argument("--timeout", type=float, help="stop the graph after this many seconds")
     p.add_argument("--no-dashboard", action="store_true", help="no live table (plain log lines)")
     p.add_argument("--host", help="run only the nodes with this `host` (one half of a multi-host graph)")
-    p.add_argument("--metrics-port", type=int, default=None,
-                   help="serve Prometheus metrics on this port (needs prometheus-client)")
+    add_metrics_options(p)
     p.set_defaults(func=run)
 
 
@@ -57,11 +58,14 @@ def _run(args, socket_dir: Path) -> int:
     metrics = None
     if getattr(args, "metrics_port", None):
         from ..metrics import start_metrics
-        metrics = start_metrics(args.metrics_port, lambda m: console.print(m, markup=False))
+        metrics = start_metrics(args.metrics_port, lambda m: console.print(m, markup=False),
+                                args.metrics_host, args.allow_remote)
     live_table = console.is_terminal and not args.no_dashboard
 
     def on_event(ev: dict) -> None:
         dash.on_event(ev)
+        if metrics is not None:
+            metrics.on_event(ev)
         if not live_table and ev["event"] != "started":
             console.print(f"launcher: {dash.events[-1] if dash.events else ev}", markup=False)
 
