@@ -146,7 +146,7 @@ class LslOutlet(SinkNode):
     def process(self, packet: Packet):
         other = {k for k in PUBLISH.values() if k != PUBLISH[self.publish]}
         if packet.kind in other:
-            raise ValueError(f"lsl_outlet {self.name!r} publishes {self.publish}, got an "
+            raise ValueError(f"lsl_outlet {self.name!r} publishes {self.publish}, got a "
                              f"{packet.kind!r} packet (set publish, or wire it elsewhere)")
         if packet.kind == "embedding":
             size = np.shape(packet.body)[-1] if np.ndim(packet.body) else 0

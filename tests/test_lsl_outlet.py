@@ -15,8 +15,10 @@ import pytest
 from conftest import run_graph
 from graphnodes import feature_rows
 from rram_lsm.nodes.classifier.bank import PrototypeBank
-from rram_lsm.nodes.lsl_outlet import PREDICTION_CHANNELS, lsl_time
+from rram_lsm.nodes.lsl_outlet import PREDICTION_CHANNELS, LslOutlet, lsl_time
 from rram_lsm.nodes.projection.heads import HeadConfig, ProjectionHead, save_heads
+from rram_lsm.stream.node import ConfigError
+from rram_lsm.stream.packets import Packet
 
 pylsl = pytest.importorskip("pylsl")
 
@@ -95,9 +97,15 @@ def _channels(info) -> list[str]:
     return out
 
 
-def test_lsl_time_maps_the_wall_clock_onto_lsl_clock():
+def test_lsl_time_and_clear_errors():
     assert lsl_time(100.0, 5_000_000_000, 4_750_000_000) == pytest.approx(99.75)
     assert lsl_time(100.0, 5_000_000_000, None) == 100.0
+    with pytest.raises(ConfigError, match="'dim' is the embedding size"):
+        LslOutlet("lsl", {"dim": 4}).setup()
+    node = LslOutlet("lsl", {"publish": "embeddings"})
+    node.setup()  # no dim: its stream opens at the first embedding
+    with pytest.raises(ValueError, match="publishes embeddings, got a 'prediction' packet"):
+        node.process(Packet(kind="prediction", sample=0, meta={"pred": 1}))
 
 
 def test_predictions_and_embeddings_reach_real_inlets_once(tmp_path, sockdir):
