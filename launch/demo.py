@@ -51,6 +51,9 @@ class DemoConfig:
     stream_budget_s: float = 75.0     # the replay is sped up to fit this (and says so)
     dashboard: bool = True
     metrics_port: int | None = None
+    web: int | None = None            # --web PORT: the live web dashboard (launch.web)
+    web_host: str = "127.0.0.1"
+    allow_remote: bool = False
     energy_profiles: list[str] = field(default_factory=lambda: list(ENERGY_PROFILES))
     raster_samples: int = 3
 
@@ -60,6 +63,8 @@ class DemoConfig:
             raise ValueError(f"--samples must be > 0, got {self.samples}")
         if self.speed is not None and not (self.speed > 0 and math.isfinite(self.speed)):
             raise ValueError(f"--speed must be > 0 (or 0 for as fast as possible), got {self.speed}")
+        from .web import check_web
+        check_web(self.web, self.web_host, self.allow_remote)  # before minutes of training
 
     def as_dict(self) -> dict:
         """The flat record the report and summary.json carry."""
@@ -73,7 +78,7 @@ class DemoConfig:
                 "gain_factors": list(e.gain_factors), "stream_budget_s": self.stream_budget_s,
                 "sweep_splits": m.sweep_splits, "sweep_epochs": m.sweep_epochs,
                 "eval_results": str(m.eval_results) if m.eval_results else None,
-                "dashboard": self.dashboard, "metrics_port": self.metrics_port,
+                "dashboard": self.dashboard, "metrics_port": self.metrics_port, "web": self.web,
                 "energy_profiles": list(self.energy_profiles),
                 "raster_samples": self.raster_samples}
 
@@ -194,6 +199,7 @@ def stream(cfg: DemoConfig, template: Path, args: dict, run_dir: Path, log,
     from .dashboard import Dashboard
     from .metrics import start_metrics
     from .supervisor import Launcher
+    from .web import start_web
 
     socket_dir = Path(tempfile.mkdtemp(prefix="rram-demo-"))
     graph = load_graph(template, args, socket_dir)
@@ -201,6 +207,8 @@ def stream(cfg: DemoConfig, template: Path, args: dict, run_dir: Path, log,
     heads = cfg.model.experiment.heads
     dash.seen, dash.unseen = tuple(heads.seen), tuple(heads.unseen)
     metrics = start_metrics(cfg.metrics_port, log) if cfg.metrics_port else None
+    title = f"rram-lsm demo: {cfg.model.pair} ({cfg.model.device})"
+    web = start_web(dash, cfg.web, cfg.web_host, cfg.allow_remote, title, log)
     console = Console(stderr=True)
     if not console.is_terminal:
         console = Console(stderr=True, width=200)
@@ -224,7 +232,6 @@ def stream(cfg: DemoConfig, template: Path, args: dict, run_dir: Path, log,
 
     launcher = Launcher(graph, run_dir, socket_dir, log_nodes=True, on_report=on_report,
                         on_event=on_event)
-    title = f"rram-lsm demo: {cfg.model.pair} ({cfg.model.device})"
     if live_table:
         with Live(dash.table(title), console=console, refresh_per_second=2) as live:
             launcher.on_report = lambda r: (on_report(r), live.update(dash.table(title)))
@@ -234,6 +241,8 @@ def stream(cfg: DemoConfig, template: Path, args: dict, run_dir: Path, log,
     if metrics is not None:
         metrics.update_many(launcher.latest.values())
     console.print(dash.table(f"{title} (final)"))
+    if web is not None:
+        web.close()
     if launcher.stop_requested and code == 0:
         code = 130  # stopped by Ctrl-C (or the time limit) before the sources finished
     return code, dict(launcher.latest)

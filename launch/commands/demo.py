@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..web import add_web_args
 from .eval import add_loss_args, add_windows_arg, loss_args
 
 
@@ -33,6 +34,7 @@ def register(sub) -> None:
     p.add_argument("--no-dashboard", action="store_true", help="plain progress lines, no live table")
     p.add_argument("--metrics-port", type=int, default=None,
                    help="serve Prometheus metrics on this port (needs prometheus-client)")
+    add_web_args(p)
     p.set_defaults(func=run)
 
 
@@ -47,7 +49,8 @@ def run(args) -> int:
                                   heads=TrainConfig(epochs=args.epochs, threads=2, **loss_args(args)))
     cfg = DemoConfig(model=ModelConfig(pair=args.pair, device=args.device, experiment=experiment),
                      samples=args.samples, speed=None if args.speed == 0 else args.speed,
-                     out=args.out, dashboard=not args.no_dashboard, metrics_port=args.metrics_port)
+                     out=args.out, dashboard=not args.no_dashboard, metrics_port=args.metrics_port,
+                     web=args.web, web_host=args.web_host, allow_remote=args.allow_remote)
     code, _ = run_demo(cfg, log=lambda s: print(s, flush=True))
     sys.stdout.flush()
     return code

@@ -12,6 +12,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..web import add_web_args
+
 # live input -> (node kind, python module it needs, pip package, what the segmenter expects)
 INPUTS = {
     "dvs": ("dvs_camera", "dv_processing", "dv-processing"),
@@ -60,6 +62,7 @@ def register(sub) -> None:
     p.add_argument("--out", type=Path, default=None, help="run folder (default runs/live-PAIR-TIME)")
     p.add_argument("--no-dashboard", action="store_true")
     p.add_argument("--metrics-port", type=int, default=None)
+    add_web_args(p)
     p.set_defaults(func=run)
 
 
@@ -136,7 +139,8 @@ def run(args) -> int:
     experiment = dataclasses.replace(demo_experiment(), size=args.size)
     cfg = DemoConfig(model=ModelConfig(pair=args.pair, device=args.device, experiment=experiment),
                      speed=1.0, dashboard=not args.no_dashboard, metrics_port=args.metrics_port,
-                     out=args.out)
+                     out=args.out, web=args.web, web_host=args.web_host,
+                     allow_remote=args.allow_remote)
     cfg.check()
     run_dir = Path(args.out or Path("runs") / f"live-{args.pair}-{time.strftime('%Y%m%d-%H%M%S')}")
     run_dir.mkdir(parents=True, exist_ok=True)
