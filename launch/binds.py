@@ -40,8 +40,8 @@ def is_loopback(endpoint: str) -> bool:
         return False
 
 
-ALLOW_REMOTE_HELP = ("let a server of this command (--web-host, --metrics-host) listen off "
-                     "loopback, where anyone on the network can read it")
+ALLOW_REMOTE_HELP = ("let this command's servers (--web-host and the like) listen off loopback, "
+                     "where anyone on the network can read them")
 
 
 def add_allow_remote(parser) -> None:
