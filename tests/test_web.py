@@ -19,7 +19,7 @@ from browser import Browser, chromium_or_skip
 from rram_lsm.launch.cli import main as cli
 from rram_lsm.launch.dashboard import Dashboard
 from rram_lsm.launch.web import WebDashboard, check_web
-from rram_lsm.stream.packets import COCHLEA_DTYPE, DVS_DTYPE, Packet
+from rram_lsm.stream.packets import COCHLEA_DTYPE, DVS_DTYPE, NEURAL_DTYPE, Packet
 from rram_lsm.stream.preview import EventPreview, decode_frame
 
 
@@ -70,6 +70,12 @@ def test_raster_preview_bins_channels_over_the_frames_event_time():
     expected[np.arange(32), np.arange(32) // 4] = expected[np.arange(32), 8 + np.arange(32) // 4] = True
     assert np.array_equal(img > 0, expected) and img.max() == 255
     assert frame["t0_us"] == 0 and frame["t1_us"] == 127_000
+    neural = np.zeros(8, NEURAL_DTYPE)
+    neural["x"] = np.arange(8) * 12
+    pv = EventPreview()
+    pv.add(Packet(kind="events", body=neural, geometry=(96,)))
+    (frame,) = pv.take()
+    assert frame["view"] == "neural" and frame["shape"] == [32, 16]  # 96 electrodes, 3 a row
 
 
 def test_a_preview_keeps_only_its_latest_frames():
@@ -122,6 +128,14 @@ def test_state_json_is_the_dashboards_telemetry():
 def test_run_refuses_a_web_host_off_loopback_without_allow_remote(capsys):
     assert cli(["run", "launch/graphs/smoke.toml", "--web-host", "0.0.0.0", "--web", "0"]) == 2
     assert "--web-host 0.0.0.0: not a loopback address" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["demo", "live"])
+def test_demo_and_live_refuse_a_bad_web_option_before_any_work(command, tmp_path, capsys):
+    argv = [command, "--out", str(tmp_path / "run"), "--web-host", "192.0.2.7", "--web", "0"]
+    assert cli(argv + (["--visual", "replay", "--audio", "replay"] if command == "live" else [])) == 2
+    assert "--web-host 192.0.2.7: not a loopback address" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # refused before the run folder, data or training
 
 
 def test_web_takes_a_port_and_says_how_when_given_something_else(capsys):
