@@ -5,7 +5,8 @@ canvas and a little JavaScript, shipped in ``launch/webui/``: no network access,
 and ``/api/state``, a JSON snapshot of the same :class:`~.dashboard.Dashboard` the terminal
 table draws: per-node rates, latency, drops, queue depth and energy per inference on each
 profile, the running accuracy (seen / unseen / H beside chance), the sources' preview frames
-(``stream.preview``, carried in their telemetry) and the classifier's last predictions.  The
+(``stream.preview``, carried in their telemetry), each reservoir's per-neuron rates of its
+last sample and the classifier's last predictions.  The
 page polls it twice a second.
 
 It listens on 127.0.0.1 unless ``--web-host`` says otherwise, and off loopback only with
@@ -109,15 +110,17 @@ def state(dash: Dashboard, title: str) -> dict:
     if gauges is not None:
         acc = from_gauges(gauges[1], seen, unseen)
         accuracy = {"node": gauges[0], "line": acc.line(), **acc.as_dict()}
-    sources, predictions = [], []
+    sources, reservoirs, predictions = [], [], []
     for n, r in sorted(latest.items()):
         view = r.get("view") or {}
         if "frames" in view:
             sources.append({"node": n, "kind": r.get("kind", ""), "report": r.get("uptime_s"),
                             "frames": view["frames"]})
+        if "activity" in view:
+            reservoirs.append({"node": n, "activity": view["activity"]})
         predictions += [dict(p, node=n) for p in view.get("predictions", ())]
     return {"title": title, "time": time.time(), "nodes": nodes, "profiles": profiles,
-            "accuracy": accuracy, "sources": sources, "predictions": predictions,
+            "accuracy": accuracy, "sources": sources, "reservoirs": reservoirs, "predictions": predictions,
             "summary": summary_lines(latest, seen, unseen), "events": events}
 
 

@@ -128,3 +128,22 @@ def decode_frame(frame: dict[str, Any]) -> np.ndarray:
     """A frame's image as a uint8 array of its ``shape`` (tests, tools)."""
     rows, cols = frame["shape"]
     return np.frombuffer(base64.b64decode(frame["data"]), np.uint8).reshape(rows, cols)
+
+
+def activity_frame(rates: np.ndarray, side: int = 32, **health: float) -> dict[str, Any]:
+    """A reservoir's per-neuron rates (its last feature row) as a square image: neurons in
+    index order, row by row, averaged over square blocks to at most ``side`` x ``side`` and
+    scaled to the peak; ``health`` (silent / saturated fractions, mean rate) rides along."""
+    rates = np.asarray(rates, np.float64).ravel()
+    grid = max(1, int(np.ceil(np.sqrt(rates.size))))
+    f = _factor(grid, side)
+    cells = -(-grid // f)
+    img = np.zeros((cells * f) ** 2)
+    img[: rates.size] = rates
+    img = img.reshape(cells, f, cells, f).mean(axis=(1, 3))
+    peak = float(img.max())
+    scaled = np.ceil(img * 255 / peak) if peak > 0 else img
+    return {"t": round(time.time(), 3), "view": "reservoir", "shape": [cells, cells],
+            "neurons": int(rates.size), "peak": round(peak, 6),
+            "data": base64.b64encode(scaled.astype(np.uint8).tobytes()).decode("ascii"),
+            **{k: round(float(v), 6) for k, v in health.items()}}

@@ -45,6 +45,7 @@ class Browser:
         import websocket
 
         profile.mkdir(parents=True, exist_ok=True)
+        (profile / "DevToolsActivePort").unlink(missing_ok=True)  # a previous browser's
         args = [binary, "--headless", "--disable-gpu", "--no-first-run", "--no-default-browser-check",
                 "--disable-extensions", "--disable-background-networking", "--disable-sync",
                 "--hide-scrollbars", "--remote-debugging-port=0", f"--user-data-dir={profile}",
@@ -111,12 +112,11 @@ class Browser:
         return r["result"].get("value")
 
     def wait_for(self, expression: str, timeout_s: float = 20):
-        """Poll ``expression`` until it is truthy; its value."""
+        """Poll ``expression`` until it is truthy (in JavaScript's sense)."""
         deadline = time.monotonic() + timeout_s
         while True:
-            value = self.evaluate(expression)
-            if value:
-                return value
+            if self.evaluate(f"!!({expression})"):
+                return
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the page never satisfied: {expression}")
             time.sleep(0.1)

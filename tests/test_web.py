@@ -20,7 +20,7 @@ from rram_lsm.launch.cli import main as cli
 from rram_lsm.launch.dashboard import Dashboard
 from rram_lsm.launch.web import WebDashboard, check_web
 from rram_lsm.stream.packets import COCHLEA_DTYPE, DVS_DTYPE, NEURAL_DTYPE, Packet
-from rram_lsm.stream.preview import EventPreview, decode_frame
+from rram_lsm.stream.preview import EventPreview, activity_frame, decode_frame
 
 
 class Clock:
@@ -85,6 +85,16 @@ def test_a_preview_keeps_only_its_latest_frames():
         clock.now = k * 0.2
         pv.add(dvs([k], [0]))
     assert len(pv.take()) == 3
+
+
+def test_activity_frame_is_the_rates_in_neuron_order_block_averaged():
+    rates = np.zeros(2000)
+    rates[0], rates[1999] = 1.0, 0.5  # rows of 46 neurons (23 blocks of 2), 2 x 2 blocks averaged
+    a = activity_frame(rates, silent_frac=0.999, saturated_frac=0.0, mean_rate=0.00075)
+    img = decode_frame(a)
+    assert a["shape"] == [23, 23] and a["neurons"] == 2000 and a["peak"] == 0.25
+    assert img[0, 0] == 255 and img[1999 // 46 // 2, 1999 % 46 // 2] == 128 and (img > 0).sum() == 2
+    assert a["silent_frac"] == 0.999
 
 
 def fetch(url, host=None):
@@ -163,8 +173,9 @@ energy_profiles = ["rram_macro", "digital_45nm_event"]
 [nodes.camera]
 kind = "synthetic_dvs"
 params = {{ samples = 0, rate_hz = 40000, sample_ms = 300, geometry = [34, 34], pattern = "bar", speed = 1.0 }}
-[nodes.count]
-kind = "passthrough"
+[nodes.lsm]
+kind = "lsm"
+params = {{ preset = "zs_image" }}
 [nodes.sink]
 kind = "null_sink"
 [nodes.cochlea]
@@ -182,9 +193,9 @@ params = {{ banks = {{ audio = "{bank}" }}, seen = [1, 2, 3], unseen = [4] }}
 kind = "null_sink"
 [[edges]]
 from = "camera"
-to = "count"
+to = "lsm"
 [[edges]]
-from = "count"
+from = "lsm"
 to = "sink"
 [[edges]]
 from = "cochlea"
@@ -209,7 +220,7 @@ READ = """(() => {
     return k;
   };
   return {
-    count_in: n('count', 'msgs_in'), count_uptime: Number(row('count').dataset.uptime),
+    lsm_in: n('lsm', 'msgs_in'), lsm_uptime: Number(row('lsm').dataset.uptime),
     cls_uptime: Number(row('classifier').dataset.uptime),
     seen: document.querySelector('[data-value="seen"]').textContent,
     unseen: document.querySelector('[data-value="unseen"]').textContent,
@@ -218,6 +229,7 @@ READ = """(() => {
     drawn: {camera: Number(canvas('camera').dataset.drawn), cochlea: Number(canvas('cochlea').dataset.drawn)},
     lit: {camera: lit('camera'), cochlea: lit('cochlea')},
     predictions: document.querySelectorAll('#predictions tbody tr').length,
+    reservoir: Number(document.querySelector('figure[data-reservoir="lsm"] canvas').dataset.drawn),
   };
 })()"""
 
@@ -265,7 +277,9 @@ def test_the_page_in_a_real_browser_while_a_graph_runs(tmp_path):
                          " && document.querySelector('figure[data-source=cochlea] canvas')"
                          " && Number(document.querySelector('figure[data-source=cochlea] canvas')"
                          ".dataset.drawn) > 0 && Number(document.querySelector("
-                         "'figure[data-source=camera] canvas').dataset.drawn) > 0", timeout_s=30)
+                         "'figure[data-source=camera] canvas').dataset.drawn) > 0"
+                         " && document.querySelector('figure[data-reservoir=lsm] canvas')",
+                         timeout_s=60)
         first = browser.evaluate(READ)
         time.sleep(1.5)
         second = browser.evaluate(READ)
@@ -282,10 +296,10 @@ def test_the_page_in_a_real_browser_while_a_graph_runs(tmp_path):
             proc.kill()
             proc.communicate()
     assert errors == []
-    assert second["count_in"] > first["count_in"] and second["count_uptime"] > first["count_uptime"]
-    count = reports(run_dir / "telemetry.jsonl", "count")
+    assert second["lsm_in"] > first["lsm_in"] and second["lsm_uptime"] > first["lsm_uptime"]
+    lsm = reports(run_dir / "telemetry.jsonl", "lsm")
     for read in (first, second):
-        assert count[read["count_uptime"]]["msgs_in"] == read["count_in"]
+        assert lsm[read["lsm_uptime"]]["msgs_in"] == read["lsm_in"]
     cls = reports(run_dir / "telemetry.jsonl", "classifier")[second["cls_uptime"]]
     g = cls["gauges"]
     assert second["seen"] == f"{100 * g['seen_correct'] / g['seen_n']:.1f}%"
@@ -296,5 +310,6 @@ def test_the_page_in_a_real_browser_while_a_graph_runs(tmp_path):
     assert second["energy"] == f"{nj:.2f}"
     assert second["drawn"]["camera"] > first["drawn"]["camera"]
     assert min(second["lit"].values()) > 0 and second["predictions"] > 0
+    assert second["reservoir"] > 0  # the lsm's per-neuron rates of its last sample
     png = (tmp_path / "dashboard.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000

@@ -149,6 +149,24 @@ function queueFrames(state) {
   }
 }
 
+function drawImage(p, image, width, rows) {  // a rows x width uint8 image, scaled up, on p.canvas
+  const small = new ImageData(width, rows);
+  for (let i = 0; i < image.length; i++) {
+    const [r, g, b] = heat(image[i]);
+    small.data.set([r, g, b, 255], i * 4);
+  }
+  const off = document.createElement("canvas");
+  off.width = width; off.height = rows;
+  off.getContext("2d").putImageData(small, 0, 0);
+  const ctx = p.canvas.getContext("2d");
+  ctx.imageSmoothingEnabled = false;
+  ctx.fillStyle = "#000";
+  ctx.fillRect(0, 0, p.canvas.width, p.canvas.height);
+  ctx.drawImage(off, 0, 0, p.canvas.width, p.canvas.height);
+  p.drawn += 1;
+  p.canvas.setAttribute("data-drawn", String(p.drawn));
+}
+
 function draw(p, frame) {
   const [rows, cols] = frame.shape;
   const data = pixels(frame);
@@ -168,25 +186,36 @@ function draw(p, frame) {
       for (let r = 0; r < rows; r++) image[(rows - 1 - r) * width + c] = column[r];  // channel 0 at the bottom
     });
   }
-  const small = new ImageData(width, rows);
-  for (let i = 0; i < image.length; i++) {
-    const [r, g, b] = heat(image[i]);
-    small.data.set([r, g, b, 255], i * 4);
-  }
-  const off = document.createElement("canvas");
-  off.width = width; off.height = rows;
-  off.getContext("2d").putImageData(small, 0, 0);
-  const ctx = p.canvas.getContext("2d");
-  ctx.imageSmoothingEnabled = false;
-  ctx.fillStyle = "#000";
-  ctx.fillRect(0, 0, p.canvas.width, p.canvas.height);
-  ctx.drawImage(off, 0, 0, p.canvas.width, p.canvas.height);
-  p.drawn += 1;
-  p.canvas.setAttribute("data-drawn", String(p.drawn));
+  drawImage(p, image, width, rows);
   const what = {dvs: "DVS events, accumulated", cochlea: "cochlea raster (channels × time)",
                 neural: "neural raster (electrodes × time)"}[frame.view] || frame.view;
   p.caption.textContent = `${p.canvas.parentElement.dataset.source} · ${what} · ` +
                           `${frame.events.toLocaleString("en-US")} events in ${(frame.dt * 1000).toFixed(0)} ms`;
+}
+
+const reservoirs = new Map();  // lsm node -> its canvas
+
+function renderReservoirs(state) {
+  for (const res of state.reservoirs || []) {
+    let r = reservoirs.get(res.node);
+    if (!r) {
+      const fig = el("figure", {class: "source reservoir", "data-reservoir": res.node});
+      const canvas = el("canvas", {width: "160", height: "160", "data-drawn": "0"});
+      const caption = el("figcaption", {}, res.node);
+      fig.append(canvas, caption);
+      const box = document.getElementById("reservoirs");
+      if (reservoirs.size === 0) box.replaceChildren();
+      box.appendChild(fig);
+      r = {canvas, caption, lastT: 0, drawn: 0, columns: []};
+      reservoirs.set(res.node, r);
+    }
+    const a = res.activity;
+    if (a.t <= r.lastT) continue;
+    r.lastT = a.t;
+    drawImage(r, pixels(a), a.shape[1], a.shape[0]);
+    r.caption.textContent = `${res.node} · ${a.neurons.toLocaleString("en-US")} neurons · mean rate ` +
+      `${num(a.mean_rate, 3)} · silent ${pct(a.silent_frac)} · saturated ${pct(a.saturated_frac)}`;
+  }
 }
 
 function playFrames() {
@@ -204,6 +233,7 @@ function render(state) {
   renderAccuracy(state);
   renderPredictions(state);
   queueFrames(state);
+  renderReservoirs(state);
 }
 
 async function poll() {
