@@ -43,7 +43,11 @@ function renderNodes(state) {
     profiles = key;
     const row = el("tr");
     for (const [, label] of NODE_COLUMNS) row.appendChild(el("th", {}, label));
-    for (const p of state.profiles) row.appendChild(el("th", {title: "energy per inference"}, p + " nJ/inf"));
+    for (const p of state.profiles) {
+      const th = el("th", {class: "energy", title: "energy per inference on the profile " + p}, p);
+      th.appendChild(el("small", {}, "nJ / inference"));
+      row.appendChild(th);
+    }
     table.tHead.replaceChildren(row);
   }
   const rows = state.nodes.map((n) => {
