@@ -106,13 +106,12 @@ class ClassifierNode(Node):
 
     def _remember(self, packet: Packet, p) -> None:
         """The last RECENT predictions, for live displays (telemetry ``view``)."""
-        recent = self.view.setdefault("predictions", [])
-        recent.append({"sample": packet.sample, "label": packet.label, "pred": p.label,
-                       "score": round(float(p.scores[0]), 4) if p.scores else None,
-                       "topk": [int(c) for c in p.topk],
-                       "modality": (packet.meta or {}).get("modality"),
-                       "source": packet.origin.stream if packet.origin else None})
-        del recent[:-RECENT]
+        last = {"sample": packet.sample, "label": packet.label, "pred": p.label,
+                "score": round(float(p.scores[0]), 4) if p.scores else None,
+                "topk": [int(c) for c in p.topk], "modality": (packet.meta or {}).get("modality"),
+                "source": packet.origin.stream if packet.origin else None}
+        # a new list each time: a report already taken keeps the one it was given
+        self.view["predictions"] = [*self.view.get("predictions", ())[1 - RECENT:], last]
 
     def _control(self, packet: Packet) -> None:
         if packet.control != "bank":
