@@ -46,6 +46,26 @@ def host_is_loopback(host: str) -> bool:
     return bool(host) and is_loopback(f"tcp://[{host}]:0")
 
 
+ALLOW_REMOTE_HELP = ("let this command's servers (--web-host, --metrics-host) listen off loopback, "
+                     "where anyone on the network can read them without authentication")
+
+
+def add_allow_remote(parser) -> None:
+    """``--allow-remote`` on ``parser``, once: the one flag for every off-loopback listener
+    of a command (several options may ask for it)."""
+    if "--allow-remote" not in parser._option_string_actions:
+        parser.add_argument("--allow-remote", action="store_true", help=ALLOW_REMOTE_HELP)
+
+
+def check_listen_host(host: str, option: str, allow_remote: bool) -> None:
+    """Refuse a server address off loopback unless ``--allow-remote`` was given."""
+    if not host:
+        raise ValueError(f"{option} needs a host name or address (default 127.0.0.1)")
+    if not allow_remote and not host_is_loopback(host):
+        raise ValueError(f"{option} {host}: not a loopback address, so anyone on the network "
+                         f"could read it; add --allow-remote to listen there anyway")
+
+
 def node_binds(spec: NodeSpec) -> list[tuple[str, str]]:
     """(what, endpoint) for every endpoint ``spec``'s process binds."""
     out = []

@@ -1,6 +1,7 @@
 """A live terminal table of node telemetry (rich), and the same table as plain text."""
 from __future__ import annotations
 
+import threading
 import time
 
 from rich.table import Table
@@ -9,18 +10,28 @@ COLUMNS = ("node", "kind", "restarts", "msgs in", "events/s", "out", "rejected",
            "p50 µs", "p99 µs", "age p50 ms", "queue", "cpu s", "RSS MB", "energy/inf")
 
 
-def _energy_cell(r: dict) -> str:
-    """Energy per inference on the first profile, and the ratio of the second to the first."""
+def energy_per_inference(r: dict) -> dict[str, float]:
+    """Energy per inference (pJ) of one node's report on each energy profile, in the
+    report's profile order (inferences: the node's gauge, else its messages out)."""
     e = r.get("energy_pj") or {}
     inferences = max(1, int((r.get("gauges") or {}).get("inferences", 0)) or r.get("msgs_out", 0))
-    totals = [(name, v.get("total", 0.0)) for name, v in e.items() if isinstance(v, dict)]
+    return {name: v.get("total", 0.0) / inferences for name, v in e.items() if isinstance(v, dict)}
+
+
+def _energy_cell(r: dict) -> str:
+    """Energy per inference on the first profile, and the ratio of the second to the first."""
+    totals = list(energy_per_inference(r).values())
     if not totals:
         return "-"
-    name, first = totals[0]
-    cell = f"{first / inferences / 1e3:.1f} nJ"
-    if len(totals) > 1 and first > 0:
-        cell += f" ({totals[1][1] / first:.0f}x)"
+    cell = f"{totals[0] / 1e3:.1f} nJ"
+    if len(totals) > 1 and totals[0] > 0:
+        cell += f" ({totals[1] / totals[0]:.0f}x)"
     return cell
+
+
+def dropped_events(r: dict) -> int:
+    """Events a node dropped on its output edges."""
+    return sum(sum(e.get("events_dropped", {}).values()) for e in r.get("edges", {}).values())
 
 
 def summary_lines(latest: dict[str, dict], seen=(), unseen=()) -> list[str]:
@@ -39,9 +50,13 @@ def summary_lines(latest: dict[str, dict], seen=(), unseen=()) -> list[str]:
 
 
 class Dashboard:
-    """Keeps the latest report per node and derives rates between reports."""
+    """Keeps the latest report per node and derives rates between reports.
+
+    The launcher's thread updates it; the web dashboard's threads read it (:meth:`state`),
+    so both views show the same telemetry; a lock keeps a read whole."""
 
     def __init__(self) -> None:
+        self.lock = threading.Lock()
         self.latest: dict[str, dict] = {}
         self.rates: dict[str, float] = {}
         self.restarts: dict[str, int] = {}
@@ -50,6 +65,10 @@ class Dashboard:
         self.unseen: tuple[int, ...] = ()
 
     def update(self, report: dict) -> None:
+        with self.lock:
+            self._update(report)
+
+    def _update(self, report: dict) -> None:
         name = report.get("node", "?")
         prev = self.latest.get(name)
         if prev and prev.get("epoch") == report.get("epoch"):
@@ -62,6 +81,10 @@ class Dashboard:
         self.latest[name] = report
 
     def on_event(self, ev: dict) -> None:
+        with self.lock:
+            self._on_event(ev)
+
+    def _on_event(self, ev: dict) -> None:
         if ev["event"] in ("crashed", "restarted"):
             self.restarts[ev["node"]] = max(self.restarts.get(ev["node"], 0), ev.get("attempt", 0))
         if ev["event"] not in ("started",):
@@ -73,7 +96,7 @@ class Dashboard:
         out = []
         for name, r in sorted(self.latest.items()):
             lat, age = r.get("latency_us", {}), r.get("age_ms", {})
-            dropped = sum(sum(e.get("events_dropped", {}).values()) for e in r.get("edges", {}).values())
+            dropped = dropped_events(r)
             out.append((
                 name, r.get("kind", ""), str(self.restarts.get(name, 0)), str(r.get("msgs_in", 0)),
                 f"{self.rates.get(name, 0.0):,.0f}", str(r.get("msgs_out", 0)),

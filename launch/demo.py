@@ -52,6 +52,8 @@ class DemoConfig:
     dashboard: bool = True
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"   # off loopback only with allow_remote
+    web: int | None = None            # --web PORT: the live web dashboard (launch.web)
+    web_host: str = "127.0.0.1"
     allow_remote: bool = False
     energy_profiles: list[str] = field(default_factory=lambda: list(ENERGY_PROFILES))
     raster_samples: int = 3
@@ -65,6 +67,8 @@ class DemoConfig:
         if self.metrics_port is not None:  # before anything is trained
             from .metrics import check_metrics_bind
             check_metrics_bind(self.metrics_port, self.metrics_host, self.allow_remote)
+        from .web import check_web
+        check_web(self.web, self.web_host, self.allow_remote)  # before minutes of training
 
     def as_dict(self) -> dict:
         """The flat record the report and summary.json carry."""
@@ -79,7 +83,7 @@ class DemoConfig:
                 "sweep_splits": m.sweep_splits, "sweep_epochs": m.sweep_epochs,
                 "eval_results": str(m.eval_results) if m.eval_results else None,
                 "dashboard": self.dashboard, "metrics_port": self.metrics_port,
-                "metrics_host": self.metrics_host,
+                "metrics_host": self.metrics_host, "web": self.web,
                 "energy_profiles": list(self.energy_profiles),
                 "raster_samples": self.raster_samples}
 
@@ -200,6 +204,7 @@ def stream(cfg: DemoConfig, template: Path, args: dict, run_dir: Path, log,
     from .dashboard import Dashboard
     from .metrics import start_metrics
     from .supervisor import Launcher
+    from .web import start_web
 
     socket_dir = Path(tempfile.mkdtemp(prefix="rram-demo-"))
     graph = load_graph(template, args, socket_dir)
@@ -208,6 +213,8 @@ def stream(cfg: DemoConfig, template: Path, args: dict, run_dir: Path, log,
     dash.seen, dash.unseen = tuple(heads.seen), tuple(heads.unseen)
     metrics = (start_metrics(cfg.metrics_port, log, cfg.metrics_host, cfg.allow_remote)
                if cfg.metrics_port else None)
+    title = f"rram-lsm demo: {cfg.model.pair} ({cfg.model.device})"
+    web = start_web(dash, cfg.web, cfg.web_host, cfg.allow_remote, title, log)
     console = Console(stderr=True)
     if not console.is_terminal:
         console = Console(stderr=True, width=200)
@@ -233,7 +240,6 @@ def stream(cfg: DemoConfig, template: Path, args: dict, run_dir: Path, log,
 
     launcher = Launcher(graph, run_dir, socket_dir, log_nodes=True, on_report=on_report,
                         on_event=on_event)
-    title = f"rram-lsm demo: {cfg.model.pair} ({cfg.model.device})"
     if live_table:
         with Live(dash.table(title), console=console, refresh_per_second=2) as live:
             launcher.on_report = lambda r: (on_report(r), live.update(dash.table(title)))
@@ -243,6 +249,8 @@ def stream(cfg: DemoConfig, template: Path, args: dict, run_dir: Path, log,
     if metrics is not None:
         metrics.update_many(launcher.latest.values())
     console.print(dash.table(f"{title} (final)"))
+    if web is not None:
+        web.close()
     if launcher.stop_requested and code == 0:
         code = 130  # stopped by Ctrl-C (or the time limit) before the sources finished
     return code, dict(launcher.latest)

@@ -16,7 +16,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from .binds import host_is_loopback
+from .binds import add_allow_remote, host_is_loopback
 
 PREFIX = "rram_lsm_"
 COUNTER, GAUGE, HISTOGRAM = "counter", "gauge", "histogram"
@@ -266,9 +266,7 @@ def add_metrics_options(p) -> None:
     p.add_argument("--metrics-host", default="127.0.0.1",
                    help="address the metrics endpoint binds (default %(default)s; off loopback "
                         "needs --allow-remote)")
-    p.add_argument("--allow-remote", action="store_true",
-                   help="allow --metrics-host off loopback (0.0.0.0, an interface's address): "
-                        "the metrics are served without authentication")
+    add_allow_remote(p)
 
 
 def check_metrics_bind(port: int, host: str = "127.0.0.1", allow_remote: bool = False) -> None:

@@ -43,6 +43,9 @@ class Node:
         self.ops: Counter[str] = Counter()
         # Per-sample results a node wants in telemetry (e.g. reservoir health).
         self.gauges: dict[str, float] = {}
+        # Small JSON-able values for live displays (e.g. a classifier's last predictions),
+        # published as the telemetry's ``view``; sources' event frames are added by the runtime.
+        self.view: dict[str, Any] = {}
         # Set by the runtime on sinks of a recovering graph: call with a sample's origin
         # once its result is committed, so the source can forget the sample.
         self.on_ack = None

@@ -18,6 +18,7 @@ from . import codec
 from .clock import now_ns
 from .node import Node, SourceNode
 from .packets import Origin, Packet, control, new_epoch
+from .preview import EventPreview
 from .security import CurveConfig, CurveContext
 from .recovery import RecoveryConfig, SampleLedger, StartFilter, decode_ack, encode_ack
 from .telemetry import NodeStats, TelemetryPublisher
@@ -129,6 +130,8 @@ class NodeRuntime:
             self.next_sample = spec.resume_from
         self.telemetry = TelemetryPublisher(self.ctx, spec.telemetry, spec.name, self.epoch, client)
         self._last_report = time.monotonic()
+        # sources: small frames of what they send, for live displays (telemetry ``view``)
+        self.preview = EventPreview() if isinstance(node, SourceNode) else None
 
     # -- signals ----------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
@@ -218,6 +221,11 @@ class NodeRuntime:
         if self.curve is not None:
             snap["auth_refused"] = sum(self.curve.refused.values())
         snap["energy_pj"] = self._energy_report()
+        view = dict(self.node.view)
+        if self.preview is not None and self.preview.view is not None:
+            view["frames"] = self.preview.take()
+        if view:
+            snap["view"] = view
         self.telemetry.publish(snap)
         return snap
 
@@ -353,6 +361,7 @@ class NodeRuntime:
                         self._service_recovery(wait_ms=POLL_MS)
                 self.ledger.record(pkt)
             self.emit(pkt)
+            self.preview.add(pkt)
             if self.ledger is not None:
                 self._service_recovery(wait_ms=0)
             self._maybe_report()

@@ -128,3 +128,62 @@ class FeatureSource(SourceNode):
                          t1=s * 1000 + 999)
             yield control("end_of_sample", sample=s, label=s % classes, origin=origin)
             time.sleep(gap)
+
+
+class CochleaSweep(SourceNode):
+    """A paced cochlea stream for live displays: every ``packet_ms`` a packet of events whose
+    channel sweeps up the ``channels`` and wraps, one sample per ``sample_ms``, ``seconds``
+    long (continuous until then)."""
+
+    kind = "cochlea_sweep"
+
+    def packets(self):
+        from rram_lsm.stream.packets import COCHLEA_DTYPE
+
+        channels, per = int(self.params.get("channels", 64)), int(self.params.get("events", 200))
+        step_us = int(float(self.params.get("packet_ms", 20)) * 1000)
+        sample_us = int(float(self.params.get("sample_ms", 500)) * 1000)
+        end_us = int(float(self.params.get("seconds", 10)) * 1e6)
+        rng, epoch, t, s = np.random.default_rng(0), new_epoch(), 0, -1
+        started = time.monotonic()
+        while t < end_us:
+            if t // sample_us != s:
+                if s >= 0:
+                    yield control("end_of_sample", sample=s, origin=Origin(self.name, epoch, s))
+                s = t // sample_us
+                yield control("start", sample=s, origin=Origin(self.name, epoch, s))
+            ev = np.zeros(per, COCHLEA_DTYPE)
+            ev["t"] = np.sort(rng.integers(t, t + step_us, per))
+            centre = (ev["t"] // 4000) % channels  # a sweep: one channel per 4 ms
+            ev["x"] = np.clip(centre + rng.integers(-2, 3, per), 0, channels - 1)
+            yield Packet(kind="events", body=ev, geometry=(channels,), sample=s,
+                         origin=Origin(self.name, epoch, s), origin_ns=time.time_ns(),
+                         t0=t, t1=t + step_us)
+            t += step_us
+            time.sleep(max(0.0, started + t / 1e6 - time.monotonic()))
+        yield control("end_of_sample", sample=s, origin=Origin(self.name, epoch, s))
+
+
+class EmbeddingSource(SourceNode):
+    """Noisy copies of a bank's prototypes as ``embedding`` packets of ``modality``, one every
+    ``every_ms``, labels cycling through the bank's classes: drives a real classifier."""
+
+    kind = "embedding_source"
+
+    def packets(self):
+        from rram_lsm.nodes.classifier.bank import PrototypeBank
+
+        bank = PrototypeBank.load(self.params["bank"])
+        classes = bank.classes
+        rng, epoch = np.random.default_rng(int(self.params.get("seed", 0))), new_epoch()
+        noise, every = float(self.params.get("noise", 0.3)), float(self.params.get("every_ms", 200))
+        for s in range(int(self.params.get("samples", 50))):
+            label = classes[s % len(classes)]
+            emb = bank.prototype(label) + noise * rng.standard_normal(bank.dim)
+            origin = Origin(self.name, epoch, s)
+            yield control("start", sample=s, label=label, origin=origin)
+            yield Packet(kind="embedding", body=emb.astype(np.float32)[None, :], sample=s,
+                         label=label, origin=origin, origin_ns=time.time_ns(),
+                         meta={"modality": self.params.get("modality", "audio")})
+            yield control("end_of_sample", sample=s, label=label, origin=origin)
+            time.sleep(every / 1e3)

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from ..metrics import add_metrics_options
+from ..web import add_web_args
 from .eval import add_loss_args, add_windows_arg, loss_args
 
 
@@ -33,6 +34,7 @@ def register(sub) -> None:
     p.add_argument("--out", type=Path, default=None, help="run folder (default runs/demo-PAIR-TIME)")
     p.add_argument("--no-dashboard", action="store_true", help="plain progress lines, no live table")
     add_metrics_options(p)
+    add_web_args(p)
     p.set_defaults(func=run)
 
 
@@ -48,7 +50,8 @@ def run(args) -> int:
     cfg = DemoConfig(model=ModelConfig(pair=args.pair, device=args.device, experiment=experiment),
                      samples=args.samples, speed=None if args.speed == 0 else args.speed,
                      out=args.out, dashboard=not args.no_dashboard, metrics_port=args.metrics_port,
-                     metrics_host=args.metrics_host, allow_remote=args.allow_remote)
+                     metrics_host=args.metrics_host, allow_remote=args.allow_remote,
+                     web=args.web, web_host=args.web_host)
     code, _ = run_demo(cfg, log=lambda s: print(s, flush=True))
     sys.stdout.flush()
     return code

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from ..metrics import add_metrics_options
+from ..web import add_web_args
 
 # live input -> (node kind, python module it needs, pip package, what the segmenter expects)
 INPUTS = {
@@ -62,6 +63,7 @@ def register(sub) -> None:
     p.add_argument("--out", type=Path, default=None, help="run folder (default runs/live-PAIR-TIME)")
     p.add_argument("--no-dashboard", action="store_true")
     add_metrics_options(p)
+    add_web_args(p)
     p.set_defaults(func=run)
 
 
@@ -138,7 +140,8 @@ def run(args) -> int:
     experiment = dataclasses.replace(demo_experiment(), size=args.size)
     cfg = DemoConfig(model=ModelConfig(pair=args.pair, device=args.device, experiment=experiment),
                      speed=1.0, dashboard=not args.no_dashboard, metrics_port=args.metrics_port,
-                     metrics_host=args.metrics_host, allow_remote=args.allow_remote, out=args.out)
+                     metrics_host=args.metrics_host, allow_remote=args.allow_remote, out=args.out,
+                     web=args.web, web_host=args.web_host)
     cfg.check()
     run_dir = Path(args.out or Path("runs") / f"live-{args.pair}-{time.strftime('%Y%m%d-%H%M%S')}")
     run_dir.mkdir(parents=True, exist_ok=True)

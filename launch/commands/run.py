@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from ..metrics import add_metrics_options
+from ..web import add_web_args
 
 PREFIX = "rram-lsm-"
 
@@ -25,6 +26,7 @@ def register(sub) -> None:
     p.add_argument("--no-dashboard", action="store_true", help="no live table (plain log lines)")
     p.add_argument("--host", help="run only the nodes with this `host` (one half of a multi-host graph)")
     add_metrics_options(p)
+    add_web_args(p)
     p.set_defaults(func=run)
 
 
@@ -48,6 +50,7 @@ def _run(args, socket_dir: Path) -> int:
     from ..dashboard import Dashboard
     from ..graph import load_graph, parse_overrides
     from ..supervisor import Launcher
+    from ..web import start_web
 
     graph = load_graph(args.graph, parse_overrides(args.args), socket_dir, host=args.host)
     run_dir = Path(args.run_dir or Path("runs") / f"{graph.name}-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -69,6 +72,8 @@ def _run(args, socket_dir: Path) -> int:
         if not live_table and ev["event"] != "started":
             console.print(f"launcher: {dash.events[-1] if dash.events else ev}", markup=False)
 
+    web = start_web(dash, args.web, args.web_host, args.allow_remote, graph.name,
+                    lambda m: console.print(m, markup=False))  # a daemon thread: gone on exit
     launcher = Launcher(graph, run_dir, socket_dir, log_nodes=live_table,
                         on_report=dash.update, on_event=on_event, host=args.host)
     console.print(f"launcher: graph {graph.name!r}, {len(graph.nodes)} nodes, run folder {run_dir}", markup=False)
@@ -83,5 +88,7 @@ def _run(args, socket_dir: Path) -> int:
         code = launcher.run(args.timeout)
     console.print(dash.table(f"{graph.name} (final)"))
     console.print(f"launcher: telemetry in {run_dir / 'telemetry.jsonl'}", markup=False)
+    if web is not None:
+        web.close()
     sys.stdout.flush()
     return code

@@ -14,6 +14,7 @@ from .bank import MODES, PrototypeBank
 CONTROL_OPS = ("add_class", "add_examples", "remove_class")
 THRESHOLD = Param("threshold", float, None, "cosine", "reject below this score (overrides the bank's)")
 TOPK = Param("topk", int, 3, "classes", "classes reported per prediction")
+RECENT = 8  # predictions kept for live displays
 
 
 class ClassifierNode(Node):
@@ -100,7 +101,17 @@ class ClassifierNode(Node):
                 "prediction", body=np.asarray([p.scores], dtype=np.float32),
                 meta={"pred": p.label, "topk": p.topk, "scores": p.scores,
                       "label": packet.label, "chance": self.bank.chance}))
+            self._remember(packet, p)
         return out
+
+    def _remember(self, packet: Packet, p) -> None:
+        """The last RECENT predictions, for live displays (telemetry ``view``)."""
+        last = {"sample": packet.sample, "label": packet.label, "pred": p.label,
+                "score": round(float(p.scores[0]), 4) if p.scores else None,
+                "topk": [int(c) for c in p.topk], "modality": (packet.meta or {}).get("modality"),
+                "source": packet.origin.stream if packet.origin else None}
+        # a new list each time: a report already taken keeps the one it was given
+        self.view["predictions"] = [*self.view.get("predictions", ())[1 - RECENT:], last]
 
     def _control(self, packet: Packet) -> None:
         if packet.control != "bank":

@@ -21,6 +21,7 @@ import numpy as np
 from rram_lsm.stream.node import ConfigError, Node
 from rram_lsm.stream.packets import DVS_DTYPE, F32, Packet
 from rram_lsm.stream.params import Param
+from rram_lsm.stream.preview import activity_frame
 
 from .binning import bin_events, event_addresses, warm_addresses
 from .live_binning import LiveBinner
@@ -251,6 +252,7 @@ class LsmNode(Node):
         self._fold_ops()
         health = LifReservoir.health(rates, self.saturated_rate)   # of the mean rates
         self.gauges.update(health)
+        self.view["activity"] = activity_frame(rates, **health)  # for live displays
         out = packet.derive("features", body=feats.reshape(1, -1),
                             meta={"n_bins": int(n_bins), "windows": self.windows, **health})
         if self.t_first is not None:
@@ -302,6 +304,7 @@ class LsmNode(Node):
                 feats = rates if self.windows == 1 else window_rates(ring, self.windows)
                 health = LifReservoir.health(rates, self.saturated_rate)
                 self.gauges.update(health)
+                self.view["activity"] = activity_frame(rates, **health)
                 end = self.live.t_origin + self.bins_done * w
                 out.append(packet.derive("features", body=feats.reshape(1, -1),
                                          t0=end - len(self.ring) * w, t1=end,
