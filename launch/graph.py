@@ -40,7 +40,7 @@ _ARG = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 GRAPH_KEYS = {"name", "transport", "host", "allow_remote", "telemetry_interval_s", "restart",
               "energy_profiles", "description", "curve", "recovery", "hang_timeout_s"}
 RECOVERY_KEYS = {"enabled", "max_unacked", "max_sample_bytes", "resend_after_s", "final_wait_s"}
-NODE_KEYS = {"kind", "params", "bind", "address", "restart", "description", "host"}
+NODE_KEYS = {"kind", "params", "bind", "address", "restart", "description", "host", "resources"}
 EDGE_KEYS = {"from", "to", "policy", "window", "queue_msgs", "queue_bytes"}
 RESTART_KEYS = {"policy", "max_restarts", "backoff_s", "backoff_max_s"}
 RESTART_POLICIES = ("on-failure", "never")
@@ -71,6 +71,8 @@ class Graph:
     sources: list[str] = field(default_factory=list)
     hosts: dict[str, str | None] = field(default_factory=dict)  # node -> host name (None: any)
     curve_keys: Path | None = None  # folder of key pairs when the graph uses CurveZMQ
+    # node -> the Ray resources its actor asks for under `--cluster` (CPU, GPU or custom)
+    resources: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def local_nodes(self, host: str | None) -> list[str]:
         """Nodes this launcher runs: those on ``host`` (all nodes when no host is given)."""
@@ -240,6 +242,7 @@ def graph_from_tables(data: dict, f: str, overrides: dict[str, Any] | None = Non
     specs: dict[str, NodeSpec] = {}
     restarts: dict[str, RestartPolicy] = {}
     hosts: dict[str, str | None] = {}
+    resources: dict[str, dict[str, float]] = {}
     for name, raw in nodes_raw.items():
         where = f"{f}: nodes.{name}"
         raw = _check_keys(_substitute(raw, args, where), NODE_KEYS, where)
@@ -256,6 +259,7 @@ def graph_from_tables(data: dict, f: str, overrides: dict[str, Any] | None = Non
         hosts[name] = raw.get("host")
         if hosts[name] is not None and not isinstance(hosts[name], str):
             raise GraphError(f"{where}.host: must be a host name (string)")
+        resources[name] = _resources(raw.get("resources", {}), f"{where}.resources")
 
     edges = data.get("edges", [])
     if not isinstance(edges, list):
@@ -300,7 +304,19 @@ def graph_from_tables(data: dict, f: str, overrides: dict[str, Any] | None = Non
     return Graph(name=g.get("name", path.stem if path else "graph"), path=path, nodes=specs, restart=restarts,
                  args=args, telemetry_interval_s=float(interval), hang_timeout_s=float(hang),
                  transport=transport,
-                 sources=sources, hosts=hosts, curve_keys=curve_keys)
+                 sources=sources, hosts=hosts, curve_keys=curve_keys, resources=resources)
+
+
+def _resources(table: Any, where: str) -> dict[str, float]:
+    """A node's Ray resources (``{ CPU = 1, camera = 1 }``): names to amounts >= 0; only a
+    run on a Ray cluster (`--cluster`) reads them, to choose the machine its actor lands on."""
+    if not isinstance(table, dict):
+        raise GraphError(f"{where}: must be a table of Ray resource names and amounts, "
+                         "e.g. { CPU = 1, camera = 1 }")
+    for key, amount in table.items():
+        if isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount < 0:
+            raise GraphError(f"{where}.{key}: must be a number >= 0 (got {amount!r})")
+    return {str(k): float(v) for k, v in table.items()}
 
 
 def _check_node_params(specs: dict[str, NodeSpec], hosts: dict[str, str | None],

@@ -75,7 +75,12 @@ class Launcher:
     def __init__(self, graph: Graph, run_dir: Path, socket_dir: Path, *,
                  log_nodes: bool = True, on_report: Callable[[dict], None] | None = None,
                  on_event: Callable[[dict], None] | None = None,
-                 start: Callable[..., subprocess.Popen] = start_process, host: str | None = None):
+                 start: Callable[..., subprocess.Popen] = start_process, host: str | None = None,
+                 telemetry_endpoint: str | None = None):
+        """``start``: the function that starts a node (:func:`start_process`, or a backend's
+        that returns a handle with the same ``poll``/``wait``/``send_signal``/``kill``/``pid``);
+        ``telemetry_endpoint``: where the launcher binds its telemetry SUB (default an ipc
+        socket in ``socket_dir``; a tcp one when nodes run on other machines)."""
         self.graph, self.run_dir = graph, Path(run_dir)
         local = graph.local_nodes(host)
         check_binds(graph.nodes, local, graph.hosts)  # before anything is bound or started
@@ -92,7 +97,7 @@ class Launcher:
         self.sub = self.ctx.socket(zmq.SUB)
         self.sub.setsockopt(zmq.SUBSCRIBE, b"")
         self.sub.setsockopt(zmq.LINGER, 0)
-        self.telemetry_endpoint = f"ipc://{Path(socket_dir) / 'telemetry.sock'}"
+        self.telemetry_endpoint = telemetry_endpoint or f"ipc://{Path(socket_dir) / 'telemetry.sock'}"
         self.curve = None
         if graph.curve_keys is not None:  # telemetry is authenticated like every other socket
             from rram_lsm.stream.security import CurveConfig, CurveContext, public_key

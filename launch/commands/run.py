@@ -8,6 +8,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..cluster_option import add_cluster_option
 from ..metrics import add_metrics_options
 from ..web import add_web_args
 
@@ -27,6 +28,7 @@ def register(sub) -> None:
     p.add_argument("--host", help="run only the nodes with this `host` (one half of a multi-host graph)")
     add_metrics_options(p)
     add_web_args(p)
+    add_cluster_option(p)
     p.set_defaults(func=run)
 
 
@@ -44,15 +46,40 @@ def run(args) -> int:
 
 
 def _run(args, socket_dir: Path) -> int:
+    from ..graph import load_graph, parse_overrides
+
+    cluster = getattr(args, "cluster", None)
+    if cluster is not None and args.host:
+        raise ValueError("--cluster places every node itself; --host is for a graph started by hand on each host")
+    # on a cluster a node's files exist where it lands, not necessarily here
+    graph = load_graph(args.graph, parse_overrides(args.args), socket_dir, host=args.host,
+                       check_files=cluster is None)
+    backend = _backend(graph, cluster)
+    try:
+        return _supervise(args, graph, socket_dir, backend)
+    finally:
+        if backend is not None:
+            backend.close()
+
+
+def _backend(graph, cluster: str | None):
+    """The Ray backend that places ``graph``'s nodes on the cluster, or None to run them here."""
+    if cluster is None:
+        return None
+    from rram_lsm.experiments.cluster import connect
+
+    from ..ray_backend import RayBackend
+    return RayBackend(graph, connect(cluster))
+
+
+def _supervise(args, graph, socket_dir: Path, backend) -> int:
     from rich.console import Console
     from rich.live import Live
 
     from ..dashboard import Dashboard
-    from ..graph import load_graph, parse_overrides
     from ..supervisor import Launcher
     from ..web import start_web
 
-    graph = load_graph(args.graph, parse_overrides(args.args), socket_dir, host=args.host)
     run_dir = Path(args.run_dir or Path("runs") / f"{graph.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     console = Console(stderr=True)
     if not console.is_terminal:
@@ -74,9 +101,14 @@ def _run(args, socket_dir: Path) -> int:
 
     web = start_web(dash, args.web, args.web_host, args.allow_remote, graph.name,
                     lambda m: console.print(m, markup=False))  # a daemon thread: gone on exit
-    launcher = Launcher(graph, run_dir, socket_dir, log_nodes=live_table,
-                        on_report=dash.update, on_event=on_event, host=args.host)
+    placement = {} if backend is None else {"start": backend.start,
+                                            "telemetry_endpoint": backend.telemetry_endpoint}
+    launcher = Launcher(graph, run_dir, socket_dir, log_nodes=live_table or backend is not None,
+                        on_report=dash.update, on_event=on_event, host=args.host, **placement)
     console.print(f"launcher: graph {graph.name!r}, {len(graph.nodes)} nodes, run folder {run_dir}", markup=False)
+    for name, where in (backend.placed if backend is not None else {}).items():
+        launcher.event("placed", node=name, ray_node=where["node_id"], ip=where["ip"],
+                       endpoint=graph.nodes[name].bind)
     if live_table:
         with Live(dash.table(graph.name), console=console, refresh_per_second=2) as live:
             launcher.on_report = lambda r: (dash.update(r), metrics and metrics.update(r),
