@@ -66,8 +66,10 @@ class NodeHost:
         """Start the node of ``spec`` as a child process; its pid."""
         from .supervisor import start_process
 
+        # SIGKILL if this actor dies: the node is lost with its host, like a crash (SIGTERM
+        # would end it cleanly and, for a middle node, end its downstream's input too)
         proc = self.spawner.submit(start_process, spec_from_dict(spec), self.dir / "spec.json",
-                                   self.dir / "node.log").result()
+                                   self.dir / "node.log", signal.SIGKILL).result()
         self.procs[proc.pid] = proc
         return proc.pid
 

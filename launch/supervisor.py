@@ -33,23 +33,25 @@ STOP_GRACE_S = 10.0  # Ctrl-C: time for end-of-stream to drain before SIGTERM, t
 READY_TIMEOUT_S = 120.0  # sources wait at most this long for the rest of the graph to be ready
 
 
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM if the launcher dies, so no node outlives it (Linux)."""
+def _die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """In the child: get ``sig`` if the launcher dies, so no node outlives it (Linux)."""
     try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, sig)  # PR_SET_PDEATHSIG
     except OSError:
         pass
 
 
-def start_process(spec: NodeSpec, spec_path: Path, log_path: Path | None) -> subprocess.Popen:
-    """Start one node as a child OS process running `rram-lsm node --spec FILE`."""
+def start_process(spec: NodeSpec, spec_path: Path, log_path: Path | None,
+                  death_signal: int = signal.SIGTERM) -> subprocess.Popen:
+    """Start one node as a child OS process running `rram-lsm node --spec FILE`; it gets
+    ``death_signal`` when its parent dies (SIGTERM: the graph stops with its launcher)."""
     write_spec(spec, spec_path)
     out = open(log_path, "ab") if log_path else None
     try:
         return subprocess.Popen(
             [sys.executable, "-m", "rram_lsm", "node", "--spec", str(spec_path)],
             stdout=out, stderr=subprocess.STDOUT if out else None, stdin=subprocess.DEVNULL,
-            start_new_session=True, preexec_fn=_die_with_parent,
+            start_new_session=True, preexec_fn=lambda: _die_with_parent(death_signal),
         )
     finally:
         if out:

@@ -136,15 +136,18 @@ def test_graph_split_across_two_ray_nodes_over_curve_tcp(ray_cluster, tmp_path):
     assert_nothing_left(run_dir)
 
 
-@pytest.mark.parametrize("victim", ["mid", "src"])
-def test_sigkill_mid_stream_on_the_cluster_loses_and_duplicates_nothing(ray_cluster, tmp_path, sockdir, victim):
-    """SIGKILL of a node's process mid-stream: its actor stays, the launcher starts a new
-    process in it (a source from its resume point), unacknowledged samples come again, and
-    the sink ends with every sample once."""
+@pytest.mark.parametrize("victim, what", [("mid", "process"), ("src", "process"), ("mid", "actor")])
+def test_a_node_killed_mid_stream_on_the_cluster_loses_and_duplicates_nothing(ray_cluster, tmp_path, sockdir,
+                                                                                victim, what):
+    """SIGKILL of a node's process mid-stream (its actor stays, the launcher starts a new
+    process in it, a source from its resume point), or ``ray.kill`` of its actor (the launcher
+    re-creates it on the same Ray node): unacknowledged samples come again, and the sink ends
+    with every sample once."""
     from rram_lsm.launch.graph import load_graph
     from rram_lsm.launch.ray_backend import RayBackend
     from rram_lsm.launch.supervisor import Launcher
 
+    _, ids = ray_cluster
     graph = load_graph(write_graph(tmp_path), None, sockdir)
     backend = RayBackend(graph, ray)
     killed = []
@@ -157,10 +160,16 @@ def test_sigkill_mid_stream_on_the_cluster_loses_and_duplicates_nothing(ray_clus
             acked = victim != "src" or (report.get("resume") or {}).get("from_sample", 0) > 0
             if report.get("node") == victim and report.get(busy, 0) > 45 and acked and not killed:
                 killed.append(launcher.states[victim].proc.pid)
-                os.kill(killed[0], signal.SIGKILL)
+                if what == "process":
+                    os.kill(killed[0], signal.SIGKILL)
+                else:
+                    ray.kill(backend.actors[victim])
 
         launcher.on_report = kill_when_busy
         assert launcher.run(timeout_s=120) == 0
+        if what == "actor":  # a second actor, back on the machine the graph asked for
+            assert backend.attempts[victim] == 2
+            assert ray.get(backend.actors[victim].where.remote(0))["node_id"] == ids["worker_a"]
     finally:
         backend.close()
     assert killed
