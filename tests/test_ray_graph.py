@@ -208,3 +208,33 @@ def test_ctrl_c_leaves_no_actor_or_process(ray_cluster, tmp_path):
     finals = {r["node"] for r in map(json.loads, open(run_dir / "telemetry.jsonl")) if r.get("final")}
     assert finals == {"src", "mid", "sink"}  # each stopped cleanly, with its final telemetry
     assert_nothing_left(run_dir)
+
+
+def test_a_cluster_graph_without_curve_or_with_resources_nobody_has_is_refused_plainly(ray_cluster, tmp_path, capsys):
+    """Refused before any actor starts, in one line naming what to fix."""
+    cluster, _ = ray_cluster
+    plain = tmp_path / "plain.toml"
+    plain.write_text(graph_text(tmp_path / "out.jsonl").replace('curve = { keys = "keys" }\n', ""))
+    assert cli(["run", str(plain), "--no-dashboard", "--cluster", cluster.address]) == 2
+    assert "CurveZMQ" in capsys.readouterr().err
+    camera = write_graph(tmp_path)
+    camera.write_text(camera.read_text().replace("worker_b = 0.01", "camera = 1"))
+    assert cli(["run", str(camera), "--no-dashboard", "--cluster", cluster.address]) == 2
+    err = capsys.readouterr().err
+    assert "node 'sink' asks for {'camera': 1.0}" in err and "127.0.0.3 has {'CPU': 1.0, 'worker_b': 1.0}" in err
+    assert "Traceback" not in err
+    assert cli(["run", str(camera), "--cluster", cluster.address, "--host", "a"]) == 2
+    assert "--host" in capsys.readouterr().err
+    from rram_lsm.launch.ray_backend import NAMESPACE
+    assert [a for a in ray.util.list_named_actors(all_namespaces=True) if a["namespace"] == NAMESPACE] == []
+
+
+@pytest.mark.parametrize("value", ['"worker_a"', "{ CPU = -1 }", '{ worker_a = "x" }'])
+def test_a_bad_resources_key_is_refused_at_load(tmp_path, value):
+    from rram_lsm.launch.graph import GraphError, load_graph
+
+    path = tmp_path / "g.toml"
+    path.write_text(graph_text(tmp_path / "out.jsonl").replace("{ worker_a = 0.01 }", value, 1)
+                    .replace('curve = { keys = "keys" }\n', ""))
+    with pytest.raises(GraphError, match=r"nodes\.src\.resources"):
+        load_graph(path)
