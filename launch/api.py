@@ -106,8 +106,9 @@ class Graph:
         self.edges: list[dict] = []
 
     def node(self, name: str, kind: str, /, *, host: str | None = None, restart: dict | None = None,
-             **params) -> "Graph":
-        """Add a node of ``kind`` (``rram-lsm kinds`` lists them) with its parameters."""
+             resources: dict | None = None, **params) -> "Graph":
+        """Add a node of ``kind`` (``rram-lsm kinds`` lists them) with its parameters;
+        ``resources``: the Ray resources it asks for on a cluster (``start(cluster=...)``)."""
         if name in self.nodes:
             raise GraphError(f"graph {self.name!r}: a node named {name!r} exists already")
         table: dict[str, Any] = {"kind": kind, "params": params}
@@ -115,6 +116,8 @@ class Graph:
             table["host"] = host
         if restart is not None:
             table["restart"] = restart
+        if resources is not None:
+            table["resources"] = resources
         self.nodes[name] = table
         return self
 
@@ -136,28 +139,62 @@ class Graph:
 
     def start(self, *, run_dir: str | Path | None = None, timeout: float | None = None,
               host: str | None = None, tap: bool | list[str] = True,
-              max_results: int = 100_000) -> "Run":
+              max_results: int = 100_000, cluster: str | None = None) -> "Run":
         """Start every node (those on ``host`` only, if given) and return the running graph.
 
         ``tap``: True receives what reaches the sinks; a list of node names receives those
         nodes' outputs; False receives nothing.  ``timeout`` stops the graph after that many
-        seconds; ``max_results`` bounds the results kept unread (the oldest go first)."""
+        seconds; ``max_results`` bounds the results kept unread (the oldest go first).
+        ``cluster``: run every node in a Ray actor on that cluster, as `rram-lsm run
+        --cluster` does (docs/cluster.md); the tap then runs on this machine's Ray node."""
+        if cluster is not None and host is not None:
+            raise GraphError("cluster= places every node itself; host= is for a graph started by hand on each host")
         socket_dir = Path(tempfile.mkdtemp(prefix="rram-lsm-"))
         tables = self.tables()
-        endpoint = None
-        if tap is not False:
-            endpoint = f"ipc://{socket_dir / 'api-tap.sock'}"
-            _add_tap(tables, None if tap is True else list(tap), endpoint, host)
+        endpoint, backend = None, None
         try:
-            loaded = graphfile.graph_from_tables(tables, f"graph {self.name!r}", None, socket_dir, on_host=host)
-        except Exception:
+            ray = _cluster(cluster)
+            if tap is not False:
+                endpoint = f"ipc://{socket_dir / 'api-tap.sock'}"
+                name = _add_tap(tables, None if tap is True else list(tap), endpoint, host)
+                if ray is not None:
+                    _tap_here(tables, name, ray)
+            loaded = graphfile.graph_from_tables(tables, f"graph {self.name!r}", None, socket_dir,
+                                                 on_host=host, check_files=ray is None)
+            if ray is not None:
+                from .ray_backend import RayBackend
+                backend = RayBackend(loaded, ray)
+        except BaseException:
             shutil.rmtree(socket_dir, ignore_errors=True)
             raise
         run_dir = Path(run_dir or Path("runs") / f"{self.name}-{time.strftime('%Y%m%d-%H%M%S')}")
-        return Run(loaded, run_dir, socket_dir, endpoint, host, timeout, max_results)
+        return Run(loaded, run_dir, socket_dir, endpoint, host, timeout, max_results, backend)
 
 
-def _add_tap(tables: dict, tapped: list[str] | None, endpoint: str, host: str | None) -> None:
+def _cluster(cluster: str | None):
+    """The connected `ray` module for ``cluster=`` (None: run here)."""
+    if cluster is None:
+        return None
+    from rram_lsm.experiments.cluster import connect
+    return connect(cluster)
+
+
+def _tap_here(tables: dict, name: str, ray) -> None:
+    """On a cluster the tap runs on this machine's Ray node (it hands results to this process
+    over ipc), with a CurveZMQ key pair of its own, made in the graph's key folder if missing."""
+    from rram_lsm.stream.security import make_keypair
+
+    here = ray.util.get_node_ip_address()
+    if not any(n["Alive"] and n["NodeManagerAddress"] == here for n in ray.nodes()):
+        raise GraphError(f"tap: this machine ({here}) is not a node of the Ray cluster, so results "
+                         "cannot come back here; start(tap=False) and read the graph's own sinks")
+    tables["nodes"][name]["resources"] = {f"node:{here}": 0.001}  # Ray's resource of that node
+    keys = (tables["graph"].get("curve") or {}).get("keys")
+    if isinstance(keys, str) and not (Path(keys) / f"{name}.key_secret").exists():
+        make_keypair(keys, name)
+
+
+def _add_tap(tables: dict, tapped: list[str] | None, endpoint: str, host: str | None) -> str:
     """A ``tap`` node fed by the tapped nodes; by default by what feeds each sink, and by the
     nodes that end the graph without being sinks (an lsm with nothing after it)."""
     nodes, edges = tables["nodes"], tables["edges"]
@@ -175,6 +212,7 @@ def _add_tap(tables: dict, tapped: list[str] | None, endpoint: str, host: str | 
     if host is not None:
         nodes[name]["host"] = host
     edges.extend({"from": n, "to": name, "policy": policy.get(n, "block")} for n in tapped)
+    return name
 
 
 def _is_sink(kind: str) -> bool:
@@ -191,10 +229,13 @@ class Run:
     """A running graph: its results and telemetry as they come; ``stop()`` ends it."""
 
     def __init__(self, graph: graphfile.Graph, run_dir: Path, socket_dir: Path, endpoint: str | None,
-                 host: str | None, timeout: float | None, max_results: int):
+                 host: str | None, timeout: float | None, max_results: int, backend=None):
         from .supervisor import Launcher
 
         self.graph, self.run_dir, self.socket_dir = graph, Path(run_dir), socket_dir
+        self.backend = backend  # the Ray backend (ray_backend.RayBackend) or None
+        placement = {} if backend is None else {"start": backend.start,
+                                                "telemetry_endpoint": backend.telemetry_endpoint}
         self.events: list[dict] = []
         self.returncode: int | None = None
         self._results, self._reports = _Feed(max_results), _Feed(10_000)
@@ -206,8 +247,11 @@ class Run:
                 self._pull.setsockopt(zmq.LINGER, 0)
                 self._pull.bind(endpoint)
             self.launcher = Launcher(graph, self.run_dir, socket_dir, log_nodes=True,
-                                     on_report=self._reports.put, on_event=self.events.append, host=host)
+                                     on_report=self._reports.put, on_event=self.events.append, host=host,
+                                     **placement)
         except BaseException:
+            if backend is not None:
+                backend.close()
             self._ctx.destroy(linger=0)
             shutil.rmtree(socket_dir, ignore_errors=True)
             raise
@@ -258,8 +302,8 @@ class Run:
         if self._supervisor.is_alive():
             self.launcher.request_stop()
             self._supervisor.join(60)
-        for pid in self.launcher.pids().values():  # only if the supervisor could not finish
-            try:
+        for pid in self.launcher.pids().values() if self.backend is None else ():
+            try:  # only if the supervisor could not finish (on a cluster, the backend's close)
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
@@ -285,6 +329,8 @@ class Run:
         try:
             self.returncode = self.launcher.run(timeout)
         finally:
+            if self.backend is not None:  # every actor of the run, and its node processes
+                self.backend.close()
             self._done.set()
             self._reports.close()
 

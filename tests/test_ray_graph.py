@@ -238,3 +238,26 @@ def test_a_bad_resources_key_is_refused_at_load(tmp_path, value):
                     .replace('curve = { keys = "keys" }\n', ""))
     with pytest.raises(GraphError, match=r"nodes\.src\.resources"):
         load_graph(path)
+
+
+def test_the_python_api_runs_a_graph_on_the_cluster_and_its_results_come_back(ray_cluster, tmp_path, monkeypatch):
+    """Graph.start(cluster=...): nodes in actors on the machines asked for, the tap on this
+    machine's Ray node (its key pair made beside the others), every sample back once."""
+    from rram_lsm.launch.api import Graph
+
+    cluster, _ = ray_cluster
+    monkeypatch.chdir(tmp_path)
+    g = Graph("rayapi", curve={"keys": "keys"}, telemetry_interval_s=0.2)
+    g.node("src", "graphnodes:CountingSource", resources={"worker_a": 0.01},
+           samples=4, messages=5, events=16, delay_ms=2)
+    g.node("sink", "null_sink", resources={"worker_b": 0.01})
+    g.edge("src", "sink")
+    assert cli(["keys", "keys", "src", "sink", "launcher"]) == 0
+    with g.start(cluster=cluster.address, run_dir=tmp_path / "run") as run:
+        got = Counter()
+        for item in run.results(timeout=60):
+            got[item.sample] += len(item.data)
+        assert run.wait(30) == 0
+    assert got == {s: 5 * 16 for s in range(4)}
+    assert (tmp_path / "keys" / "tap.key_secret").exists()
+    assert_nothing_left(tmp_path / "run")
