@@ -26,8 +26,11 @@ SAMPLES, MESSAGES, EVENTS = 8, 30, 64
 
 @pytest.fixture(scope="session")
 def ray_cluster():
-    """Head (no CPUs, schedules only) + two worker raylets, small object stores, no dashboard.
-    (rayoff's tests/raycluster.py fixture of the same name replaces this one when merged.)"""
+    """Head (no CPUs, schedules only) + two worker raylets, small object stores, no dashboard;
+    this process stays connected.  The same shape as rayoff's tests/raycluster.py fixture
+    (``address``, ``node_ids``/``node_ips`` by worker resource), which replaces it when merged."""
+    from types import SimpleNamespace
+
     from ray.cluster_utils import Cluster
 
     store = 80 * 2**20
@@ -37,8 +40,10 @@ def ray_cluster():
         cluster.add_node(num_cpus=1, object_store_memory=store, resources={name: 1}, node_ip_address=ip)
     cluster.wait_for_nodes()
     ray.init(address=cluster.address, log_to_driver=False)
-    ids = {name: n["NodeID"] for n in ray.nodes() for name in WORKERS if n["Alive"] and name in n["Resources"]}
-    yield cluster, ids
+    alive = [n for n in ray.nodes() if n["Alive"]]
+    yield SimpleNamespace(address=cluster.address, cluster=cluster,
+                          node_ids={w: n["NodeID"] for n in alive for w in WORKERS if w in n["Resources"]},
+                          node_ips={w: n["NodeManagerAddress"] for n in alive for w in WORKERS if w in n["Resources"]})
     ray.shutdown()
     cluster.shutdown()
 
@@ -111,7 +116,7 @@ def test_graph_split_across_two_ray_nodes_over_curve_tcp(ray_cluster, tmp_path):
     """`rram-lsm run G --cluster ADDRESS` (a separate driver): the sink lands on worker_b, the
     others on worker_a, every endpoint is tcp on its node's address with Curve, the sink has
     every sample once, telemetry reached the launcher, and no actor or process is left."""
-    cluster, ids = ray_cluster
+    cluster, ids = ray_cluster, ray_cluster.node_ids
     path = write_graph(tmp_path)
     run_dir = tmp_path / "run"
     proc = subprocess.run([sys.executable, "-m", "rram_lsm", "run", str(path), "--no-dashboard",
@@ -126,7 +131,7 @@ def test_graph_split_across_two_ray_nodes_over_curve_tcp(ray_cluster, tmp_path):
         spec = json.loads((run_dir / "specs" / f"{name}.json").read_text())
         ends = [spec["bind"], spec["ack_bind"], *(e["endpoint"] for e in spec["outputs"]), *spec["ack_to"]]
         assert all(e is None or e.startswith("tcp://") for e in ends)
-        assert all(e is None or e.startswith(f"tcp://{WORKERS[worker]}:") for e in (spec["bind"], spec["ack_bind"]))
+        assert all(e is None or e.startswith(f"tcp://{ray_cluster.node_ips[worker]}:") for e in (spec["bind"], spec["ack_bind"]))
         assert spec["curve"]["secret_file"].endswith(f"{name}.key_secret")
     assert json.loads((run_dir / "specs" / "mid.json").read_text())["outputs"][0]["endpoint"] == placed["sink"]["endpoint"]
     finals = {r["node"]: r for r in log if r.get("final")}
@@ -136,18 +141,17 @@ def test_graph_split_across_two_ray_nodes_over_curve_tcp(ray_cluster, tmp_path):
     assert_nothing_left(run_dir)
 
 
-@pytest.mark.parametrize("victim, what", [("mid", "process"), ("src", "process"), ("mid", "actor")])
+@pytest.mark.parametrize("victim, kills", [("mid", ("process", "actor")), ("src", ("process",))])
 def test_a_node_killed_mid_stream_on_the_cluster_loses_and_duplicates_nothing(ray_cluster, tmp_path, sockdir,
-                                                                                victim, what):
+                                                                                victim, kills):
     """SIGKILL of a node's process mid-stream (its actor stays, the launcher starts a new
-    process in it, a source from its resume point), or ``ray.kill`` of its actor (the launcher
-    re-creates it on the same Ray node): unacknowledged samples come again, and the sink ends
-    with every sample once."""
+    process in it, a source from its resume point), then, for the middle node, ``ray.kill`` of
+    its actor (the launcher re-creates it on the same Ray node): unacknowledged samples come
+    again, and the sink ends with every sample once."""
     from rram_lsm.launch.graph import load_graph
     from rram_lsm.launch.ray_backend import RayBackend
     from rram_lsm.launch.supervisor import Launcher
 
-    _, ids = ray_cluster
     graph = load_graph(write_graph(tmp_path), None, sockdir)
     backend = RayBackend(graph, ray)
     killed = []
@@ -157,27 +161,30 @@ def test_a_node_killed_mid_stream_on_the_cluster_loses_and_duplicates_nothing(ra
                             telemetry_endpoint=backend.telemetry_endpoint)
 
         def kill_when_busy(report):
+            proc = launcher.states[victim].proc
             acked = victim != "src" or (report.get("resume") or {}).get("from_sample", 0) > 0
-            if report.get("node") == victim and report.get(busy, 0) > 45 and acked and not killed:
-                killed.append(launcher.states[victim].proc.pid)
-                if what == "process":
-                    os.kill(killed[0], signal.SIGKILL)
+            if (report.get("node") == victim and proc is not None and report.get("pid") == proc.pid
+                    and report.get(busy, 0) > 45 and acked and len(killed) < len(kills)):
+                how = kills[len(killed)]
+                killed.append(proc.pid)
+                if how == "process":
+                    os.kill(proc.pid, signal.SIGKILL)
                 else:
                     ray.kill(backend.actors[victim])
 
         launcher.on_report = kill_when_busy
         assert launcher.run(timeout_s=120) == 0
-        if what == "actor":  # a second actor, back on the machine the graph asked for
-            assert backend.attempts[victim] == 2
-            assert ray.get(backend.actors[victim].where.remote(0))["node_id"] == ids["worker_a"]
+        assert backend.attempts[victim] == 1 + kills.count("actor")  # a new actor only for a dead one
+        # ... back on the machine the graph asked for
+        assert ray.get(backend.actors[victim].where.remote(0))["node_id"] == ray_cluster.node_ids["worker_a"]
     finally:
         backend.close()
-    assert killed
+    assert len(killed) == len(kills)
     assert_every_sample_once(tmp_path / "out.jsonl")
     log = [json.loads(line) for line in open(tmp_path / "run" / "telemetry.jsonl") if '"event"' in line]
     restarts = [e for e in log if e["event"] == "restarted"]
-    assert [e["node"] for e in restarts] == [victim]
-    assert restarts[0]["pid"] != killed[0]
+    assert [e["node"] for e in restarts] == [victim] * len(kills)
+    assert all(e["pid"] != pid for e, pid in zip(restarts, killed))  # a new process each time
     if victim == "src":
         assert restarts[0]["resume_from"] > 0
     else:
@@ -187,7 +194,7 @@ def test_a_node_killed_mid_stream_on_the_cluster_loses_and_duplicates_nothing(ra
 
 def test_ctrl_c_leaves_no_actor_or_process(ray_cluster, tmp_path):
     """SIGINT to `rram-lsm run --cluster` mid-stream ends every node and every actor."""
-    cluster, _ = ray_cluster
+    cluster = ray_cluster
     path = write_graph(tmp_path, samples=1000, delay_ms=10)
     run_dir = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "rram_lsm", "run", str(path), "--no-dashboard",
@@ -212,7 +219,7 @@ def test_ctrl_c_leaves_no_actor_or_process(ray_cluster, tmp_path):
 
 def test_a_cluster_graph_without_curve_or_with_resources_nobody_has_is_refused_plainly(ray_cluster, tmp_path, capsys):
     """Refused before any actor starts, in one line naming what to fix."""
-    cluster, _ = ray_cluster
+    cluster = ray_cluster
     plain = tmp_path / "plain.toml"
     plain.write_text(graph_text(tmp_path / "out.jsonl").replace('curve = { keys = "keys" }\n', ""))
     assert cli(["run", str(plain), "--no-dashboard", "--cluster", cluster.address]) == 2
@@ -221,7 +228,7 @@ def test_a_cluster_graph_without_curve_or_with_resources_nobody_has_is_refused_p
     camera.write_text(camera.read_text().replace("worker_b = 0.01", "camera = 1"))
     assert cli(["run", str(camera), "--no-dashboard", "--cluster", cluster.address]) == 2
     err = capsys.readouterr().err
-    assert "node 'sink' asks for {'camera': 1.0}" in err and "127.0.0.3 has {'CPU': 1.0, 'worker_b': 1.0}" in err
+    assert "node 'sink' asks for {'camera': 1.0}" in err and f"{cluster.node_ips['worker_b']} has {{'CPU': 1.0, 'worker_b': 1.0}}" in err
     assert "Traceback" not in err
     assert cli(["run", str(camera), "--cluster", cluster.address, "--host", "a"]) == 2
     assert "--host" in capsys.readouterr().err
@@ -245,7 +252,7 @@ def test_the_python_api_runs_a_graph_on_the_cluster_and_its_results_come_back(ra
     machine's Ray node (its key pair made beside the others), every sample back once."""
     from rram_lsm.launch.api import Graph
 
-    cluster, _ = ray_cluster
+    cluster = ray_cluster
     monkeypatch.chdir(tmp_path)
     g = Graph("rayapi", curve={"keys": "keys"}, telemetry_interval_s=0.2)
     g.node("src", "graphnodes:CountingSource", resources={"worker_a": 0.01},
