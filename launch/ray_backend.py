@@ -291,7 +291,11 @@ class RayBackend:
             raise ClusterError(f"graph {self.graph.name!r}: node(s) {names} not placed on the Ray cluster "
                                f"within {timeout_s:g} s (is a machine with their resources busy or gone?)")
         for ref in ready:
-            self.placed[refs[ref]] = self.ray.get(ref)
+            try:
+                self.placed[refs[ref]] = self.ray.get(ref)
+            except self.ray.exceptions.RayError as exc:  # its actor could not start there
+                raise ClusterError(f"graph {self.graph.name!r}: node {refs[ref]!r} could not start on "
+                                   f"the Ray cluster: {str(exc).strip().splitlines()[0]}") from None
 
     def start(self, spec: NodeSpec, spec_path: Path, log_path: Path | None):
         """The launcher's start function: run ``spec`` in its node's actor (re-created on the
@@ -322,10 +326,6 @@ class RayBackend:
         if here["ip"] != placed["ip"]:
             raise ClusterError(f"its Ray node now has address {here['ip']}, not {placed['ip']}")
         return actor
-
-    def actor_names(self) -> list[str]:
-        """The Ray names of this run's actors (namespace :data:`NAMESPACE`)."""
-        return [f"{self.run_id}:{n}:{k}" for n, k in self.attempts.items()]
 
     def close(self) -> None:
         """End every node process and every actor of this run, and wait until Ray has them dead."""
