@@ -268,3 +268,23 @@ def test_the_python_api_runs_a_graph_on_the_cluster_and_its_results_come_back(ra
     assert got == {s: 5 * 16 for s in range(4)}
     assert (tmp_path / "keys" / "tap.key_secret").exists()
     assert_nothing_left(tmp_path / "run")
+
+
+BLOCK_RAY = """
+import importlib.abc, sys
+class _Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "ray" or name.startswith("ray."):
+            raise ImportError("no module named " + name)
+sys.meta_path.insert(0, _Block())
+from rram_lsm.launch.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_run_cluster_without_ray_names_the_extra(tmp_path):
+    path = write_graph(tmp_path)
+    proc = subprocess.run([sys.executable, "-c", BLOCK_RAY, "run", str(path), "--cluster", "local"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "pip install -e '.[cluster]'" in proc.stderr and "Traceback" not in proc.stderr
