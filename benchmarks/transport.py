@@ -148,27 +148,66 @@ def run_bare(transport, hops, size, count, rate, workdir) -> dict:
                      res["times"], res["lat"], res["events"])
 
 
+def _ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v]
+
+
+def spread(rows: list[dict]) -> list[dict]:
+    """One line per (transport, hops, size, mode) over the rounds: our figure against bare
+    pyzmq's from the same round (throughput ratio, p50 ratio), as median and range."""
+    out = []
+    keys = sorted({(r["transport"], r["hops"], r["size"], r["mode"]) for r in rows})
+    for key in keys:
+        ours = [r for r in rows if r["impl"] == "rram-lsm" and (r["transport"], r["hops"], r["size"], r["mode"]) == key]
+        bare = [r for r in rows if r["impl"] == "pyzmq" and (r["transport"], r["hops"], r["size"], r["mode"]) == key]
+        if not ours or len(ours) != len(bare):
+            continue
+        metric = "events_per_s" if key[3] == "throughput" else "p50_us"
+        ratios = [o[metric] / b[metric] for o, b in zip(ours, bare)]
+        line = {"transport": key[0], "hops": key[1], "size": key[2], "mode": key[3],
+                "rounds": len(ours), "ratio_median": round(float(np.median(ratios)), 3),
+                "ratio_min": round(min(ratios), 3), "ratio_max": round(max(ratios), 3)}
+        for name, rs in (("ours", ours), ("bare", bare)):
+            for m in ((metric, "p99_us") if key[3] == "latency" else (metric,)):
+                vals = [r[m] for r in rs]
+                line[f"{name}_{m}_median"] = float(np.median(vals))
+                line[f"{name}_{m}_min"], line[f"{name}_{m}_max"] = min(vals), max(vals)
+        out.append(line)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--transports", default="ipc,tcp", help="comma list (ipc, tcp)")
+    ap.add_argument("--hops", default="1,4", help="comma list of chain lengths")
+    ap.add_argument("--sizes", default="", help="comma list of events per message (default: all)")
+    ap.add_argument("--no-latency", action="store_true", help="skip the 1,000 msg/s latency rows")
+    ap.add_argument("--rounds", type=int, default=1, help="repeat every pair this many times")
+    ap.add_argument("--scale", type=float, default=1.0, help="multiply every message count")
     ap.add_argument("--out", default=str(HERE / "results" / "transport.csv"))
     args = ap.parse_args()
-    sizes = [64, 4096, 65536] if args.quick else [64, 256, 1024, 4096, 16384, 65536]
+    sizes = _ints(args.sizes) or ([64, 4096, 65536] if args.quick else [64, 256, 1024, 4096, 16384, 65536])
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        for transport in ("ipc", "tcp"):
-            for hops in (1, 4):
-                for size in sizes:
-                    count = int(min(5000, max(200, 4e7 / size / (hops + 1))))
-                    if args.quick:
-                        count //= 4
-                    for fn in (run_bare, run_ours):
-                        rows.append(fn(transport, hops, size, count, 0, work))
+        for rnd in range(args.rounds):
+            for transport in args.transports.split(","):
+                for hops in _ints(args.hops):
+                    for size in sizes:
+                        count = int(min(5000, max(200, 4e7 / size / (hops + 1))))
+                        if args.quick:
+                            count //= 4
+                        count = max(50, int(count * args.scale))
+                        for fn in (run_bare, run_ours):
+                            rows.append({**fn(transport, hops, size, count, 0, work), "round": rnd})
+                            print(rows[-1], flush=True)
+                    if args.no_latency:
+                        continue
+                    for fn in (run_bare, run_ours):  # latency at 1,000 messages/s, 4,096 events
+                        n = max(50, int((500 if args.quick else 2000) * args.scale))
+                        rows.append({**fn(transport, hops, 4096, n, 1000, work), "round": rnd})
                         print(rows[-1], flush=True)
-                for fn in (run_bare, run_ours):  # latency at 1,000 messages/s, 4,096 events
-                    rows.append(fn(transport, hops, 4096, 500 if args.quick else 2000, 1000, work))
-                    print(rows[-1], flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "w", newline="") as fh:
         w = csv.DictWriter(fh, list(rows[0]))
@@ -180,6 +219,17 @@ def main() -> None:
     for r in rows:
         print(f"| {r['impl']} | {r['transport']} | {r['hops']} | {r['size']} | {r['mode']} | "
               f"{r['events_per_s']:,} | {r['msgs_per_s']:,} | {r['p50_us']} | {r['p99_us']} |")
+    summary = spread(rows)
+    if summary:
+        spath = Path(args.out).with_name(Path(args.out).stem + "_spread.json")
+        spath.write_text(json.dumps(summary, indent=1))
+        print(f"\nspread over {args.rounds} round(s) -> {spath}")
+        print("| transport | hops | size | mode | ours / bare, median [min, max] | ours median | bare median |")
+        print("|---|---|---|---|---|---|---|")
+        for s in summary:
+            m = "events_per_s" if s["mode"] == "throughput" else "p50_us"
+            print(f"| {s['transport']} | {s['hops']} | {s['size']} | {s['mode']} | {s['ratio_median']:.2f} "
+                  f"[{s['ratio_min']:.2f}, {s['ratio_max']:.2f}] | {s[f'ours_{m}_median']:,.0f} | {s[f'bare_{m}_median']:,.0f} |")
 
 
 if __name__ == "__main__":

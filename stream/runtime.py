@@ -236,7 +236,9 @@ class NodeRuntime:
             self.report()
 
     # -- receiving --------------------------------------------------------------------------
-    def _handle_frames(self, frames) -> None:
+    def _handle_frames(self, frames, t_recv: int = 0) -> None:
+        """Decode, admit and process one packet; ``t_recv`` (perf_counter_ns before its
+        receive) times the whole service, wire decode and validation included."""
         try:
             pkt = codec.decode(frames, self.spec.limits)
         except codec.DecodeError as exc:
@@ -261,6 +263,8 @@ class NodeRuntime:
             self.stats.controls_in[pkt.control] += 1
         else:
             self.stats.events_in += pkt.n
+            if pkt.sent_ns:
+                self.stats.wire_us.add((now_ns() - pkt.sent_ns) / 1e3)
             if pkt.origin_ns:
                 self.stats.age_ms.add((now_ns() - pkt.origin_ns) / 1e6)
         try:
@@ -279,8 +283,13 @@ class NodeRuntime:
         if pkt.is_control:
             if pkt.control == "end_of_stream":
                 self.ended_upstreams.add(pkt.stream)
+            elif t_recv:
+                self.stats.control_us.add((time.perf_counter_ns() - t_recv) / 1e3)
         else:
-            self.stats.latency_us.add((time.perf_counter_ns() - t_start) / 1e3)
+            t_end = time.perf_counter_ns()
+            self.stats.latency_us.add((t_end - t_start) / 1e3)
+            if t_recv:
+                self.stats.service_us.add((t_end - t_recv) / 1e3)
 
     def _reject_error(self, exc: Exception) -> None:
         self.stats.rejected[f"error:{type(exc).__name__}"] += 1
@@ -409,6 +418,7 @@ class NodeRuntime:
         """Read one message from the input and handle it; whatever a peer sent, this counts it
         (a packet: in = consumed + rejected + dropped; a hello or clock reply: the
         receiver's own counters) and never raises."""
+        t_recv = time.perf_counter_ns()
         try:
             frames = self.receiver.recv()
         except codec.DecodeError as exc:
@@ -416,7 +426,7 @@ class NodeRuntime:
             self.stats.rejected[exc.reason] += 1
             return
         if frames is not None:
-            self._handle_frames(frames)
+            self._handle_frames(frames, t_recv)
 
     def _run_consumer(self) -> None:
         assert self.receiver is not None, f"node {self.spec.name!r} has no input endpoint"
