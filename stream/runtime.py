@@ -24,7 +24,7 @@ from .telemetry import NodeStats, TelemetryPublisher
 from .transport import EdgeConfig, EdgeReceiver, EdgeSender
 
 POLL_MS = 50
-_EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)
+_NOBLOCK = int(zmq.NOBLOCK)
 DRAIN_TIMEOUT_S = 10.0
 MAX_ERROR_LOGS = 5
 
@@ -182,9 +182,9 @@ class NodeRuntime:
             for s in pending:
                 s.stats.credit_waits += 1
                 s.hello()
-            poller.poll(POLL_MS)
+            ready = dict(poller.poll(POLL_MS))
             for s in pending:
-                s.pump()
+                s.pump(s.sock in ready)
             pending = [s for s in pending if s.queue]
             self._maybe_report()
         return True
@@ -263,10 +263,11 @@ class NodeRuntime:
             self.stats.controls_in[pkt.control] += 1
         else:
             self.stats.events_in += pkt.n
+            now = now_ns()
             if pkt.sent_ns:
-                self.stats.wire_us.add((now_ns() - pkt.sent_ns) / 1e3)
+                self.stats.wire_us.add((now - pkt.sent_ns) / 1e3)
             if pkt.origin_ns:
-                self.stats.age_ms.add((now_ns() - pkt.origin_ns) / 1e6)
+                self.stats.age_ms.add((now - pkt.origin_ns) / 1e6)
         try:
             outputs = list(self.node.process(pkt) or ())
         except Exception as exc:  # a node error rejects this message, never the node
@@ -332,7 +333,7 @@ class NodeRuntime:
             if not drained:
                 for s in self.senders:
                     s.stats.dropped += len(s.queue)
-                    for pkt, _ in s.queue:
+                    for pkt, _, _ in s.queue:
                         s.stats.events_dropped["shutdown"] += pkt.n
                     s.queue.clear()
         finally:
@@ -381,7 +382,7 @@ class NodeRuntime:
         ready = dict(self._recovery_poller.poll(wait_ms))
         for s in self.senders:  # credit that arrived while waiting sends what is queued
             if s.sock in ready:
-                s.pump()
+                s.pump(incoming=True)
         if self.ack_sock in ready:
             while True:
                 try:
@@ -414,19 +415,23 @@ class NodeRuntime:
                 pass  # the source is gone or restarting; it will re-send and we ack again
         self.acks_sent += 1
 
-    def receive_one(self) -> None:
+    def receive_one(self, flags: int = 0) -> bool:
         """Read one message from the input and handle it; whatever a peer sent, this counts it
         (a packet: in = consumed + rejected + dropped; a hello or clock reply: the
-        receiver's own counters) and never raises."""
+        receiver's own counters) and never raises.  ``flags`` NOBLOCK: False when nothing
+        was waiting."""
         t_recv = time.perf_counter_ns()
         try:
-            frames = self.receiver.recv()
+            frames = self.receiver.recv(flags)
+        except zmq.Again:
+            return False
         except codec.DecodeError as exc:
             self.stats.msgs_in += 1
             self.stats.rejected[exc.reason] += 1
-            return
+            return True
         if frames is not None:
             self._handle_frames(frames, t_recv)
+        return True
 
     def _run_consumer(self) -> None:
         assert self.receiver is not None, f"node {self.spec.name!r} has no input endpoint"
@@ -438,13 +443,14 @@ class NodeRuntime:
             ready = dict(poller.poll(POLL_MS))
             for s in self.senders:
                 if s.sock in ready:
-                    s.pump()
+                    s.pump(incoming=True)
             if self.receiver.sock in ready:
-                for _ in range(256):  # bounded batch, then service credits and telemetry
-                    self.receive_one()
-                    if self.stop_requested or self._finished_upstream():
+                # drain what waits (one poll, then non-blocking reads until none is left),
+                # bounded, then service credits and telemetry
+                for _ in range(256):
+                    if not self.receive_one(_NOBLOCK):
                         break
-                    if not self.receiver.sock.getsockopt(_EVENTS) & _POLLIN:
+                    if self.stop_requested or self._finished_upstream():
                         break
             self._maybe_report()
 
