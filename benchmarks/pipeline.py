@@ -303,8 +303,18 @@ def main() -> None:
     ap.add_argument("--speed", type=float, default=1.0, help="1.0 = real time")
     ap.add_argument("--bmi", action="store_true", help="the neural-visual pair (2,048-neuron bmi_neural reservoir)")
     ap.add_argument("--no-bare", action="store_true", help="skip the bare pyzmq graph")
+    ap.add_argument("--spread-of", nargs="+", metavar="CSV", help="instead: the table of earlier "
+                    "runs' CSVs (rounds run as separate, shorter invocations)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
+    if args.spread_of:
+        rows = []
+        for i, path in enumerate(args.spread_of):
+            with open(path) as fh:
+                rows += [{**r, "round": i, "p50_us": float(r["p50_us"] or "nan"), "p99_us": float(r["p99_us"] or "nan")}
+                         for r in csv.DictReader(fh)]
+        print(table(rows))
+        return
     query = "neural" if args.bmi else "audio"
     out = Path(args.out or HERE / "results" / f"pipeline{'_bmi' if args.bmi else ''}.csv")
     rows = []

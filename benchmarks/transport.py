@@ -249,8 +249,19 @@ def main() -> None:
     ap.add_argument("--sustain", type=float, default=0.0, metavar="SECONDS",
                     help="instead: one ipc hop held this long in 50,000-event messages at "
                          "1,000 msg/s (50 M events/s) on a block edge, then offered at twice that on a drop edge")
+    ap.add_argument("--spread-of", nargs="+", metavar="CSV", help="instead: the spread table of "
+                    "earlier runs' CSVs (rounds run as separate, shorter invocations)")
     ap.add_argument("--out", default=str(HERE / "results" / "transport.csv"))
     args = ap.parse_args()
+    if args.spread_of:
+        rows = []
+        for i, path in enumerate(args.spread_of):
+            with open(path) as fh:
+                for r in csv.DictReader(fh):
+                    rows.append({**{k: (v if k in ("impl", "transport", "mode") else float(v)) for k, v in r.items()},
+                                 "round": i})
+        print_spread(spread(rows), len(args.spread_of), args.out)
+        return
     if args.sustain:
         with tempfile.TemporaryDirectory() as tmp:
             rows = [run_sustain("block", args.sustain, 50_000, 1000, Path(tmp)),
@@ -297,16 +308,19 @@ def main() -> None:
     for r in rows:
         print(f"| {r['impl']} | {r['transport']} | {r['hops']} | {r['size']} | {r['mode']} | "
               f"{r['events_per_s']:,} | {r['msgs_per_s']:,} | {r['p50_us']} | {r['p99_us']} |")
-    summary = spread(rows)
+    print_spread(spread(rows), args.rounds, args.out)
+
+
+def print_spread(summary: list[dict], rounds: int, out: str) -> None:
     if summary:
-        spath = Path(args.out).with_name(Path(args.out).stem + "_spread.json")
+        spath = Path(out).with_name(Path(out).stem + "_spread.json")
         spath.write_text(json.dumps(summary, indent=1))
-        print(f"\nspread over {args.rounds} round(s) -> {spath}")
+        print(f"\nspread over {rounds} round(s) -> {spath}; load average {os.getloadavg()[0]:.2f}")
         print("| transport | hops | size | mode | ours / bare, median [min, max] | ours median | bare median |")
         print("|---|---|---|---|---|---|---|")
         for s in summary:
             m = "events_per_s" if s["mode"] == "throughput" else "p50_us"
-            print(f"| {s['transport']} | {s['hops']} | {s['size']} | {s['mode']} | {s['ratio_median']:.2f} "
+            print(f"| {s['transport']} | {s['hops']:.0f} | {s['size']:.0f} | {s['mode']} | {s['ratio_median']:.2f} "
                   f"[{s['ratio_min']:.2f}, {s['ratio_max']:.2f}] | {s[f'ours_{m}_median']:,.0f} | {s[f'bare_{m}_median']:,.0f} |")
 
 
