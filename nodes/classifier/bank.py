@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rram_lsm.stream.validate import all_finite
+
 from .gzsl import UNKNOWN, calibration_offset, decide
 
 MODES = ("mean", "exemplars")
@@ -109,7 +111,7 @@ class PrototypeBank:
                              f"dimension {self.dim}")
         if len(e) == 0:
             raise ValueError("no embeddings given")
-        if not np.all(np.isfinite(e)):
+        if not all_finite(e):
             raise ValueError("embeddings contain NaN or inf")
         return e
 
@@ -186,8 +188,11 @@ class PrototypeBank:
         m = self._matrix
         step = max(1, _CHUNK // m.size)
         # Products summed along each row (not q @ m.T): the same bits alone or in a batch.
-        sims = np.concatenate([(q[i:i + step, None, :] * m[None]).sum(axis=-1)
-                               for i in range(0, len(q), step)])
+        if len(q) <= step:  # one chunk (a live query): the same products, no concatenate
+            sims = (q[:, None, :] * m[None]).sum(axis=-1)
+        else:
+            sims = np.concatenate([(q[i:i + step, None, :] * m[None]).sum(axis=-1)
+                                   for i in range(0, len(q), step)])
         classes = self._classes
         if self.mode == "mean":
             return sims, classes
