@@ -25,7 +25,6 @@ import csv
 import json
 import multiprocessing
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,8 +33,6 @@ import numpy as np
 import zmq
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE.parent), str(HERE)]
-os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE.parent), str(HERE), os.environ.get("PYTHONPATH", "")])
 
 GRAPH = HERE / "graphs" / "pipeline_av.toml"
 PD = 64  # embedding size of the demo's heads (200 x 64 = 12,800 multiply-adds per row)
@@ -307,6 +304,8 @@ def main() -> None:
                     "runs' CSVs (rounds run as separate, shorter invocations)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
+    # node processes load this folder's nodes (pipeline_nodes) by module name
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])
     if args.spread_of:
         rows = []
         for i, path in enumerate(args.spread_of):
