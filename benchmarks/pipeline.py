@@ -101,7 +101,7 @@ def run_ours(work: Path, query: str, samples: int, speed: float) -> dict:
         kind = next((h for h in HOPS if name.startswith(h)), None)
         if kind is None:
             continue
-        service = rec["control_us"] if kind == "lsm" else rec["service_us"]
+        service = rec["end_of_sample_us"] if kind == "lsm" else rec["service_us"]
         hops[name] = {"wire_p50_us": rec["wire_us"].get("p50"), "wire_p99_us": rec["wire_us"].get("p99"),
                       "service_p50_us": service.get("p50"), "service_p99_us": service.get("p99"),
                       "n": service.get("n", 0)}

@@ -284,8 +284,8 @@ class NodeRuntime:
         if pkt.is_control:
             if pkt.control == "end_of_stream":
                 self.ended_upstreams.add(pkt.stream)
-            elif t_recv:
-                self.stats.control_us.add((time.perf_counter_ns() - t_recv) / 1e3)
+            elif pkt.control == "end_of_sample" and t_recv:
+                self.stats.end_of_sample_us.add((time.perf_counter_ns() - t_recv) / 1e3)
         else:
             t_end = time.perf_counter_ns()
             self.stats.latency_us.add((t_end - t_start) / 1e3)
