@@ -6,6 +6,14 @@ Both implementations run in the same invocation, side by side, as real processes
 
     python benchmarks/transport.py            # full table -> benchmarks/results/transport.csv
     python benchmarks/transport.py --quick    # a smaller run
+    python benchmarks/transport.py --quick --transports ipc --sizes 64,4096 --rounds 5
+    python benchmarks/transport.py --sustain 60  # 50 M events/s for 60 s, block then drop
+
+``--rounds`` repeats every pair and writes, beside the CSV, the spread of our figure over
+bare pyzmq's from the same round (``*_spread.json``).  ``--sustain`` holds one ipc hop in
+50,000-event messages (1 ms of a 50 M events/s sensor) and checks the accounting exactly:
+nothing dropped on the `block` edge, and on the `drop` edge, offered twice that, every
+dropped message and event counted.
 """
 from __future__ import annotations
 
@@ -69,6 +77,59 @@ def run_ours(transport, hops, size, count, rate, workdir) -> dict:
     res = json.loads(out.read_text())
     return summarise("rram-lsm", transport, hops, size, "latency" if rate else "throughput",
                      res["times"], res["lat"], res["events"])
+
+
+# -- sustained ingest: one hop, sensor-sized messages, exact accounting --------------------------
+def run_sustain(policy: str, seconds: float, size: int, rate: float, workdir: Path) -> dict:
+    """One ipc hop for ``seconds`` in ``size``-event messages at ``rate`` msg/s over a
+    ``policy`` edge; checks the edge's and the sink's counts (exact, or it raises)."""
+    from rram_lsm.launch.graph import load_graph
+    from rram_lsm.launch.supervisor import Launcher
+
+    work = workdir / f"sustain-{policy}"
+    work.mkdir(parents=True, exist_ok=True)
+    out = work / "sink.json"
+    count = int(seconds * rate)
+    gpath = work / "sustain.toml"
+    gpath.write_text(
+        '[graph]\nname = "sustain"\ntransport = "ipc"\ntelemetry_interval_s = 5.0\n'
+        'recovery = { enabled = false }\n'
+        f'[nodes.src]\nkind = "transport_nodes:BenchSource"\nparams = {{ size = {size}, count = {count}, rate = {rate} }}\n'
+        f'[nodes.sink]\nkind = "transport_nodes:BenchSink"\nparams = {{ path = "{out}" }}\n'
+        f'[[edges]]\nfrom = "src"\nto = "sink"\npolicy = "{policy}"\nwindow = 64\n')
+    sockdir = Path(tempfile.mkdtemp(prefix="rls-"))
+    run = work / "run"
+    if Launcher(load_graph(gpath, None, sockdir), run, sockdir).run(timeout_s=seconds * 4 + 60) != 0:
+        raise RuntimeError(f"sustain graph failed; see {run}")
+    finals = {}
+    for line in (run / "telemetry.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        if rec.get("final"):
+            finals[rec["node"]] = rec
+    edge, sink = finals["src"]["edges"]["src->sink"], finals["sink"]
+    res = json.loads(out.read_text())
+    times = np.asarray(res["times"], dtype=np.int64)
+    span = (times[-1] - times[0]) / 1e9 if len(times) > 1 else float("nan")
+    per_s = np.bincount(((times - times[0]) // 10**9).astype(np.int64)) * size if len(times) else np.zeros(1)
+    dropped_events = sum(edge["events_dropped"].values())
+    checks = {
+        "offered = sent + dropped": edge["offered"] == edge["sent"] + edge["dropped"] + edge["queue"],
+        "sent = received": edge["sent"] == sink["received"] == sink["msgs_in"],
+        "events: sent = received": edge["events_sent"] == res["events"] == sink["events_in"],
+        "events dropped = messages dropped x size": dropped_events == edge["dropped"] * size,
+        "in = consumed + rejected + dropped": sink["msgs_in"] == sink["consumed"] + sink["rejected_total"] + sum(sink["dropped_in"].values()),
+    }
+    if policy == "block":
+        checks["block: nothing dropped"] = edge["dropped"] == 0 and edge["events_sent"] == count * size
+    failed = [k for k, ok in checks.items() if not ok]
+    if failed:
+        raise RuntimeError(f"sustain {policy}: accounting broken: {failed}; edge {edge}, sink {sink}")
+    full = per_s[1:-1] if len(per_s) > 2 else per_s
+    return {"policy": policy, "size": size, "rate_msgs": rate, "seconds": round(span, 1),
+            "offered": edge["offered"], "sent": edge["sent"], "dropped": edge["dropped"],
+            "events_dropped": dropped_events, "received": sink["received"],
+            "events_per_s": round(res["events"] * (len(times) - 1) / len(times) / span) if span == span else 0,
+            "min_1s_events_per_s": int(full.min()) if len(full) else 0, "accounting": "exact"}
 
 
 # -- bare pyzmq baseline (PUSH/PULL, same header and body bytes) ----------------------------
@@ -148,27 +209,94 @@ def run_bare(transport, hops, size, count, rate, workdir) -> dict:
                      res["times"], res["lat"], res["events"])
 
 
+def _ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v]
+
+
+def spread(rows: list[dict]) -> list[dict]:
+    """One line per (transport, hops, size, mode) over the rounds: our figure against bare
+    pyzmq's from the same round (throughput ratio, p50 ratio), as median and range."""
+    out = []
+    keys = sorted({(r["transport"], r["hops"], r["size"], r["mode"]) for r in rows})
+    for key in keys:
+        ours = [r for r in rows if r["impl"] == "rram-lsm" and (r["transport"], r["hops"], r["size"], r["mode"]) == key]
+        bare = [r for r in rows if r["impl"] == "pyzmq" and (r["transport"], r["hops"], r["size"], r["mode"]) == key]
+        if not ours or len(ours) != len(bare):
+            continue
+        metric = "events_per_s" if key[3] == "throughput" else "p50_us"
+        ratios = [o[metric] / b[metric] for o, b in zip(ours, bare)]
+        line = {"transport": key[0], "hops": key[1], "size": key[2], "mode": key[3],
+                "rounds": len(ours), "ratio_median": round(float(np.median(ratios)), 3),
+                "ratio_min": round(min(ratios), 3), "ratio_max": round(max(ratios), 3)}
+        for name, rs in (("ours", ours), ("bare", bare)):
+            for m in ((metric, "p99_us") if key[3] == "latency" else (metric,)):
+                vals = [r[m] for r in rs]
+                line[f"{name}_{m}_median"] = float(np.median(vals))
+                line[f"{name}_{m}_min"], line[f"{name}_{m}_max"] = min(vals), max(vals)
+        out.append(line)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--transports", default="ipc,tcp", help="comma list (ipc, tcp)")
+    ap.add_argument("--hops", default="1,4", help="comma list of chain lengths")
+    ap.add_argument("--sizes", default="", help="comma list of events per message (default: all)")
+    ap.add_argument("--no-latency", action="store_true", help="skip the 1,000 msg/s latency rows")
+    ap.add_argument("--rounds", type=int, default=1, help="repeat every pair this many times")
+    ap.add_argument("--scale", type=float, default=1.0, help="multiply every message count")
+    ap.add_argument("--sustain", type=float, default=0.0, metavar="SECONDS",
+                    help="instead: one ipc hop held this long in 50,000-event messages at "
+                         "1,000 msg/s (50 M events/s) on a block edge, then offered at twice that on a drop edge")
+    ap.add_argument("--spread-of", nargs="+", metavar="CSV", help="instead: the spread table of "
+                    "earlier runs' CSVs (rounds run as separate, shorter invocations)")
     ap.add_argument("--out", default=str(HERE / "results" / "transport.csv"))
     args = ap.parse_args()
-    sizes = [64, 4096, 65536] if args.quick else [64, 256, 1024, 4096, 16384, 65536]
+    if args.spread_of:
+        rows = []
+        for i, path in enumerate(args.spread_of):
+            with open(path) as fh:
+                for r in csv.DictReader(fh):
+                    rows.append({**{k: (v if k in ("impl", "transport", "mode") else float(v)) for k, v in r.items()},
+                                 "round": i})
+        print_spread(spread(rows), len(args.spread_of), args.out)
+        return
+    if args.sustain:
+        with tempfile.TemporaryDirectory() as tmp:
+            rows = [run_sustain("block", args.sustain, 50_000, 1000, Path(tmp)),
+                    run_sustain("drop", args.sustain, 50_000, 2000, Path(tmp))]
+        for r in rows:
+            print(json.dumps(r))
+        path = Path(args.out).with_name("sustain.csv")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w", newline="") as fh:
+            w = csv.DictWriter(fh, list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+        print(f"wrote {path}; load average {os.getloadavg()[0]:.2f}")
+        return
+    sizes = _ints(args.sizes) or ([64, 4096, 65536] if args.quick else [64, 256, 1024, 4096, 16384, 65536])
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        for transport in ("ipc", "tcp"):
-            for hops in (1, 4):
-                for size in sizes:
-                    count = int(min(5000, max(200, 4e7 / size / (hops + 1))))
-                    if args.quick:
-                        count //= 4
-                    for fn in (run_bare, run_ours):
-                        rows.append(fn(transport, hops, size, count, 0, work))
+        for rnd in range(args.rounds):
+            for transport in args.transports.split(","):
+                for hops in _ints(args.hops):
+                    for size in sizes:
+                        count = int(min(5000, max(200, 4e7 / size / (hops + 1))))
+                        if args.quick:
+                            count //= 4
+                        count = max(50, int(count * args.scale))
+                        for fn in (run_bare, run_ours):
+                            rows.append({**fn(transport, hops, size, count, 0, work), "round": rnd})
+                            print(rows[-1], flush=True)
+                    if args.no_latency:
+                        continue
+                    for fn in (run_bare, run_ours):  # latency at 1,000 messages/s, 4,096 events
+                        n = max(50, int((500 if args.quick else 2000) * args.scale))
+                        rows.append({**fn(transport, hops, 4096, n, 1000, work), "round": rnd})
                         print(rows[-1], flush=True)
-                for fn in (run_bare, run_ours):  # latency at 1,000 messages/s, 4,096 events
-                    rows.append(fn(transport, hops, 4096, 500 if args.quick else 2000, 1000, work))
-                    print(rows[-1], flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "w", newline="") as fh:
         w = csv.DictWriter(fh, list(rows[0]))
@@ -180,6 +308,20 @@ def main() -> None:
     for r in rows:
         print(f"| {r['impl']} | {r['transport']} | {r['hops']} | {r['size']} | {r['mode']} | "
               f"{r['events_per_s']:,} | {r['msgs_per_s']:,} | {r['p50_us']} | {r['p99_us']} |")
+    print_spread(spread(rows), args.rounds, args.out)
+
+
+def print_spread(summary: list[dict], rounds: int, out: str) -> None:
+    if summary:
+        spath = Path(out).with_name(Path(out).stem + "_spread.json")
+        spath.write_text(json.dumps(summary, indent=1))
+        print(f"\nspread over {rounds} round(s) -> {spath}; load average {os.getloadavg()[0]:.2f}")
+        print("| transport | hops | size | mode | ours / bare, median [min, max] | ours median | bare median |")
+        print("|---|---|---|---|---|---|---|")
+        for s in summary:
+            m = "events_per_s" if s["mode"] == "throughput" else "p50_us"
+            print(f"| {s['transport']} | {s['hops']:.0f} | {s['size']:.0f} | {s['mode']} | {s['ratio_median']:.2f} "
+                  f"[{s['ratio_min']:.2f}, {s['ratio_max']:.2f}] | {s[f'ours_{m}_median']:,.0f} | {s[f'bare_{m}_median']:,.0f} |")
 
 
 if __name__ == "__main__":

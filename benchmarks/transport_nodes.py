@@ -12,7 +12,10 @@ from rram_lsm.nodes.sinks import SinkNode
 
 
 class BenchSource(SourceNode):
-    """``count`` messages of ``size`` DVS events, as fast as possible or at ``rate`` msg/s."""
+    """``count`` messages of ``size`` DVS events, as fast as possible or at ``rate`` msg/s.
+
+    One continuous stream (sample -1, as a live sensor's): every message carries the same
+    body, so its times restart per message, which only a trial's time-order check refuses."""
 
     def packets(self):
         size, count = int(self.params["size"]), int(self.params["count"])
@@ -21,17 +24,15 @@ class BenchSource(SourceNode):
         ev["t"] = np.arange(size)
         ev["x"] = np.arange(size) % 34
         ev["y"] = (np.arange(size) // 34) % 34
-        origin = Origin(self.name, 1, 0)
-        yield control("start", origin=origin, sample=0)
+        origin = Origin(self.name, 1, -1)
         start = time.perf_counter()
         for i in range(count):
             if rate:  # paced exactly as the bare pyzmq source (a spin), so both pay the same wake-ups
                 due = start + i / rate
                 while time.perf_counter() < due:
                     pass
-            yield Packet(kind="events", body=ev, geometry=(34, 34), origin=origin, sample=0,
+            yield Packet(kind="events", body=ev, geometry=(34, 34), origin=origin, sample=-1,
                          origin_ns=time.time_ns())
-        yield control("end_of_sample", origin=origin, sample=0)
 
 
 class BenchSink(SinkNode):

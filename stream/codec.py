@@ -187,7 +187,7 @@ def _decode_body(h: dict, buf: memoryview, geometry, limits: Limits) -> np.ndarr
     body = np.frombuffer(buf, dtype=dtype, count=count).reshape(shape)
     if name in EVENT_DTYPES:
         _check_events(body, name, geometry)
-    elif count and not np.all(np.isfinite(body)):
+    elif count and not _checkers()[1](body):
         raise DecodeError("not_finite", name)
     return body
 
@@ -196,17 +196,17 @@ _CHECK_REASONS = {1: ("time_backwards", "time goes backwards"), 2: ("coord_range
                   3: ("coord_range", "y outside geometry"), 4: ("coord_range", "polarity > 1")}
 
 
-_CHECK = None
+_CHECKS = None
 
 
-def _checker():
-    """The compiled event checker, imported on first use: nodes without events never pay."""
-    global _CHECK
-    if _CHECK is None:
-        from .validate import check_events
+def _checkers():
+    """The compiled event and finiteness checkers, imported on first use."""
+    global _CHECKS
+    if _CHECKS is None:
+        from .validate import all_finite, check_events
 
-        _CHECK = check_events
-    return _CHECK
+        _CHECKS = (check_events, all_finite)
+    return _CHECKS
 
 
 def _check_events(ev: np.ndarray, name: str, geometry) -> None:
@@ -216,6 +216,6 @@ def _check_events(ev: np.ndarray, name: str, geometry) -> None:
         raise DecodeError("missing_field", "geometry")
     if len(ev) == 0:
         return
-    code = _checker()(ev, name, geometry)
+    code = _checkers()[0](ev, name, geometry)
     if code:
         raise DecodeError(*_CHECK_REASONS[code])

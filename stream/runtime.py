@@ -25,7 +25,7 @@ from .telemetry import NodeStats, TelemetryPublisher
 from .transport import EdgeConfig, EdgeReceiver, EdgeSender
 
 POLL_MS = 50
-_EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)
+_NOBLOCK = int(zmq.NOBLOCK)
 DRAIN_TIMEOUT_S = 10.0
 MAX_ERROR_LOGS = 5
 
@@ -185,9 +185,9 @@ class NodeRuntime:
             for s in pending:
                 s.stats.credit_waits += 1
                 s.hello()
-            poller.poll(POLL_MS)
+            ready = dict(poller.poll(POLL_MS))
             for s in pending:
-                s.pump()
+                s.pump(s.sock in ready)
             pending = [s for s in pending if s.queue]
             self._maybe_report()
         return True
@@ -244,7 +244,9 @@ class NodeRuntime:
             self.report()
 
     # -- receiving --------------------------------------------------------------------------
-    def _handle_frames(self, frames) -> None:
+    def _handle_frames(self, frames, t_recv: int = 0) -> None:
+        """Decode, admit and process one packet; ``t_recv`` (perf_counter_ns before its
+        receive) times the whole service, wire decode and validation included."""
         try:
             pkt = codec.decode(frames, self.spec.limits)
         except codec.DecodeError as exc:
@@ -269,8 +271,11 @@ class NodeRuntime:
             self.stats.controls_in[pkt.control] += 1
         else:
             self.stats.events_in += pkt.n
+            now = now_ns()
+            if pkt.sent_ns:
+                self.stats.wire_us.add((now - pkt.sent_ns) / 1e3)
             if pkt.origin_ns:
-                self.stats.age_ms.add((now_ns() - pkt.origin_ns) / 1e6)
+                self.stats.age_ms.add((now - pkt.origin_ns) / 1e6)
         try:
             outputs = list(self.node.process(pkt) or ())
         except Exception as exc:  # a node error rejects this message, never the node
@@ -287,8 +292,13 @@ class NodeRuntime:
         if pkt.is_control:
             if pkt.control == "end_of_stream":
                 self.ended_upstreams.add(pkt.stream)
+            elif pkt.control == "end_of_sample" and t_recv:
+                self.stats.end_of_sample_us.add((time.perf_counter_ns() - t_recv) / 1e3)
         else:
-            self.stats.latency_us.add((time.perf_counter_ns() - t_start) / 1e3)
+            t_end = time.perf_counter_ns()
+            self.stats.latency_us.add((t_end - t_start) / 1e3)
+            if t_recv:
+                self.stats.service_us.add((t_end - t_recv) / 1e3)
 
     def _reject_error(self, exc: Exception) -> None:
         self.stats.rejected[f"error:{type(exc).__name__}"] += 1
@@ -331,7 +341,7 @@ class NodeRuntime:
             if not drained:
                 for s in self.senders:
                     s.stats.dropped += len(s.queue)
-                    for pkt, _ in s.queue:
+                    for pkt, _, _ in s.queue:
                         s.stats.events_dropped["shutdown"] += pkt.n
                     s.queue.clear()
         finally:
@@ -381,7 +391,7 @@ class NodeRuntime:
         ready = dict(self._recovery_poller.poll(wait_ms))
         for s in self.senders:  # credit that arrived while waiting sends what is queued
             if s.sock in ready:
-                s.pump()
+                s.pump(incoming=True)
         if self.ack_sock in ready:
             while True:
                 try:
@@ -414,18 +424,23 @@ class NodeRuntime:
                 pass  # the source is gone or restarting; it will re-send and we ack again
         self.acks_sent += 1
 
-    def receive_one(self) -> None:
+    def receive_one(self, flags: int = 0) -> bool:
         """Read one message from the input and handle it; whatever a peer sent, this counts it
         (a packet: in = consumed + rejected + dropped; a hello or clock reply: the
-        receiver's own counters) and never raises."""
+        receiver's own counters) and never raises.  ``flags`` NOBLOCK: False when nothing
+        was waiting."""
+        t_recv = time.perf_counter_ns()
         try:
-            frames = self.receiver.recv()
+            frames = self.receiver.recv(flags)
+        except zmq.Again:
+            return False
         except codec.DecodeError as exc:
             self.stats.msgs_in += 1
             self.stats.rejected[exc.reason] += 1
-            return
+            return True
         if frames is not None:
-            self._handle_frames(frames)
+            self._handle_frames(frames, t_recv)
+        return True
 
     def _run_consumer(self) -> None:
         assert self.receiver is not None, f"node {self.spec.name!r} has no input endpoint"
@@ -437,13 +452,14 @@ class NodeRuntime:
             ready = dict(poller.poll(POLL_MS))
             for s in self.senders:
                 if s.sock in ready:
-                    s.pump()
+                    s.pump(incoming=True)
             if self.receiver.sock in ready:
-                for _ in range(256):  # bounded batch, then service credits and telemetry
-                    self.receive_one()
-                    if self.stop_requested or self._finished_upstream():
+                # drain what waits (one poll, then non-blocking reads until none is left),
+                # bounded, then service credits and telemetry
+                for _ in range(256):
+                    if not self.receive_one(_NOBLOCK):
                         break
-                    if not self.receiver.sock.getsockopt(_EVENTS) & _POLLIN:
+                    if self.stop_requested or self._finished_upstream():
                         break
             self._maybe_report()
 

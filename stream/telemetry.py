@@ -75,7 +75,10 @@ class NodeStats:
         self.msgs_out = 0
         self.events_out = 0
         self.controls_in: collections.Counter[str] = collections.Counter()
-        self.latency_us = LatencyRecorder()
+        self.latency_us = LatencyRecorder()  # node work: process() and sending its outputs
+        self.service_us = LatencyRecorder()  # receipt to sent: + receive, decode, validation
+        self.end_of_sample_us = LatencyRecorder()  # the same for end_of_sample (a sample's answer)
+        self.wire_us = LatencyRecorder()  # the upstream's send to our receipt (one hop)
         self.age_ms = LatencyRecorder(bounds=AGE_BOUNDS_MS)
         self.started = time.time()
 
@@ -85,7 +88,9 @@ class NodeStats:
             "rejected": dict(self.rejected), "rejected_total": sum(self.rejected.values()),
             "dropped_in": dict(self.dropped_in), "msgs_out": self.msgs_out,
             "events_out": self.events_out, "controls_in": dict(self.controls_in),
-            "latency_us": self.latency_us.summary(), "age_ms": self.age_ms.summary(),
+            "latency_us": self.latency_us.summary(), "service_us": self.service_us.summary(),
+            "end_of_sample_us": self.end_of_sample_us.summary(),
+            "wire_us": self.wire_us.summary(), "age_ms": self.age_ms.summary(),
             "cpu_s": round(time.process_time(), 4), "rss_bytes": rss_bytes(),
             "uptime_s": round(time.time() - self.started, 3),
         }

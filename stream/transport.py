@@ -37,6 +37,9 @@ PING_INTERVAL_S = 1.0
 _NOBLOCK, _EVENTS, _POLLIN = int(zmq.NOBLOCK), int(zmq.EVENTS), int(zmq.POLLIN)
 _MORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
 HELLO_INTERVAL_S = 0.25
+# With credit in hand a sender reads grants and clock probes at most this often (each read
+# is a getsockopt on the hot path); out of credit it reads at once.
+INCOMING_INTERVAL_S = 0.002
 POLICIES = ("block", "drop")
 # Physical bounds on envelope fields from a peer (anything outside is a malformed message):
 MAX_COUNT = 2**56  # a running message count: 228 years at 10 M messages/s
@@ -93,10 +96,11 @@ def _send_frames(sock: zmq.Socket, frames: list) -> None:
         sock.send(f, _MORE_NOBLOCK if i < last else _NOBLOCK, copy=False)
 
 
-def _recv_frames(sock: zmq.Socket) -> list:
+def _recv_frames(sock: zmq.Socket, flags: int = 0) -> list:
     """``recv_multipart(copy=False)`` reading each frame's ``more`` flag instead of a
-    ``getsockopt(RCVMORE)`` per frame."""
-    f = sock.recv(0, copy=False)
+    ``getsockopt(RCVMORE)`` per frame; ``flags`` NOBLOCK raises ``zmq.Again`` when nothing
+    waits (a multipart message arrives whole, so only its first frame can)."""
+    f = sock.recv(flags, copy=False)
     parts = [f]
     while f.more:
         f = sock.recv(0, copy=False)
@@ -126,14 +130,16 @@ class EdgeSender:
         self.sock.connect(cfg.endpoint)
         self.count = 0  # messages put on the wire by this sender on this edge
         self.limit = 0  # absolute credit limit granted by the receiver
-        self.queue: collections.deque[tuple[Packet, list]] = collections.deque()
+        self.queue: collections.deque[tuple[Packet, list, int]] = collections.deque()  # + bytes
         self.queue_bytes = 0
         self.stats = EdgeStats()
         self._last_hello = 0.0
+        self._last_read = 0.0
 
     # -- credit -------------------------------------------------------------------------
     def handle_incoming(self) -> None:
         """Read all pending credit grants (non-blocking)."""
+        self._last_read = time.monotonic()
         while self.sock.getsockopt(_EVENTS) & _POLLIN:
             try:
                 msg = self.sock.recv_multipart(_NOBLOCK)
@@ -171,35 +177,39 @@ class EdgeSender:
     def offer(self, packet: Packet, frames: list) -> None:
         """Hand a packet to the edge: queue it, dropping the oldest data if over bound."""
         self.stats.offered += 1
-        self.queue.append((packet, frames))
-        self.queue_bytes += _nbytes(frames)
+        size = _nbytes(frames)
+        self.queue.append((packet, frames, size))
+        self.queue_bytes += size
         if self.cfg.policy == "drop":
             self._enforce_bound()
         self.stats.max_queue = max(self.stats.max_queue, len(self.queue))
 
     def _enforce_bound(self) -> None:
         while len(self.queue) > self.cfg.queue_msgs or self.queue_bytes > self.cfg.queue_bytes:
-            for i, (pkt, frames) in enumerate(self.queue):
+            for i, (pkt, _, size) in enumerate(self.queue):
                 if not pkt.is_control:
                     del self.queue[i]
-                    self.queue_bytes -= _nbytes(frames)
+                    self.queue_bytes -= size
                     self.stats.dropped += 1
                     self.stats.events_dropped["no_credit"] += pkt.n
                     break
             else:
                 return  # only control packets left: never dropped
 
-    def pump(self) -> None:
-        """Send queued messages while credit lasts."""
-        self.handle_incoming()
+    def pump(self, incoming: bool = False) -> None:
+        """Send queued messages while credit lasts; read grants first when asked to
+        (``incoming``: the poller saw them), when out of credit, or every
+        ``INCOMING_INTERVAL_S`` (clock probes are answered within about that)."""
+        if incoming or self.count >= self.limit or time.monotonic() - self._last_read >= INCOMING_INTERVAL_S:
+            self.handle_incoming()
         while self.queue and self.count < self.limit:
-            pkt, frames = self.queue[0]
+            pkt, frames, size = self.queue[0]
             try:
                 _send_frames(self.sock, [_TAGGED.pack(DATA, self.count + 1) + self.token, *frames])
             except zmq.Again:
                 break  # no connected receiver (it may be restarting): keep the message
             self.queue.popleft()
-            self.queue_bytes -= _nbytes(frames)
+            self.queue_bytes -= size
             self.count += 1
             self.stats.sent += 1
             self.stats.events_sent += pkt.n
@@ -240,14 +250,15 @@ class EdgeReceiver:
         self.lost = 0  # gaps in a sender's count (e.g. after this receiver restarted)
         self.per_peer_received: collections.Counter = collections.Counter()
 
-    def recv(self) -> list | None:
-        """One message's packet frames, or None for a hello or a clock reply.
+    def recv(self, flags: int = 0) -> list | None:
+        """One message's packet frames, or None for a hello or a clock reply (``flags``:
+        ``zmq.NOBLOCK`` raises ``zmq.Again`` when none waits).
 
         Every envelope field is range-checked before use: a bad one raises
         ``codec.DecodeError`` with its reason (``envelope``, ``envelope_count``, ``bad_pong``)
         and changes no state, so no peer can corrupt the accounting or raise out of here.
         """
-        msg = _recv_frames(self.sock)
+        msg = _recv_frames(self.sock, flags)
         if len(msg) < 2:
             raise codec.DecodeError("envelope", f"{len(msg)} frames")
         ident = msg[0].bytes

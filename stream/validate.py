@@ -1,4 +1,5 @@
-"""One-pass validation of event bodies (Numba): time order, coordinate ranges, polarity.
+"""One-pass validation of bodies (Numba): events' time order, coordinate ranges, polarity;
+dense bodies' finiteness.
 
 A single compiled loop replaces several numpy reductions, so checking a message costs about
 a memory pass, not a dozen Python-level calls.  Codes: 0 ok, 1 time goes backwards (or is
@@ -61,6 +62,20 @@ def _check_neural(ev, electrodes):  # pragma: no cover - compiled
     return OK
 
 
+@numba.njit(cache=True, nogil=True)
+def _all_finite(flat):  # pragma: no cover - compiled
+    for v in flat:
+        if not np.isfinite(v):
+            return False
+    return True
+
+
+def all_finite(body: np.ndarray) -> bool:
+    """True when no value of a float body is NaN or infinite: one compiled pass (a process
+    waking once per sample paid ~65 µs for ``np.all(np.isfinite(...))`` cold, ~20 µs this)."""
+    return _all_finite(body.reshape(-1))
+
+
 def check_events(ev: np.ndarray, name: str, geometry) -> int:
     """Validation code for an event body of wire dtype ``name`` against ``geometry``."""
     if name == "dvs":
@@ -76,3 +91,8 @@ def warm_up() -> None:
 
     for name, dtype in (("dvs", DVS_DTYPE), ("cochlea", COCHLEA_DTYPE), ("neural", NEURAL_DTYPE)):
         check_events(np.zeros(1, dtype), name, (1, 1))
+    for dtype in (np.float32, np.float64):  # bodies from a frame are writable, from bytes not
+        body = np.zeros(1, dtype)
+        all_finite(body)
+        body.setflags(write=False)
+        all_finite(body)

@@ -21,7 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .gzsl import UNKNOWN, decide
+from rram_lsm.stream.validate import all_finite
+
+from .gzsl import UNKNOWN, calibration_offset, decide
 
 MODES = ("mean", "exemplars")
 _CHUNK = 1 << 22            # products per scoring chunk (bounds the temporary's memory)
@@ -82,6 +84,7 @@ class PrototypeBank:
         if gamma != 0.0 and not self.seen:
             raise ValueError("a calibration constant needs the seen classes (bank 'seen')")
         self.calibration = gamma
+        self._matrix = None  # rebuilt with its calibration row on the next query
 
     # ----------------------------------------------------------------- building
     @classmethod
@@ -108,7 +111,7 @@ class PrototypeBank:
                              f"dimension {self.dim}")
         if len(e) == 0:
             raise ValueError("no embeddings given")
-        if not np.all(np.isfinite(e)):
+        if not all_finite(e):
             raise ValueError("embeddings contain NaN or inf")
         return e
 
@@ -167,6 +170,8 @@ class PrototypeBank:
         if self._matrix is not None or not self._refs:
             return
         classes = self.classes
+        self._classes = np.asarray(classes)  # the score columns, and their calibration row
+        self._offset = calibration_offset(self._classes, self.seen, self.calibration)
         if self.mode == "mean":
             self._matrix = np.stack([self.prototype(c) for c in classes])
             self._row_class = np.asarray(classes)
@@ -183,9 +188,12 @@ class PrototypeBank:
         m = self._matrix
         step = max(1, _CHUNK // m.size)
         # Products summed along each row (not q @ m.T): the same bits alone or in a batch.
-        sims = np.concatenate([(q[i:i + step, None, :] * m[None]).sum(axis=-1)
-                               for i in range(0, len(q), step)])
-        classes = np.asarray(self.classes)
+        if len(q) <= step:  # one chunk (a live query): the same products, no concatenate
+            sims = (q[:, None, :] * m[None]).sum(axis=-1)
+        else:
+            sims = np.concatenate([(q[i:i + step, None, :] * m[None]).sum(axis=-1)
+                                   for i in range(0, len(q), step)])
+        classes = self._classes
         if self.mode == "mean":
             return sims, classes
         out = np.full((len(q), len(classes)), -np.inf, dtype=np.float32)
@@ -198,7 +206,7 @@ class PrototypeBank:
         top class's cosine (``gzsl.decide``, the rule offline evaluation uses too)."""
         sims, classes = self.scores(embeddings)
         order, labels, cal = decide(sims, classes, self.seen, self.calibration, topk,
-                                    self.threshold)
+                                    self.threshold, self._offset)
         return [Prediction(int(label), [int(c) for c in classes[idx]],
                            [float(row[i]) for i in idx])
                 for label, row, idx in zip(labels, cal, order)]

@@ -15,7 +15,7 @@ from rram_lsm.stream.packets import Packet
 from rram_lsm.stream.params import REQUIRED, Param
 
 from .bank import PrototypeBank
-from .node import THRESHOLD, TOPK, ClassifierNode
+from .node import THRESHOLD, TOPK, ClassifierNode, warm_up
 
 
 class CrossModalClassifier(ClassifierNode):
@@ -68,6 +68,8 @@ class CrossModalClassifier(ClassifierNode):
                 raise ConfigError(f"node {self.name!r}: parameter 'calibration.{modality}' "
                                   f"must be a number, got {gamma!r}")
             self._calibrate(bank, gamma, f"banks.{modality}")
+        for bank in self.banks.values():
+            warm_up(bank)
         self.gauges.update({"inferences": 0, "seen_n": 0, "seen_correct": 0, "unseen_n": 0,
                             "unseen_correct": 0})
 

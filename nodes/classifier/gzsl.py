@@ -50,17 +50,22 @@ def seen_mask(classes: Sequence[int], seen: Sequence[int] | None) -> np.ndarray:
     return np.isin(np.asarray(classes, dtype=int), np.asarray(list(seen or ()), dtype=int))
 
 
+def calibration_offset(classes: Sequence[int], seen: Sequence[int] | None, gamma: float) -> np.ndarray:
+    """The float32 row subtracted from the scores: ``gamma`` at seen-class columns, else 0."""
+    return np.where(seen_mask(classes, seen), np.float32(gamma), np.float32(0.0)).astype(np.float32)
+
+
 def calibrate(scores: np.ndarray, classes: Sequence[int], seen: Sequence[int] | None,
-              gamma: float) -> np.ndarray:
-    """Scores with ``gamma`` subtracted from the seen-class columns (float32, a new array)."""
+              gamma: float, offset: np.ndarray | None = None) -> np.ndarray:
+    """Scores with ``gamma`` subtracted from the seen-class columns (float32, a new array);
+    ``offset``: that row, precomputed (:func:`calibration_offset`, a bank keeps it)."""
     scores = np.asarray(scores, dtype=np.float32)
-    offset = np.where(seen_mask(classes, seen), np.float32(gamma), np.float32(0.0))
-    return scores - offset.astype(np.float32)
+    return scores - (calibration_offset(classes, seen, gamma) if offset is None else offset)
 
 
 def decide(scores: np.ndarray, classes: Sequence[int], seen: Sequence[int] | None,
-           gamma: float = 0.0, k: int = 1, threshold: float | None = None
-           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+           gamma: float = 0.0, k: int = 1, threshold: float | None = None,
+           offset: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Calibrated stacking: ``(order, labels, calibrated)`` for each query row.
 
     ``order`` holds the column indices of the top-``k`` calibrated scores (a stable sort, so
@@ -69,7 +74,7 @@ def decide(scores: np.ndarray, classes: Sequence[int], seen: Sequence[int] | Non
     threshold is a cosine) is below ``threshold``.
     """
     classes = np.asarray(classes, dtype=int)
-    cal = calibrate(scores, classes, seen, gamma)
+    cal = calibrate(scores, classes, seen, gamma, offset)
     k = max(1, min(int(k), cal.shape[1]))
     order = np.argsort(-cal, axis=1, kind="stable")[:, :k]
     labels = classes[order[:, 0]]

@@ -17,6 +17,12 @@ TOPK = Param("topk", int, 3, "classes", "classes reported per prediction")
 RECENT = 8  # predictions kept for live displays
 
 
+def warm_up(bank: PrototypeBank) -> None:
+    """Build the bank's scoring matrix and run one query now, so the first sample does not."""
+    if bank.classes:
+        bank.classify(np.ones((1, bank.dim), np.float32), 1)
+
+
 class ClassifierNode(Node):
     """Cosine top-k classification of embeddings against a bank of prototypes.
 
@@ -57,6 +63,7 @@ class ClassifierNode(Node):
         if self.topk <= 0:
             raise ConfigError(f"node {self.name!r}: parameter 'topk' must be > 0")
         self._calibrate(self.bank, self.param("calibration"), path or "bank")
+        warm_up(self.bank)
 
     def _calibrate(self, bank: PrototypeBank, calibration: float | None, where: str) -> None:
         """Apply the generalised zero-shot params to ``bank`` (the file ``where``).

@@ -90,6 +90,9 @@ class ProjectionHead:
         self._check_shapes()
         # Precomputed for the hot path: (x - mean) / std == x * inv_std - mean * inv_std.
         self._inv_std = (1.0 / self.std).astype(np.float32)
+        # A one-layer head (the paper's) runs as one compiled call (nodes.projection.kernel)
+        # over its weights transposed, contiguous float32.
+        self._wt = np.ascontiguousarray(self.weights[0].T) if len(self.weights) == 1 else None
 
     def _check_shapes(self) -> None:
         cfg, who = self.config, f"head {self.config.modality!r} (preset {self.config.preset!r})"
@@ -139,6 +142,13 @@ class ProjectionHead:
             raise ValueError(f"head {self.config.modality!r} (preset {self.config.preset!r}) "
                              f"expects features of shape (rows, {self.n_features}), "
                              f"got {x.shape}")
+        if self._wt is not None:
+            from .kernel import ACT_CODES, forward_one_layer
+
+            act = ACT_CODES[self.config.activation] if self.config.final_activation else 0
+            out = np.empty((len(x), self.pd), np.float32)
+            return forward_one_layer(np.ascontiguousarray(x), self.mean, self._inv_std,
+                                     self._wt, self.biases[0], act, out)
         h = (x - self.mean) * self._inv_std
         last = len(self.weights) - 1
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):

@@ -40,6 +40,8 @@ class ProjectionNode(Node):
                     n_features=self.param("n_features"))
         except ValueError as exc:
             raise ConfigError(f"node {self.name!r}: parameter 'weights': {exc}") from None
+        # load (or compile) the forward now: the first sample must not pay for it
+        self.head.forward(np.zeros((1, self.head.n_features), np.float32))
 
     def process(self, packet: Packet) -> Iterable[Packet]:
         if packet.is_control:

@@ -152,9 +152,8 @@ class ReplaySource(SourceNode):
     def packets(self) -> Iterator[Packet]:
         """Every sample, paced: start, events messages, end_of_sample."""
         pacer, paced = self.pacer, self.speed is not None
-        anchor_wall = self.clock_ns()
-        pacer.start()
-        base_ns, sample, passes = 0, 0, 0
+        anchor_wall = None  # set at the first sample: loading the data must not count as
+        base_ns, sample, passes = 0, 0, 0  # time already played (it would release a burst)
         while self.loop == 0 or passes < self.loop:
             passes += 1
             empty_pass = True
@@ -166,6 +165,9 @@ class ReplaySource(SourceNode):
                 events = self._check(np.asarray(events), sample)
                 label = None if label is None else int(label)
                 origin = Origin(self.name, self.epoch, sample)
+                if anchor_wall is None:
+                    anchor_wall = self.clock_ns()
+                    pacer.start()
                 sched = release_schedule(events["t"], self.speed)
                 t_first = int(events["t"][0]) if len(events) else 0
                 t_last = int(events["t"][-1]) if len(events) else 0
