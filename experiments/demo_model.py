@@ -267,8 +267,8 @@ def demo_sweep(cfg: ModelConfig, a, b, log) -> SweepResult | SweepNotRun:
         return SweepResult.from_json(json.loads(path.read_text())["sweep"][cfg.pair],
                                      source=f"cached `rram-lsm eval` run ({path})", reduced=False)
     if cfg.sweep_splits < 2:
-        return SweepNotRun(f"not run by the demo; the split sweep over every choice of unseen "
-                           f"digits: `rram-lsm eval --sweep full` ({SWEEP_DOCS})")
+        return SweepNotRun(f"the split sweep over every choice of unseen digits (not run by "
+                           f"the demo): `rram-lsm eval --sweep full`, {SWEEP_DOCS}")
     h = cfg.experiment.heads
     sw = split_sweep(a, b, TrainConfig(pd=h.pd, epochs=cfg.sweep_epochs, loss=h.loss,
                                        temperature=h.temperature, threads=h.threads),

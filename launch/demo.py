@@ -387,7 +387,8 @@ def live_lines(run_dir: Path, cfg: DemoConfig, prep: Prepared | None = None) -> 
     heads = cfg.model.experiment.heads
     lines = []
     for pair, run in pair_runs(cfg).items():
-        acc = from_records(read_records(run_dir / run["predictions"]), heads.seen, heads.unseen,
+        records = read_records(run_dir / run["predictions"])
+        acc = from_records(records, heads.seen, heads.unseen,
                            1 / len(set(heads.seen) | set(heads.unseen)), run["sources"])
         lines.append(f"live {pair} (calibrated): {acc.line()}")
         for m, pools in sorted(acc.by_modality.items()):
@@ -395,7 +396,26 @@ def live_lines(run_dir: Path, cfg: DemoConfig, prep: Prepared | None = None) -> 
             lines.append(f"live {pair} {m} queries: {one.line()}")
         model = (prep.models.get(pair) if prep and prep.models else prep.model if prep else None)
         lines.append(verdict(pair, acc, getattr(model, "sweep", None)))
+        lines.append(within_unseen_line(records, heads.unseen))
     return lines
+
+
+def within_unseen_line(records: list[dict], unseen) -> str:
+    """Unseen trials split in two: how many the classifier sent to some unseen class (which
+    calibration controls), and of those how many got the right one, against chance
+    1/|unseen| inside the unseen pool (what only transfer between the modalities can beat)."""
+    from .accuracy import clopper_pearson
+
+    unseen = {int(c) for c in unseen}
+    rows = [r for r in records if r.get("kind") == "prediction" and r.get("label") in unseen]
+    pool = [r for r in rows if r.get("pred") in unseen]
+    right = sum(r["pred"] == r["label"] for r in pool)
+    ci = clopper_pearson(right, len(pool))
+    if ci is None:
+        return f"  unseen trials labelled with an unseen class: 0/{len(rows)}"
+    return (f"  unseen trials labelled with an unseen class: {len(pool)}/{len(rows)}; of those, "
+            f"the right one {right}/{len(pool)} = {right / len(pool):.1%} (exact 95% CI "
+            f"{ci[0]:.1%}-{ci[1]:.1%}) vs chance {1 / len(unseen):.1%} inside the unseen pool")
 
 
 def verdict(pair: str, acc, sweep=None) -> str:

@@ -60,6 +60,20 @@ def test_running_accuracy_pools_and_chance():
     assert clopper_pearson(0, 0) is None
 
 
+def test_unseen_trials_split_into_pool_and_transfer():
+    """Calibration can send unseen trials to the unseen pool without transfer: the line
+    counts both, and the right-label rate inside the pool is against 1/|unseen|."""
+    from rram_lsm.launch.demo import within_unseen_line
+
+    recs = [{"kind": "prediction", "label": lab, "pred": pred}
+            for lab, pred in ((8, 8), (8, 9), (9, 9), (9, 3), (1, 8), (9, 8))]
+    recs.append({"kind": "control", "label": 8, "pred": 8})
+    line = within_unseen_line(recs, (8, 9))
+    lo, hi = clopper_pearson(2, 4)
+    assert f"unseen class: 4/5; of those, the right one 2/4 = 50.0% (exact 95% CI " \
+           f"{lo:.1%}-{hi:.1%}) vs chance 50.0% inside the unseen pool" in line
+
+
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
     from rram_lsm.experiments.config import ExperimentConfig
