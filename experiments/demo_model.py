@@ -35,6 +35,7 @@ from .store import PAIRS, FeatureStore, pair_features
 CLASSES = tuple(range(1, 10))
 MODEL_FILES = ("heads.npz", "bank_for_{a}.npz", "bank_for_{b}.npz", "model.json")
 GZSL_FOLDS = 3                    # pseudo-unseen folds choosing each bank's calibration
+SWEEP_DOCS = "docs/results.md#probes-retrieval-and-split-sweeps"
 Stage = Callable[[str, str], AbstractContextManager]   # stage(name, what): times one stage
 
 
@@ -47,7 +48,10 @@ def demo_experiment() -> ExperimentConfig:
 @dataclass
 class ModelConfig:
     """What the demo's model is made of: the pair, the device, the experiment (whose
-    ``heads.seed`` also picks the replayed samples) and the split sweep to show."""
+    ``heads.seed`` also picks the replayed samples) and the split sweep to show.
+    ``visual_half``: the visual test half replayed (None: half A against neural trials,
+    which are written from half B, and all of it otherwise); the three-source demo shares
+    one visual source between its pairs, so it gives half A to both."""
 
     pair: str = "audio-visual"
     device: str = "rram"
@@ -55,6 +59,14 @@ class ModelConfig:
     sweep_splits: int = 3             # reduced split sweep when no cached full eval exists
     sweep_epochs: int = 30
     eval_results: Path | None = None  # a results.json of `rram-lsm eval` (default: results/)
+    visual_half: int | None = None
+
+    @property
+    def half(self) -> int | None:
+        """The visual half the replay source sends (see the class docstring)."""
+        if self.visual_half is not None:
+            return self.visual_half
+        return 0 if self.pair == "neural-visual" else None
 
     def check(self) -> None:
         if self.pair not in PAIRS:
@@ -83,32 +95,35 @@ class DemoModel:
     dataset: object = field(repr=False)   # the built-in dataset
 
 
-def prepare_model(cfg: ModelConfig, run_dir: Path, stage: Stage,
-                  log: Callable[[str], None]) -> DemoModel:
-    """Dataset, encoding, training, banks and sweep: everything before the graph starts."""
+def prepare_model(cfg: ModelConfig, model_dir: Path, stage: Stage,
+                  log: Callable[[str], None], store: FeatureStore | None = None) -> DemoModel:
+    """Dataset, encoding, training, banks and sweep: everything before the graph starts;
+    heads and banks are written into ``model_dir``.  ``store``: a ``FeatureStore`` of the same
+    experiment another pair already loaded (its dataset and features are reused)."""
     exp, (a_name, b_name) = cfg.experiment, cfg.modalities
-    with stage("dataset", f"built-in dataset ({exp.size}, seed {exp.data_seed})"):
-        load_builtin(exp.size, exp.data_seed, progress=True)
+    if store is None:
+        with stage("dataset", f"built-in dataset ({exp.size}, seed {exp.data_seed})"):
+            load_builtin(exp.size, exp.data_seed, progress=True)
     with stage("encode", f"LSM encoding of {a_name} and {b_name} ({cfg.device}, gain "
                          f"calibrated on validation, cached)"):
-        store = FeatureStore(exp, log=lambda s: log("  " + s.strip()))
+        store = store or FeatureStore(exp, log=lambda s: log("  " + s.strip()))
         feats = {m: calibrated_features(cfg, store, m, log) for m in (a_name, b_name)}
         consts = {m: float(feats[m].config["const"]) for m in (a_name, b_name)}
         a, b = pair_features(feats[a_name], feats[b_name])
     cached = cached_model(cfg, consts, a, b)
     h = exp.heads
     if cached is not None:
-        with stage("train", f"trained heads and banks from the cache ({cached})"):
-            heads_path, banks, summary, epoch, heads, sweep, gz = load_model(cached, run_dir)
+        with stage("train", f"{cfg.pair}: trained heads and banks from the cache ({cached})"):
+            heads_path, banks, summary, epoch, heads, sweep, gz = load_model(cached, model_dir)
     else:
-        with stage("train", f"projection heads on seen digits {list(h.seen)} "
+        with stage("train", f"{cfg.pair}: projection heads on seen digits {list(h.seen)} "
                             f"({h.epochs} epochs, {h.loss} loss at T={h.temperature:g}, "
                             + (f"rates in {exp.windows} windows, " if exp.windows > 1 else "")
                             + "epoch chosen on validation)"):
-            heads_path, banks, summary, epoch, heads, gz = train_model(cfg, a, b, run_dir, log)
-        with stage("sweep", "split-sweep result"):
+            heads_path, banks, summary, epoch, heads, gz = train_model(cfg, a, b, model_dir, log)
+        with stage("sweep", f"{cfg.pair}: split-sweep result"):
             sweep = demo_sweep(cfg, a, b, log)
-        store_model(cfg, consts, a, b, run_dir, summary, epoch, sweep, gz)
+        store_model(cfg, consts, a, b, model_dir, summary, epoch, sweep, gz)
     return DemoModel(heads_path, banks, consts, summary, epoch, sweep, gz,
                      similarity(heads, a, b), store.dataset)
 
@@ -156,10 +171,9 @@ def cached_model(cfg: ModelConfig, consts: dict, a, b) -> Path | None:
     return folder if all(f.exists() for f in files) else None
 
 
-def store_model(cfg: ModelConfig, consts: dict, a, b, run_dir: Path, summary: ZeroShotSummary,
+def store_model(cfg: ModelConfig, consts: dict, a, b, model: Path, summary: ZeroShotSummary,
                 epoch: int, sweep, gzsl: dict) -> None:
     """Keep heads, banks, training summary, GZSL and sweep, so a second demo skips training."""
-    model = run_dir / "model"
     (model / "model.json").write_text(json.dumps(
         {"summary": summary.to_json(), "selected_epoch": epoch, "sweep": sweep.to_json(),
          "gzsl": gzsl}, default=_json_default))
@@ -171,8 +185,7 @@ def store_model(cfg: ModelConfig, consts: dict, a, b, run_dir: Path, summary: Ze
     tmp.rename(folder)
 
 
-def load_model(folder: Path, run_dir: Path):
-    model = run_dir / "model"
+def load_model(folder: Path, model: Path):
     shutil.copytree(folder, model, dirs_exist_ok=True)
     meta = json.loads((model / "model.json").read_text())
     heads = load_heads(model / "heads.npz")
@@ -189,7 +202,7 @@ def _json_default(v):
     return str(v)
 
 
-def train_model(cfg: ModelConfig, a, b, run_dir: Path, log):
+def train_model(cfg: ModelConfig, a, b, model: Path, log):
     """Both heads on the seen classes (epoch chosen on validation), saved, and one bank per
     query modality from the other modality's training embeddings of digits 1-9, carrying the
     seen classes and the calibrated-stacking constant chosen on pseudo-unseen validation
@@ -198,7 +211,6 @@ def train_model(cfg: ModelConfig, a, b, run_dir: Path, log):
     z = zero_shot(a, b, h, seeds=(h.seed,))
     result = z.trained[0]
     _, chosen = calibrations(a, b, h, (h.seed,), GZSL_FOLDS)[h.seed]
-    model = run_dir / "model"
     model.mkdir(parents=True, exist_ok=True)
     heads_path = save_heads(model / "heads.npz", result.heads,
                             {"pair": cfg.pair, "device": cfg.device, "seen": list(h.seen),
@@ -216,7 +228,7 @@ def train_model(cfg: ModelConfig, a, b, run_dir: Path, log):
         banks[query.name] = str(bank.save(model / f"bank_for_{query.name}.npz"))
         g = score_direction(result.heads, a, b, d, seen, unseen, chosen[d])
         gz[query.name] = g.to_json()
-        log(f"  GZSL {query.name}->{ref.name} (offline test, per-class mean): gamma "
+        log(f"  GZSL {cfg.pair} {query.name}->{ref.name} (offline test, per-class mean): gamma "
             f"{g.gamma:.3f} (validation); H {g.uncalibrated.h:.1%} -> {g.calibrated.h:.1%} "
             f"(seen {g.calibrated.seen:.1%}, unseen {g.calibrated.unseen:.1%}, chance "
             f"{g.chance:.1%})")
@@ -255,7 +267,8 @@ def demo_sweep(cfg: ModelConfig, a, b, log) -> SweepResult | SweepNotRun:
         return SweepResult.from_json(json.loads(path.read_text())["sweep"][cfg.pair],
                                      source=f"cached `rram-lsm eval` run ({path})", reduced=False)
     if cfg.sweep_splits < 2:
-        return SweepNotRun("not run (sweep_splits < 2)")
+        return SweepNotRun(f"the split sweep over every choice of unseen digits (not run by "
+                           f"the demo): `rram-lsm eval --sweep full`, {SWEEP_DOCS}")
     h = cfg.experiment.heads
     sw = split_sweep(a, b, TrainConfig(pd=h.pd, epochs=cfg.sweep_epochs, loss=h.loss,
                                        temperature=h.temperature, threads=h.threads),
@@ -281,13 +294,13 @@ def similarity(heads, a, b) -> dict:
 
 
 def replay_params(cfg: ModelConfig, modality: str, n_samples: int) -> dict:
-    """The ``builtin_replay`` params of one modality's held-out test samples (visual half A
-    in neural-visual)."""
+    """The ``builtin_replay`` params of one modality's held-out test samples (visual: the
+    half ``cfg.half``)."""
     exp = cfg.experiment
     p = {"size": exp.size, "seed": exp.data_seed, "modality": modality, "split": "test",
          "classes": list(CLASSES), "n_samples": n_samples, "pick_seed": exp.heads.seed}
-    if cfg.pair == "neural-visual" and modality == "visual":
-        p["half"] = 0
+    if modality == "visual" and cfg.half is not None:
+        p["half"] = cfg.half
     return p
 
 

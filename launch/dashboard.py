@@ -34,17 +34,22 @@ def dropped_events(r: dict) -> int:
     return sum(sum(e.get("events_dropped", {}).values()) for e in r.get("edges", {}).values())
 
 
-def summary_lines(latest: dict[str, dict], seen=(), unseen=()) -> list[str]:
-    """The accuracy line (seen / unseen / chance) and energy per inference, RRAM vs digital,
-    with the pipeline, reservoir-only and per-node-kind ratios beside the published ones."""
+def summary_lines(latest: dict[str, dict], seen=(), unseen=(),
+                  classifiers: dict[str, str] | None = None) -> list[str]:
+    """The accuracy line of every classifier (seen / unseen with its exact interval / H /
+    chance; labelled with its pair from ``classifiers``, node -> pair, when there are
+    several) and energy per inference, RRAM vs digital, with the pipeline, reservoir-only and
+    per-node-kind ratios beside the published ones."""
     from .accuracy import from_gauges
     from .report import energy_lines, energy_summary
 
     lines = []
-    gauges = [r.get("gauges") or {} for r in latest.values()]
-    cls = next((g for g in gauges if "seen_n" in g), None)
-    if cls is not None:
-        lines.append("accuracy: " + from_gauges(cls, seen, unseen).line())
+    for node, r in sorted(latest.items()):
+        g = r.get("gauges") or {}
+        if "seen_n" in g:
+            label = (classifiers or {}).get(node)
+            named = f" {label}" if label and len(classifiers or {}) > 1 else ""
+            lines.append(f"accuracy{named}: " + from_gauges(g, seen, unseen).line())
     lines += energy_lines(energy_summary(latest))
     return lines
 
@@ -63,6 +68,7 @@ class Dashboard:
         self.events: list[str] = []
         self.seen: tuple[int, ...] = ()
         self.unseen: tuple[int, ...] = ()
+        self.classifiers: dict[str, str] = {}   # classifier node -> its pair
 
     def update(self, report: dict) -> None:
         with self.lock:
@@ -110,7 +116,7 @@ class Dashboard:
         return out
 
     def table(self, title: str = "rram-lsm") -> Table:
-        lines = summary_lines(self.latest, self.seen, self.unseen) + self.events
+        lines = summary_lines(self.latest, self.seen, self.unseen, self.classifiers) + self.events
         t = Table(title=title, caption="\n".join(lines) or None)
         for c in COLUMNS:
             t.add_column(c, justify="left" if c in ("node", "kind") else "right")

@@ -1,7 +1,8 @@
 """The demo's report: ``report.html`` + PNG figures, each beside the JSON/CSV data it plots.
 
-Every number comes from what the run logged: accuracy from the sink's prediction records
-(``predictions.jsonl``), latency and energy from the nodes' final telemetry
+Every number comes from what the run logged: accuracy from each pair's sink records
+(``predictions.jsonl``, or ``predictions-PAIR.jsonl`` per pair of the three-source demo),
+per pair beside its own classifier's gauges, latency and energy from the nodes' final telemetry
 (``telemetry.jsonl``), the offline figures from the demo's own training stage.  The numbers
 are also written to ``summary.json`` so they can be checked against the logs.
 """
@@ -53,8 +54,9 @@ def energy_summary(latest: dict[str, dict]) -> dict:
     from rram_lsm.stream.energy import load_profile
     from rram_lsm.stream.node import OP_COUNTS
 
-    inferences = max((int((r.get("gauges") or {}).get("inferences", 0)) for r in latest.values()),
-                     default=0)
+    # every classifier's inferences (one classifier per pair in the three-source demo)
+    inferences = sum(int((r.get("gauges") or {}).get("inferences", 0)) for r in latest.values()
+                     if _kind_group(r.get("kind", "")) == "classifier")
     per_node: dict[str, dict[str, float]] = {}
     per_op: dict[str, dict[str, float]] = {}
     ops_total = {k: 0 for k in OP_COUNTS}
@@ -145,17 +147,37 @@ def sensitivity_rows(ops: dict, a: str = RRAM, b: str = DIGITAL) -> list[dict]:
              "base_ratio": r.base_ratio} for r in rows]
 
 
+def pair_views(info: dict) -> dict[str, dict]:
+    """Per pair: its classifier node, its sink's file and its sources (``info["pairs"]``, as
+    the demo writes it; one pair in ``predictions.jsonl`` when the run names none)."""
+    if info.get("pairs"):
+        return info["pairs"]
+    return {str(info.get("config", {}).get("pair")): {
+        "classifier": "classifier", "predictions": "predictions.jsonl",
+        "sources": info.get("sources") or {}}}
+
+
+def pair_predictions(run_dir: Path, view: dict) -> list[dict]:
+    return [r for r in read_records(run_dir / view["predictions"]) if r.get("kind") == "prediction"]
+
+
 def summarise(run_dir: Path, info: dict) -> dict:
-    """Every number of the report, from the run's logs."""
+    """Every number of the report, from the run's logs: accuracy per pair (its sink's records
+    and its classifier's gauges) and pooled over the pairs, latency, energy."""
     cfg = info.get("config", {})
     seen, unseen = tuple(cfg.get("seen", ())), tuple(cfg.get("unseen", ()))
     latest, events = read_telemetry(run_dir / "telemetry.jsonl")
-    records = read_records(run_dir / "predictions.jsonl")
-    preds = [r for r in records if r.get("kind") == "prediction"]
-    cls = next((r for r in latest.values() if "seen_n" in (r.get("gauges") or {})), None)
-    chance = (cls or {}).get("gauges", {}).get("chance")
+    pairs, preds = {}, []
+    for pair, view in pair_views(info).items():
+        mine = pair_predictions(run_dir, view)
+        gauges = (latest.get(view["classifier"]) or {}).get("gauges") or {}
+        acc = from_records(mine, seen, unseen, gauges.get("chance"), view["sources"])
+        pairs[pair] = {"accuracy": acc.as_dict(), "predictions": len(mine),
+                       "accuracy_from_telemetry": from_gauges(gauges, seen, unseen).as_dict()
+                       if "seen_n" in gauges else None}
+        preds += mine
+    chance = next((p["accuracy"]["chance"] for p in pairs.values()), None)
     acc = from_records(preds, seen, unseen, chance, info.get("sources"))
-    gauge_acc = from_gauges(cls["gauges"], seen, unseen).as_dict() if cls else None
     latency = {}
     for node, r in sorted(latest.items()):
         lat = r.get("latency_us") or {}
@@ -163,7 +185,7 @@ def summarise(run_dir: Path, info: dict) -> dict:
         latency[node]["age_ms"] = {k: (r.get("age_ms") or {}).get(k) for k in ("p50", "p99")}
     e2e = [r["latency_ms"] for r in preds if r.get("latency_ms") is not None]
     energy = energy_summary(latest)
-    return {"accuracy": acc.as_dict(), "accuracy_from_telemetry": gauge_acc,
+    return {"accuracy": acc.as_dict(), "pairs": pairs,
             "predictions": len(preds), "latency_us": latency,
             "end_to_end_ms": {"n": len(e2e), "p50": percentile(e2e, 50), "p99": percentile(e2e, 99),
                               "values": e2e},
@@ -218,22 +240,30 @@ class Figures:
         self.made.append((f"figures/{name}.png", f"figures/{data_name}", caption))
 
 
-def _offline(prep, pool: str, direction: str = "a_to_b") -> tuple[float | None, float | None]:
-    """The offline retrieval (mean over seeds) and its chance for one pool, if trained."""
-    if prep is None:
+def _offline(model, pool: str, direction: str = "a_to_b") -> tuple[float | None, float | None]:
+    """The offline retrieval (mean over seeds) and its chance for one pool of one pair's
+    ``DemoModel``, if trained."""
+    if model is None:
         return None, None
-    p = prep.model.train_summary.pool(pool)
+    p = model.train_summary.pool(pool)
     return getattr(p, direction).mean, p.chance
 
 
-def _fig_accuracy(F: Figures, s: dict, info: dict, prep) -> None:
-    acc = s["accuracy"]
+def _model_of(prep, pair: str):
+    """The ``DemoModel`` of ``pair`` (None without the offline stages)."""
+    if prep is None:
+        return None
+    return (getattr(prep, "models", None) or {}).get(pair, prep.model)
+
+
+def _fig_accuracy(F: Figures, acc: dict, info: dict, model, sfx_name: str = "",
+                  pair: str = "") -> None:
     dev = info.get("config", {}).get("device", "rram")
     sfx = "_rram" if dev == "rram" else ""
     data = {"pipeline_9way": {p: acc[p]["accuracy"] for p in ("seen", "unseen")},
             "pipeline_chance": acc["chance"],
-            "offline_retrieval": {p: _offline(prep, p)[0] for p in ("seen", "unseen")},
-            "offline_chance": {p: _offline(prep, p)[1] for p in ("seen", "unseen")},
+            "offline_retrieval": {p: _offline(model, p)[0] for p in ("seen", "unseen")},
+            "offline_chance": {p: _offline(model, p)[1] for p in ("seen", "unseen")},
             "paper": {p: PAPER[f"{p}{sfx}"] / 100 for p in ("seen", "unseen")}}
     fig, ax = F.plt.subplots(figsize=(6, 3.2))
     x = np.arange(2)
@@ -248,11 +278,15 @@ def _fig_accuracy(F: Figures, s: dict, info: dict, prep) -> None:
     ax.set_ylim(0, 1)
     ax.set_ylabel("top-1 accuracy")
     ax.legend(fontsize=7)
-    F.save(fig, "accuracy", data, "Accuracy: the live pipeline (nearest prototype among digits 1-9, "
-                                  "chance 1/9), the paper's retrieval metric offline, and the paper.")
+    if pair:
+        ax.set_title(pair, fontsize=9)
+    F.save(fig, f"accuracy{sfx_name}", data, f"Accuracy{' of ' + pair if pair else ''}: the live "
+           "pipeline (nearest prototype among digits 1-9, chance 1/9), the paper's retrieval "
+           "metric offline, and the paper.")
 
 
-def _fig_confusions(F: Figures, preds: list[dict], cfg: dict) -> None:
+def _fig_confusions(F: Figures, preds: list[dict], cfg: dict, sfx_name: str = "",
+                    pair: str = "") -> None:
     classes = list(range(1, 10))
     for pool in ("seen", "unseen"):
         true = list(cfg.get(pool, []))
@@ -267,14 +301,14 @@ def _fig_confusions(F: Figures, preds: list[dict], cfg: dict) -> None:
         ax.set_yticks(range(len(true)), [str(c) for c in true])
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
-        ax.set_title(f"{pool} classes (both query modalities)")
+        ax.set_title(f"{pair + ': ' if pair else ''}{pool} classes (both query modalities)")
         rows = [["true\\pred"] + [str(c) for c in classes] + ["rejected"]]
         rows += [[str(t)] + [int(v) for v in m[i]] for i, t in enumerate(true)]
-        F.save(fig, f"confusion_{pool}", None, f"Confusion matrix of the {pool} classes "
-                                               f"(pipeline predictions).", csv_rows=rows)
+        F.save(fig, f"confusion_{pool}{sfx_name}", None, f"Confusion matrix of the {pool} "
+               f"classes{' of ' + pair if pair else ''} (pipeline predictions).", csv_rows=rows)
 
 
-def _fig_similarity(F: Figures, sim: dict) -> None:
+def _fig_similarity(F: Figures, sim: dict, sfx_name: str = "") -> None:
     m = np.asarray(sim["matrix"])
     fig, ax = F.plt.subplots(figsize=(4.6, 4))
     im = ax.imshow(m, cmap="viridis", vmin=-1, vmax=1)
@@ -283,7 +317,7 @@ def _fig_similarity(F: Figures, sim: dict) -> None:
     ax.set_xlabel(f"{sim['cols']} prototype")
     ax.set_ylabel(f"{sim['rows']} prototype")
     fig.colorbar(im, ax=ax, shrink=0.8)
-    F.save(fig, "similarity", sim, "Cross-modal cosine similarity of test-set class prototypes "
+    F.save(fig, f"similarity{sfx_name}", sim, "Cross-modal cosine similarity of test-set class prototypes "
                                    "(a bright diagonal = the two modalities agree, incl. 8 and 9).")
 
 
@@ -360,7 +394,7 @@ def _fig_energy(F: Figures, e: dict) -> None:
            "Energy per inference by operation type on each profile.")
 
 
-def _fig_sweep(F: Figures, sweep) -> None:
+def _fig_sweep(F: Figures, sweep, sfx_name: str = "") -> None:
     """``sweep``: the demo's ``SweepResult`` (nothing to plot for a ``SweepNotRun``)."""
     metric = getattr(sweep, "unseen_a_to_b", None)
     if metric is None or not metric.acc:
@@ -377,7 +411,7 @@ def _fig_sweep(F: Figures, sweep) -> None:
     ax.set_ylabel("unseen retrieval top-1")
     ax.set_ylim(0, 1)
     ax.legend(fontsize=7)
-    F.save(fig, "sweep", {"splits": sweep.splits, "acc_unseen_a_to_b": acc.tolist(),
+    F.save(fig, f"sweep{sfx_name}", {"splits": sweep.splits, "acc_unseen_a_to_b": acc.tolist(),
                           "summary": sm.as_dict(), "source": sweep.source},
            f"Split sweep: unseen-pair retrieval for each choice of unseen digits "
            f"({sweep.source}).")
@@ -456,13 +490,17 @@ def write_report(run_dir: Path, info: dict, prep=None) -> Path:
     cfg = info.get("config", {})
     (run_dir / "summary.json").write_text(json.dumps({**s, "info": info}, indent=1, default=str))
     F = Figures(run_dir)
-    preds = [r for r in read_records(run_dir / "predictions.jsonl") if r.get("kind") == "prediction"]
-    _fig_accuracy(F, s, info, prep)
-    _fig_confusions(F, preds, cfg)
+    views = pair_views(info)
+    for pair, view in views.items():
+        sfx, model = (f"_{pair}" if len(views) > 1 else ""), _model_of(prep, pair)
+        label = pair if len(views) > 1 else ""
+        _fig_accuracy(F, s["pairs"][pair]["accuracy"], info, model, sfx, label)
+        _fig_confusions(F, pair_predictions(run_dir, view), cfg, sfx, label)
+        if model is not None:
+            _fig_similarity(F, model.similarity, sfx)
+            _fig_sweep(F, model.sweep, sfx)
     if prep is not None:
-        _fig_similarity(F, prep.model.similarity)
         _fig_rasters(F, prep.rasters)
-        _fig_sweep(F, prep.model.sweep)
     _fig_latency(F, s)
     _fig_energy(F, s["energy"])
     out = run_dir / "report.html"
@@ -470,9 +508,46 @@ def write_report(run_dir: Path, info: dict, prep=None) -> Path:
     return out
 
 
+def _pair_html(pair: str, acc: dict, info: dict, model, sfx: str) -> str:
+    """One pair's accuracy table, its live GZSL line and its offline GZSL table."""
+    rows = []
+    for p, cls in (("seen", "1-7"), ("unseen", "8-9")):
+        a = acc[p]
+        rows.append([f"{p} ({cls})", f"{_pct(a['accuracy'])} ({a['correct']}/{a['n']})",
+                     _pct(acc["chance"]), _pct(_offline(model, p)[0]),
+                     _pct(_offline(model, p, "b_to_a")[0]), _pct(_offline(model, p)[1]),
+                     f"{PAPER[p + sfx]:.2f}%"])
+    parts = [f"<h3>{html.escape(pair)}</h3>" + _table(
+        ["classes", "pipeline (live, 9-way bank)", "chance (bank)", "offline A->B retrieval",
+         "offline B->A retrieval", "chance (retrieval)", f"paper ({'RRAM chip' if sfx else 'software'})"],
+        rows)]
+    ci = acc["unseen"].get("ci95_exact")
+    parts.append(f"<p>Generalised zero-shot, live: H {_pct(acc.get('h'))} (harmonic mean of "
+                 f"seen and unseen); unseen exact binomial 95% CI "
+                 + (f"[{_pct(ci[0])}, {_pct(ci[1])}]" if ci else "-")
+                 + f"; chance {_pct(acc['chance'])} for each.</p>")
+    gzsl = ((info.get("models") or {}).get(pair) or info).get("gzsl") or {}
+    gz_rows = [[f"{q}->{g['bank']}", f"{g['gamma']:.3f}"]
+               + [_pct(g[w][k]) for w in ("uncalibrated", "calibrated")
+                  for k in ("seen", "unseen", "h")] + [_pct(g["chance"])]
+               for q, g in gzsl.items()]
+    if gz_rows:
+        parts.append("<h4>Generalised zero-shot offline (test, per-class mean)</h4>" + _table(
+            ["queries", "gamma (validation)", "seen γ=0", "unseen γ=0", "H γ=0", "seen cal.",
+             "unseen cal.", "H cal.", "chance"], gz_rows))
+    return "".join(parts)
+
+
+def _epochs(info: dict) -> str:
+    """The validation-chosen head epoch, per pair when there are several."""
+    models = info.get("models") or {}
+    if len(models) > 1:
+        return ", ".join(f"{p} {m.get('selected_epoch', '-')}" for p, m in models.items())
+    return str(info.get("selected_epoch", "-"))
+
+
 def _html(s: dict, info: dict, figs: list[tuple[str, str, str]], prep=None) -> str:
     cfg = info.get("config", {})
-    acc = s["accuracy"]
     dev = cfg.get("device", "rram")
     sfx = "_rram" if dev == "rram" else ""
     parts = [f"<h1>rram-lsm demo: {html.escape(str(cfg.get('pair')))} ({html.escape(dev)})</h1>"]
@@ -482,34 +557,14 @@ def _html(s: dict, info: dict, figs: list[tuple[str, str, str]], prep=None) -> s
                  f"{cfg.get('samples')} held-out test samples per modality; pacing: "
                  f"{html.escape(str(info.get('pacing', '-')))}. Reservoir gains (validation): "
                  f"{html.escape(json.dumps(info.get('consts', {})))}; head epoch "
-                 f"{info.get('selected_epoch', '-')} (validation).</p>")
+                 f"{_epochs(info)} (validation).</p>")
     parts.append("<h2>Stages</h2>" + _table(["stage", "seconds"],
                  [[k, f"{v:.1f}"] for k, v in (info.get("stage_seconds") or {}).items()]
                  + [["total", f"{info.get('total_seconds', 0):.1f}"]]))
-    rows = []
-    for p, cls in (("seen", "1-7"), ("unseen", "8-9")):
-        a = acc[p]
-        rows.append([f"{p} ({cls})", f"{_pct(a['accuracy'])} ({a['correct']}/{a['n']})",
-                     _pct(acc["chance"]), _pct(_offline(prep, p)[0]),
-                     _pct(_offline(prep, p, "b_to_a")[0]), _pct(_offline(prep, p)[1]),
-                     f"{PAPER[p + sfx]:.2f}%"])
-    parts.append("<h2>Accuracy</h2>" + _table(
-        ["classes", "pipeline (live, 9-way bank)", "chance (bank)", "offline A->B retrieval",
-         "offline B->A retrieval", "chance (retrieval)", f"paper ({'RRAM chip' if sfx else 'software'})"],
-        rows))
-    ci = acc["unseen"].get("ci95_exact")
-    parts.append(f"<p>Generalised zero-shot, live: H {_pct(acc.get('h'))} (harmonic mean of "
-                 f"seen and unseen); unseen exact binomial 95% CI "
-                 + (f"[{_pct(ci[0])}, {_pct(ci[1])}]" if ci else "-")
-                 + f"; chance {_pct(acc['chance'])} for each.</p>")
-    gz_rows = [[f"{q}->{g['bank']}", f"{g['gamma']:.3f}"]
-               + [_pct(g[w][k]) for w in ("uncalibrated", "calibrated")
-                  for k in ("seen", "unseen", "h")] + [_pct(g["chance"])]
-               for q, g in (info.get("gzsl") or {}).items()]
-    if gz_rows:
-        parts.append("<h3>Generalised zero-shot offline (test, per-class mean)</h3>" + _table(
-            ["queries", "gamma (validation)", "seen γ=0", "unseen γ=0", "H γ=0", "seen cal.",
-             "unseen cal.", "H cal.", "chance"], gz_rows))
+    parts.append("<h2>Accuracy</h2>")
+    for pair in pair_views(info):
+        parts.append(_pair_html(pair, s["pairs"][pair]["accuracy"], info, _model_of(prep, pair),
+                                sfx))
     parts.append("<p>The live pipeline labels every query with the nearest of 9 prototypes of "
                  "the other modality (digits 1-9; the unseen 8 and 9 never trained the heads), so "
                  "its chance is 1/9; seen-class scores are lowered by the calibration constant "
@@ -517,14 +572,18 @@ def _html(s: dict, info: dict, figs: list[tuple[str, str, str]], prep=None) -> s
                  "held out of training (calibrated stacking). The paper's metric is retrieval "
                  "within the seen pool and within the unseen pool (chance 1/7 and 1/2), computed "
                  "offline here on the same test split.</p>")
-    sw = prep.model.sweep if prep is not None else None
-    if getattr(sw, "unseen_a_to_b", None) is not None:
-        sm = sw.unseen_a_to_b.summary
-        parts.append(f"<p>Split sweep ({html.escape(str(sw.source))}): unseen retrieval "
-                     f"{_pct(sm.mean)}, 95% CI [{_pct(sm.ci_low)}, {_pct(sm.ci_high)}], "
-                     f"chance {_pct(sm.chance)} over {sm.n_splits} splits x {sm.n_seeds} seeds.</p>")
-    else:
-        parts.append(f"<p>Split sweep: {html.escape(str(getattr(sw, 'source', 'not run')))}.</p>")
+    for pair in pair_views(info):
+        model = _model_of(prep, pair)
+        sw = model.sweep if model is not None else None
+        if getattr(sw, "unseen_a_to_b", None) is not None:
+            sm = sw.unseen_a_to_b.summary
+            parts.append(f"<p>{html.escape(pair)} split sweep ({html.escape(str(sw.source))}): "
+                         f"unseen retrieval {_pct(sm.mean)}, 95% CI [{_pct(sm.ci_low)}, "
+                         f"{_pct(sm.ci_high)}], chance {_pct(sm.chance)} over {sm.n_splits} "
+                         f"splits x {sm.n_seeds} seeds.</p>")
+        else:
+            parts.append(f"<p>{html.escape(pair)} split sweep: "
+                         f"{html.escape(str(getattr(sw, 'source', 'not run')))}.</p>")
     lat_rows = [[n, v.get("n"), fmt_us(v.get("p50")), fmt_us(v.get("p99")), fmt_us(v.get("max"))]
                 for n, v in s["latency_us"].items()]
     e2e = s["end_to_end_ms"]

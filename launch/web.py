@@ -101,7 +101,7 @@ def state(dash: Dashboard, title: str) -> dict:
     with dash.lock:
         latest, rates = dict(dash.latest), dict(dash.rates)
         restarts, events = dict(dash.restarts), list(dash.events)
-        seen, unseen = dash.seen, dash.unseen
+        seen, unseen, classifiers = dash.seen, dash.unseen, dict(dash.classifiers)
     nodes = [node_row(n, r, rates.get(n, 0.0), restarts.get(n, 0)) for n, r in sorted(latest.items())]
     profiles = list(dict.fromkeys(p for row in nodes for p in row["energy_per_inference_pj"]))
     accuracy = None
@@ -121,7 +121,7 @@ def state(dash: Dashboard, title: str) -> dict:
         predictions += [dict(p, node=n) for p in view.get("predictions", ())]
     return {"title": title, "time": time.time(), "nodes": nodes, "profiles": profiles,
             "accuracy": accuracy, "sources": sources, "reservoirs": reservoirs, "predictions": predictions,
-            "summary": summary_lines(latest, seen, unseen), "events": events}
+            "summary": summary_lines(latest, seen, unseen, classifiers), "events": events}
 
 
 def _finite(obj):

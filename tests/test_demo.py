@@ -1,7 +1,8 @@
 """The demo end to end as real processes (tiny built-in set, few samples, fast pacing): the
-report exists, every figure sits beside the data it plots, and the report's accuracy, latency
-and energy equal what the sink and the telemetry logged; one node's energy is checked by hand
-(known op counts x the profile's constants read from its TOML)."""
+default three-source graph (audio-visual and neural-visual, the visual encoder shared), the
+report exists, every figure sits beside the data it plots, and the report's accuracy per pair,
+latency and energy equal what each pair's sink and the telemetry logged; one node's energy is
+checked by hand (known op counts x the profile's constants read from its TOML)."""
 from __future__ import annotations
 
 import csv
@@ -59,11 +60,25 @@ def test_running_accuracy_pools_and_chance():
     assert clopper_pearson(0, 0) is None
 
 
+def test_unseen_trials_split_into_pool_and_transfer():
+    """Calibration can send unseen trials to the unseen pool without transfer: the line
+    counts both, and the right-label rate inside the pool is against 1/|unseen|."""
+    from rram_lsm.launch.demo import within_unseen_line
+
+    recs = [{"kind": "prediction", "label": lab, "pred": pred}
+            for lab, pred in ((8, 8), (8, 9), (9, 9), (9, 3), (1, 8), (9, 8))]
+    recs.append({"kind": "control", "label": 8, "pred": 8})
+    line = within_unseen_line(recs, (8, 9))
+    lo, hi = clopper_pearson(2, 4)
+    assert f"unseen class: 4/5; of those, the right one 2/4 = 50.0% (exact 95% CI " \
+           f"{lo:.1%}-{hi:.1%}) vs chance 50.0% inside the unseen pool" in line
+
+
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
     from rram_lsm.experiments.config import ExperimentConfig
     from rram_lsm.experiments.demo_model import ModelConfig
-    from rram_lsm.launch.demo import DemoConfig, run_demo
+    from rram_lsm.launch.demo import BOTH, DemoConfig, run_demo
 
     out = tmp_path_factory.mktemp("demo") / "run"
     # windowed rates (2 per sample): the lsm nodes emit 400 values, the heads take them
@@ -71,7 +86,7 @@ def demo_run(tmp_path_factory):
                            heads=TrainConfig(epochs=5, threads=2))
     # ideal LSM: the live features equal the offline ones (RRAM read noise is drawn per read)
     cfg = DemoConfig(ModelConfig(device="ideal", experiment=exp, sweep_splits=2, sweep_epochs=2),
-                     samples=9, speed=50.0, out=out, dashboard=False, raster_samples=1)
+                     pairs=BOTH, samples=9, speed=50.0, out=out, dashboard=False, raster_samples=1)
     code, report = run_demo(cfg, log=lambda s: None)
     return cfg, code, report, out
 
@@ -90,39 +105,47 @@ def test_demo_report_matches_the_logs(demo_run):
     assert code == 0
     assert report.exists() and report.name == "report.html"
     html = report.read_text()
-    # every figure is saved beside the data it plots
+    # every figure is saved beside the data it plots (per pair where a pair has its own)
     pngs = sorted((run / "figures").glob("*.png"))
     names = {p.stem for p in pngs}
-    assert {"accuracy", "confusion_seen", "confusion_unseen", "similarity", "latency",
-            "energy_nodes", "energy_ops", "raster_audio", "raster_visual", "sweep"} <= names
+    assert {"latency", "energy_nodes", "energy_ops", "raster_audio", "raster_neural",
+            "raster_visual"} <= names
+    for pair in PAIRS:
+        assert {f"{f}_{pair}" for f in ("accuracy", "confusion_seen", "confusion_unseen",
+                                        "similarity", "sweep")} <= names
     for p in pngs:
         assert p.with_suffix(".json").exists() or p.with_suffix(".csv").exists(), p
         assert f'src="figures/{p.name}"' in html
 
-    preds = [json.loads(l) for l in (run / "predictions.jsonl").read_text().splitlines()]
-    preds = [r for r in preds if r["kind"] == "prediction"]
-    assert len(preds) == 2 * cfg.samples  # every held-out sample of both modalities, once
-    assert len({tuple(r["origin"]) for r in preds}) == len(preds)
     summary = json.loads((run / "summary.json").read_text())
     tel = _final_reports(run / "telemetry.jsonl")
-
-    # accuracy: the report = the sink's predictions = the classifier's telemetry counts
     heads = cfg.model.experiment.heads
-    for pool, classes in (("seen", heads.seen), ("unseen", heads.unseen)):
-        rows = [r for r in preds if r["label"] in classes]
-        correct = sum(r["pred"] == r["label"] for r in rows)
-        assert summary["accuracy"][pool]["n"] == len(rows) > 0
-        assert summary["accuracy"][pool]["correct"] == correct
-        g = tel["classifier"]["gauges"]
-        assert (g[f"{pool}_n"], g[f"{pool}_correct"]) == (len(rows), correct)
-        assert f"{correct / len(rows):.1%} ({correct}/{len(rows)})" in html
-    assert summary["accuracy"]["chance"] == pytest.approx(1 / 9)
-    conf = list(csv.reader(open(run / "figures" / "confusion_unseen.csv")))
-    assert sum(int(v) for row in conf[1:] for v in row[1:]) == summary["accuracy"]["unseen"]["n"]
+    n_preds = 0
+    for pair, k in PAIRS.items():
+        preds = _predictions(run, pair)
+        n_preds += len(preds)
+        assert len(preds) == 2 * cfg.samples  # every held-out sample of both modalities, once
+        assert len({tuple(r["origin"]) for r in preds}) == len(preds)
+        # accuracy: the report = the pair's sink = its classifier's telemetry counts
+        acc = summary["pairs"][pair]["accuracy"]
+        for pool, classes in (("seen", heads.seen), ("unseen", heads.unseen)):
+            rows = [r for r in preds if r["label"] in classes]
+            correct = sum(r["pred"] == r["label"] for r in rows)
+            assert acc[pool]["n"] == len(rows) > 0
+            assert acc[pool]["correct"] == correct
+            g = tel[f"classifier_{k}"]["gauges"]
+            assert (g[f"{pool}_n"], g[f"{pool}_correct"]) == (len(rows), correct)
+            assert f"{correct / len(rows):.1%} ({correct}/{len(rows)})" in html
+        assert acc["chance"] == pytest.approx(1 / 9)
+        conf = list(csv.reader(open(run / "figures" / f"confusion_unseen_{pair}.csv")))
+        assert sum(int(v) for row in conf[1:] for v in row[1:]) == acc["unseen"]["n"]
+    assert summary["accuracy"]["unseen"]["n"] == sum(
+        summary["pairs"][p]["accuracy"]["unseen"]["n"] for p in PAIRS)   # pooled over pairs
 
     # latency: per node p50/p99 as the final telemetry logged them, in the report and its data
     lat = json.loads((run / "figures" / "latency.json").read_text())["per_node_us"]
-    for node in ("lsm_audio", "lsm_visual", "proj_audio", "proj_visual", "classifier"):
+    for node in ("lsm_audio", "lsm_neural", "lsm_visual", "proj_audio", "proj_neural",
+                 "proj_visual_av", "proj_visual_nv", "classifier_av", "classifier_nv"):
         for q in ("p50", "p99"):
             logged = tel[node]["latency_us"][q]
             assert summary["latency_us"][node][q] == logged == lat[node][q]
@@ -131,8 +154,8 @@ def test_demo_report_matches_the_logs(demo_run):
 
     # energy: per node as telemetry logged it; per inference = sum over nodes / inferences
     e = json.loads((run / "figures" / "energy_nodes.json").read_text())
-    n_inf = tel["classifier"]["gauges"]["inferences"]
-    assert e["inferences"] == n_inf == len(preds)
+    n_inf = sum(tel[f"classifier_{k}"]["gauges"]["inferences"] for k in PAIRS.values())
+    assert e["inferences"] == n_inf == n_preds      # both classifiers' inferences
     for prof in ("rram_macro", "digital_45nm_event"):
         logged = {n: r["energy_pj"][prof]["total"] for n, r in tel.items() if r.get("energy_pj")}
         assert e["per_node_pj"][prof] == logged
@@ -146,28 +169,34 @@ def test_demo_report_matches_the_logs(demo_run):
 
     # the graph asks the lsm nodes for the windowed rates the heads were trained on
     from rram_lsm.nodes.projection.heads import load_heads
-    assert {h.n_features for h in load_heads(run / "model" / "heads.npz").values()} == {400}
+    # (2 x 200 neurons for audio and visual, 2 x 2,048 for neural)
+    n_features = {m: h.n_features for pair in PAIRS
+                  for m, h in load_heads(run / f"model-{pair}" / "heads.npz").items()}
+    assert n_features == {"audio": 400, "visual": 400, "neural": 4096}
     # the run folder's graph.toml is launch/graphs/demo.toml with this run's args
     from rram_lsm.launch.graph import load_graph
     graph = load_graph(run / "graph.toml")
     assert {n: s.params["windows"] for n, s in graph.nodes.items() if s.kind == "lsm"} \
-        == {"lsm_audio": 2, "lsm_visual": 2}
-    assert graph.nodes["proj_audio"].params["weights"] == str(run / "model" / "heads.npz")
+        == {"lsm_audio": 2, "lsm_neural": 2, "lsm_visual": 2}
+    assert graph.nodes["proj_audio"].params["weights"] == \
+        str(run / "model-audio-visual" / "heads.npz")
+    assert graph.nodes["proj_visual_nv"].params["weights"] == \
+        str(run / "model-neural-visual" / "heads.npz")
     assert graph.nodes["src_visual"].params["n_samples"] == cfg.samples
-    assert "half" not in graph.nodes["src_visual"].params   # all of it: no neural pair here
+    assert graph.nodes["src_visual"].params["half"] == 0   # neural trials come from half B
     assert tomllib.loads((run / "graph.toml").read_text())["include"] == \
         [str(ROOT / "launch" / "graphs" / "demo.toml")]
 
     # no process left behind: every node exited 0
     events = [json.loads(l) for l in (run / "telemetry.jsonl").read_text().splitlines()]
     exited = {r["node"]: r["returncode"] for r in events if r.get("event") == "exited"}
-    assert len(exited) == 8 and set(exited.values()) == {0}
+    assert len(exited) == 14 and set(exited.values()) == {0}
 
 
 def test_classifier_energy_by_hand(demo_run):
     """The classifier's op counts follow from the bank's size; priced by the TOML's constants."""
     cfg, _, _, run = demo_run
-    r = _final_reports(run / "telemetry.jsonl")["classifier"]
+    r = _final_reports(run / "telemetry.jsonl")["classifier_nv"]
     heads = cfg.model.experiment.heads
     n, dim, refs = r["gauges"]["inferences"], heads.pd, len(heads.seen + heads.unseen)
     macs = n * (refs + 1) * dim   # normalise the query, then one cosine per prototype of 1-9
@@ -180,13 +209,13 @@ def test_classifier_energy_by_hand(demo_run):
 
 def test_gauge_accuracy_equals_record_accuracy(demo_run):
     cfg, _, _, run = demo_run
-    recs = [json.loads(l) for l in (run / "predictions.jsonl").read_text().splitlines()]
     heads = cfg.model.experiment.heads
-    a = from_records(recs, heads.seen, heads.unseen).as_dict()
-    g = from_gauges(_final_reports(run / "telemetry.jsonl")["classifier"]["gauges"],
-                    heads.seen, heads.unseen).as_dict()
-    assert [(a[p]["n"], a[p]["correct"]) for p in ("seen", "unseen")] == \
-           [(g[p]["n"], g[p]["correct"]) for p in ("seen", "unseen")]
+    tel = _final_reports(run / "telemetry.jsonl")
+    for pair, k in PAIRS.items():
+        a = from_records(_predictions(run, pair), heads.seen, heads.unseen).as_dict()
+        g = from_gauges(tel[f"classifier_{k}"]["gauges"], heads.seen, heads.unseen).as_dict()
+        assert [(a[p]["n"], a[p]["correct"]) for p in ("seen", "unseen")] == \
+               [(g[p]["n"], g[p]["correct"]) for p in ("seen", "unseen")]
 
 
 def test_ctrl_c_mid_stream_stops_every_process_and_still_writes_the_report(tmp_path):
@@ -200,7 +229,10 @@ def test_ctrl_c_mid_stream_stops_every_process_and_still_writes_the_report(tmp_p
 
     out = tmp_path / "run"
     proc = subprocess.Popen(
+        # one pair and the paper's recipe keep this test's encoding cost (the fixture runs
+        # the three-source graph)
         [sys.executable, "-m", "rram_lsm", "demo", "--size", "tiny", "--samples", "9",
+         "--pair", "audio-visual", "--loss", "paper", "--windows", "1",
          "--speed", "1", "--epochs", "3", "--no-dashboard", "--out", str(out)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True)
@@ -287,36 +319,46 @@ def test_demo_config_names_a_bad_loss_or_temperature():
 
 
 def test_live_predictions_are_the_offline_gzsl_predictions(demo_run):
-    """Lossless (block) edges, zero drops: every live label is calibrated stacking
-    (``gzsl.predict``) on the offline features of the same replayed sample, through the same
-    head, row by row (a one-row matmul sums in another order than a batch), and the bank the
-    run used carries the seen classes and the validation-chosen constant."""
+    """Lossless (block) edges, zero drops: in both pairs of the three-source graph, every
+    live label is calibrated stacking (``gzsl.predict``) on the offline features of the same
+    replayed sample, through the same pair's head, row by row (a one-row matmul sums in
+    another order than a batch), and the bank the run used carries the seen classes and the
+    validation-chosen constant."""
+    from rram_lsm.experiments.store import FeatureStore
+
+    cfg, code, _, run = demo_run
+    assert code == 0
+    exp = cfg.model.experiment
+    tel = _final_reports(run / "telemetry.jsonl")
+    assert len(tel) == 14
+    for node, r in tel.items():
+        assert sum(sum(e.get("events_dropped", {}).values())
+                   for e in (r.get("edges") or {}).values()) == 0, node
+    store = FeatureStore(exp, log=lambda s: None)
+    gammas = set()
+    for m in cfg.models():
+        _live_equals_offline(m, cfg.samples, run, store, gammas)
+    assert gammas != {0.0}       # the live banks do calibrate (a constant was chosen)
+
+
+def _live_equals_offline(m, samples: int, run: Path, store, gammas: set) -> None:
+    """One pair of the run: its live labels against ``gzsl.predict`` offline."""
     from rram_lsm.experiments.demo_model import chosen_samples
     from rram_lsm.experiments.features import DEFAULT_PRESETS, encode_modality
-    from rram_lsm.experiments.store import FeatureStore
     from rram_lsm.nodes.classifier import gzsl
     from rram_lsm.nodes.classifier.bank import PrototypeBank
     from rram_lsm.nodes.projection.heads import load_heads
 
-    cfg, code, _, run = demo_run
-    assert code == 0
-    m, exp = cfg.model, cfg.model.experiment
-    tel = _final_reports(run / "telemetry.jsonl")
-    for node, r in tel.items():
-        assert sum(sum(e.get("events_dropped", {}).values())
-                   for e in (r.get("edges") or {}).values()) == 0, node
-    info_gzsl = json.loads((run / "model" / "model.json").read_text())["gzsl"]
-    heads = load_heads(run / "model" / "heads.npz")
-    store = FeatureStore(exp, log=lambda s: None)
-    recs = [json.loads(l) for l in (run / "predictions.jsonl").read_text().splitlines()]
-    recs = [r for r in recs if r["kind"] == "prediction"]
-    gammas = set()
+    exp, model = m.experiment, run / f"model-{m.pair}"
+    info_gzsl = json.loads((model / "model.json").read_text())["gzsl"]
+    heads = load_heads(model / "heads.npz")
+    recs = _predictions(run, m.pair)
     for query in m.modalities:
-        bank = PrototypeBank.load(run / "model" / f"bank_for_{query}.npz")
+        bank = PrototypeBank.load(model / f"bank_for_{query}.npz")
         assert bank.seen == tuple(exp.heads.seen)
         assert bank.calibration == pytest.approx(info_gzsl[query]["gamma"])
         gammas.add(bank.calibration)
-        ms, idx = chosen_samples(m, store.dataset, query, cfg.samples)
+        ms, idx = chosen_samples(m, store.dataset, query, samples)
         fs = encode_modality(ms, DEFAULT_PRESETS[query], m.device, exp.reservoir_seed,
                              overrides={"const": _const(run, query)},
                              source=store.source(query), windows=exp.windows)
@@ -327,7 +369,15 @@ def test_live_predictions_are_the_offline_gzsl_predictions(demo_run):
         assert sorted(live) == list(range(len(idx)))
         assert [live[k]["label"] for k in range(len(idx))] == ms.labels[idx].tolist()
         assert [live[k]["pred"] for k in range(len(idx))] == offline.tolist()
-    assert gammas != {0.0}       # the live banks do calibrate (a constant was chosen)
+
+
+PAIRS = {"audio-visual": "av", "neural-visual": "nv"}   # pair -> its node suffix
+
+
+def _predictions(run: Path, pair: str) -> list[dict]:
+    """The prediction records of one pair's sink."""
+    recs = [json.loads(l) for l in (run / f"predictions-{pair}.jsonl").read_text().splitlines()]
+    return [r for r in recs if r["kind"] == "prediction"]
 
 
 def _const(run: Path, modality: str) -> float:

@@ -1,6 +1,7 @@
-"""The demo's and live's graphs are graph files (launch/graphs/demo.toml, live.toml) whose
-[args] the commands fill in: node names and table keys take arguments, a table argument
-replaces the included default whole, and the run folder's record reads back as the same graph."""
+"""The demo's and live's graphs are graph files (launch/graphs/demo.toml, demo_pair.toml,
+live.toml) whose [args] the commands fill in: node names and table keys take arguments, a
+table argument replaces the included default whole, the three-source graph shares the visual
+encoder between its two pairs, and the run folder's record reads back as the same graph."""
 from __future__ import annotations
 
 import pytest
@@ -21,8 +22,30 @@ NEURAL = {"name": "demo-neural-visual", "query": "neural", "query_preset": "bmi_
                             "half": 0}}
 
 
+def test_three_source_graph_shares_the_visual_encoder_between_two_pairs():
+    g = load_graph(GRAPHS / "demo.toml")
+    assert g.sources == ["src_audio", "src_neural", "src_visual"]
+    assert len(g.nodes) == 14
+    out = {n: sorted(e.name.split("->")[1] for e in s.outputs) for n, s in g.nodes.items()}
+    assert out["lsm_visual"] == ["proj_visual_av", "proj_visual_nv"]   # one encoder, both pairs
+    into = {}
+    for n, targets in out.items():
+        for t in targets:
+            into.setdefault(t, []).append(n)
+    assert sorted(into["classifier_av"]) == ["proj_audio", "proj_visual_av"]
+    assert sorted(into["classifier_nv"]) == ["proj_neural", "proj_visual_nv"]
+    assert (into["sink_av"], into["sink_nv"]) == (["classifier_av"], ["classifier_nv"])
+    # each pair's heads and banks; every edge lossless, so live labels equal offline ones
+    assert g.nodes["proj_visual_nv"].params["weights"] == g.nodes["proj_neural"].params["weights"]
+    assert g.nodes["proj_visual_av"].params["weights"] != g.nodes["proj_visual_nv"].params["weights"]
+    assert set(g.nodes["classifier_nv"].params["banks"]) == {"neural", "visual"}
+    assert {e.policy for s in g.nodes.values() for e in s.outputs} == {"block"}
+    # the visual source replays half A: neural trials are written from half B
+    assert g.nodes["src_visual"].params["half"] == 0
+
+
 def test_demo_graph_takes_the_pair_from_its_args():
-    g = load_graph(GRAPHS / "demo.toml", NEURAL)
+    g = load_graph(GRAPHS / "demo_pair.toml", NEURAL)
     assert g.name == "demo-neural-visual"
     assert sorted(g.nodes) == ["classifier", "lsm_neural", "lsm_visual", "proj_neural",
                                "proj_visual", "sink", "src_neural", "src_visual"]
@@ -34,16 +57,16 @@ def test_demo_graph_takes_the_pair_from_its_args():
     assert (lsm["preset"], lsm["overrides"]["const"]) == ("bmi_neural", 0.002)
     assert g.nodes["proj_neural"].params["modality"] == "neural"
     # defaults: the audio-visual graph
-    assert sorted(load_graph(GRAPHS / "demo.toml").nodes)[1:3] == ["lsm_audio", "lsm_visual"]
+    assert sorted(load_graph(GRAPHS / "demo_pair.toml").nodes)[1:3] == ["lsm_audio", "lsm_visual"]
 
 
 def test_run_record_reads_back_as_the_same_graph(tmp_path):
-    path = write_graph(GRAPHS / "demo.toml", NEURAL, tmp_path / "graph.toml")
-    again, direct = load_graph(path), load_graph(GRAPHS / "demo.toml", NEURAL)
+    path = write_graph(GRAPHS / "demo_pair.toml", NEURAL, tmp_path / "graph.toml")
+    again, direct = load_graph(path), load_graph(GRAPHS / "demo_pair.toml", NEURAL)
     assert {n: (s.kind, s.params) for n, s in again.nodes.items()} == \
            {n: (s.kind, s.params) for n, s in direct.nodes.items()}
     with pytest.raises(ValueError, match="query_source.half"):
-        write_graph(GRAPHS / "demo.toml", {**NEURAL, "query_source": {"half": None}},
+        write_graph(GRAPHS / "demo_pair.toml", {**NEURAL, "query_source": {"half": None}},
                     tmp_path / "bad.toml")
 
 
