@@ -85,6 +85,30 @@ def test_pieces_spread_over_the_workers_and_inputs_are_put_once(ray_cluster, mon
         assert pool.submit(divmod, 7, 2).result(timeout=60) == (3, 1)
 
 
+def test_baselines_on_the_cluster_give_the_local_rows(ray_cluster):
+    from test_comparison import _frames
+
+    from rram_lsm.experiments.comparison import (ComparisonConfig, supervised_comparison,
+                                                 zero_shot_comparison)
+    from rram_lsm.nodes.projection.train_config import TrainConfig
+
+    fa, fb = _frames("audio", 1, 12, 12), _frames("visual", 2, 16, 10)
+    cfg = ComparisonConfig(TrainConfig(pd=16, epochs=3, threads=1), srnn_epochs=1,
+                           rnn_epochs=1, proto_batch=28)
+
+    def rows(log):
+        return (zero_shot_comparison(fa, fb, cfg, log) + supervised_comparison(fb, cfg, log))
+
+    here_log, ray_log = [], []
+    here = rows(here_log.append)
+    with executor.using(executor.for_cluster(ray_cluster.address)):
+        on_ray = rows(ray_log.append)
+    assert [r["method"] for r in on_ray] == [r["method"] for r in here] and len(here) == 6
+    assert _metrics(on_ray) == _metrics(here)
+    # the workers' log lines come back, in the order the pieces were listed
+    assert [line.split(":")[0] for line in ray_log] == [line.split(":")[0] for line in here_log]
+
+
 def _where_and_sum(i, data):
     import ray
     return float(data.sum()) + i, ray.get_runtime_context().get_node_id()
