@@ -1,7 +1,8 @@
 """Where the independent pieces of offline work run: here (``local``) or as Ray tasks.
 
-A piece is one split x seed of a sweep, one gain of a calibration grid, or one chunk of a
-dataset being encoded.  :meth:`Executor.map` runs ``fn(item, *shared)`` for every item and
+A piece is a share of a sweep's split x seed runs (one share per CPU of the cluster, trained
+vectorised as here), one gain of a calibration grid, one baseline, or one chunk of a dataset
+being encoded or built.  :meth:`Executor.map` runs ``fn(item, *shared)`` for every item and
 returns the results in item order:
 
 * ``local`` calls it in this process, item after item: today's path, unchanged;
@@ -28,22 +29,16 @@ from .cluster import connect
 Progress = Callable[[int, int], None]
 
 
-def set_threads(torch_threads: int | None, numba_threads: int | None = None) -> None:
-    """Fix torch's intra-op threads and numba's parallel threads, each where that library is
-    loaded (encoding never loads torch).  Neither changes a result: the heads' matrix
-    products are fixed by the runs' own ``threads``, and encoding runs one sample per
-    thread."""
+def set_threads(threads: int | None) -> None:
+    """Fix torch's intra-op threads where torch is loaded (encoding never loads it)."""
     import sys
 
-    if torch_threads is not None and "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(int(torch_threads))
-    if numba_threads is not None and "numba" in sys.modules:
-        numba = sys.modules["numba"]
-        numba.set_num_threads(max(1, min(int(numba_threads), numba.config.NUMBA_NUM_THREADS)))
+    if threads is not None and "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(int(threads))
 
 
-def _piece(fn: Callable, item: Any, threads: tuple, *shared: Any) -> Any:
-    set_threads(*threads)
+def _piece(fn: Callable, item: Any, threads: int | None, *shared: Any) -> Any:
+    set_threads(threads)
     return fn(item, *shared)
 
 
@@ -63,20 +58,35 @@ class LocalExecutor:
             threads: int | None = None) -> list:
         out = []
         for item in items:
-            out.append(_piece(fn, item, (threads,), *shared))
+            out.append(_piece(fn, item, threads, *shared))
             if progress is not None:
                 progress(len(out), len(items))
         return out
 
 
 class RayExecutor:
-    """Every piece a Ray task (``num_cpus`` each), its shared inputs in the object store once."""
+    """Every piece a Ray task (``num_cpus`` each, or its torch ``threads``), its shared inputs
+    in the object store once."""
 
     name = "ray"
 
     def __init__(self, ray, num_cpus: float = 1):
         self.ray, self.num_cpus = ray, num_cpus
         self._task, self._call = ray.remote(_piece), ray.remote(_call)
+
+    def cpus(self, threads: int | None) -> float:
+        """The CPUs a piece running ``threads`` threads reserves: as many (so threads never
+        outnumber cores, which costs 3x: docs/performance.md), but no more than the largest
+        node has, or the piece could never be scheduled."""
+        if threads is None:
+            return self.num_cpus
+        largest = max((n["Resources"].get("CPU", 0) for n in self.ray.nodes() if n["Alive"]),
+                      default=1)
+        return max(self.num_cpus, min(float(threads), largest))
+
+    def slots(self, threads: int | None = None) -> int:
+        """How many pieces of ``threads`` threads the cluster runs at once."""
+        return max(1, int(self.ray.cluster_resources().get("CPU", 1) // self.cpus(threads)))
 
     def put(self, value: Any) -> Any:
         return value if isinstance(value, self.ray.ObjectRef) else self.ray.put(value)
@@ -89,9 +99,9 @@ class RayExecutor:
     def map(self, fn: Callable, items: Sequence, *shared: Any, progress: Progress | None = None,
             threads: int | None = None) -> list:
         refs = [self.put(s) for s in shared]
-        task = self._task.options(num_cpus=self.num_cpus)
-        # numba's threads: the CPUs the task holds, so two tasks on a host do not fight
-        futures = [task.remote(fn, item, (threads, self.num_cpus), *refs) for item in items]
+        cpus = self.cpus(threads)
+        task = self._task.options(num_cpus=cpus)
+        futures = [task.remote(fn, item, threads, *refs) for item in items]
         pending, done = list(futures), 0
         while pending:
             ready, pending = self.ray.wait(pending, num_returns=1)

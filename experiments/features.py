@@ -185,7 +185,7 @@ def encode_pieces(samples: list[tuple[np.ndarray, np.ndarray]], reservoir: LifRe
     bounds = [(s, min(s + CHUNK, n)) for s in range(0, n, CHUNK)]
     on_done = None if progress is None else (lambda k, _: progress(min(k * CHUNK, n), n))
     parts = ex.map(_encode_chunk, bounds, _pack(samples), reservoir.config, reservoir.device,
-                   windows, progress=on_done)
+                   windows, int(ex.cpus(None)), progress=on_done)
     feats = np.zeros((n, windows * reservoir.n_neurons), np.float32)
     for (start, stop), (f, ops) in zip(bounds, parts):
         feats[start:stop] = f
@@ -204,8 +204,12 @@ def _pack(samples: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, ...
 
 
 def _encode_chunk(bounds: tuple[int, int], packed: tuple[np.ndarray, ...], config: LsmConfig,
-                  device, windows: int) -> tuple[np.ndarray, dict]:
-    """One piece on a Ray worker: features and op counts of samples ``start:stop``."""
+                  device, windows: int, threads: int) -> tuple[np.ndarray, dict]:
+    """One piece on a Ray worker: features and op counts of samples ``start:stop``, on as
+    many numba threads as the task holds CPUs (one sample per thread: the same features)."""
+    import numba
+
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
     start, stop = bounds
     offsets, t, a = packed
     samples = [(t[offsets[i]:offsets[i + 1]], a[offsets[i]:offsets[i + 1]])

@@ -4,6 +4,7 @@ cluster each run is a task of its own: :func:`train_runs`)."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -59,14 +60,17 @@ def train_runs(a: ModalityData, b: ModalityData, cfgs: Sequence[TrainConfig], ch
                progress: Callable[[int, float], None] | None = None,
                eval_every: int = 1) -> list[TrainResult]:
     """Train every run of ``cfgs``: here ``chunk`` at a time, vectorised (``progress`` follows
-    the epochs); on the command's Ray executor one run per task, the features put in the
+    the epochs); on the command's Ray executor one task per ``threads`` CPUs of the cluster,
+    each reserving them and training its share of the runs vectorised (one run per task
+    trained the reduced sweep about 6x slower: docs/performance.md), the features put in the
     object store once and torch's threads fixed to the runs' own ``threads``."""
     ex = current()
-    size = chunk if isinstance(ex, LocalExecutor) else 1
+    threads = int(cfgs[0].threads) if cfgs else None
+    size = chunk if isinstance(ex, LocalExecutor) else \
+        max(1, min(chunk, math.ceil(len(cfgs) / ex.slots(threads))))
     groups = [list(cfgs[s:s + size]) for s in range(0, len(cfgs), size)]
     if isinstance(ex, LocalExecutor):
         return [r for g in groups for r in train_heads_many(a, b, g, progress, eval_every)]
-    threads = int(cfgs[0].threads) if cfgs else None
     parts = ex.map(_train_group, groups, a, b, eval_every, threads=threads)
     return [r for part in parts for r in part]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-OBJECT_STORE = 80 * 2**20     # bytes per node: small, so a test that copies inputs per task fails
+OBJECT_STORE = 80 * 2**20     # bytes per node: small (Ray spills past it), as the issue asks
 WORKERS = {"worker_a": "127.0.0.2", "worker_b": "127.0.0.3"}   # custom resource -> node address
 CPUS_PER_WORKER = 1
 
