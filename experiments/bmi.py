@@ -154,9 +154,10 @@ def pool_scores(emb_n: np.ndarray, emb_i: np.ndarray, labels: np.ndarray, split:
 
 def train_sets(neural, image, sets: Sequence[tuple[int, ...]], cfg: BmiConfig, batch_size: int,
                seeds: Sequence[int], log: Callable[[str], None] = print) -> SetRuns:
-    """Train every unseen set x seed (vectorised ``cfg.chunk`` at a time) and score the
-    validation-selected heads on the test writers' seen and unseen pools."""
-    from rram_lsm.nodes.projection.train import train_heads_many
+    """Train every unseen set x seed (vectorised ``cfg.chunk`` at a time, or one Ray task
+    each: ``runs.train_runs``) and score the validation-selected heads on the test writers'
+    seen and unseen pools."""
+    from .runs import train_runs
 
     seeds = [int(s) for s in seeds]
     jobs = [(i, tuple(u), s) for i, u in enumerate(sets) for s in seeds]
@@ -176,8 +177,8 @@ def train_sets(neural, image, sets: Sequence[tuple[int, ...]], cfg: BmiConfig, b
     epochs = np.zeros(shape, dtype=int)
     start = time.perf_counter()
     for c0 in range(0, len(configs), cfg.chunk):
-        results = train_heads_many(neural, image, configs[c0:c0 + cfg.chunk],
-                                   eval_every=cfg.eval_every)
+        results = train_runs(neural, image, configs[c0:c0 + cfg.chunk], cfg.chunk,
+                             eval_every=cfg.eval_every)
         for (i, u, s), r in zip(jobs[c0:c0 + cfg.chunk], results):
             j = seeds.index(s)
             en = r.heads["neural"].forward(neural.features)

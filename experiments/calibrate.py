@@ -14,7 +14,8 @@ import numpy as np
 
 from rram_lsm.nodes.lsm.presets import get_preset
 
-from .features import DEFAULT_PRESETS, FeatureSet, encode_modality
+from .executor import LocalExecutor, current
+from .features import DEFAULT_PRESETS, FeatureSet, cache_here, encode_modality
 from .probe import DEFAULT_CS, linear_probe
 
 DEFAULT_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
@@ -57,6 +58,20 @@ class Calibration:
         return "\n".join(lines)
 
 
+def _score_gain(c: float, ms, preset: str, device, seed: int, overrides: dict,
+                source: str | None, Cs: tuple[float, ...], max_iter: int
+                ) -> tuple[GainPoint, FeatureSet]:
+    """One gain: encode at ``const`` = ``c`` and fit the probe on train, scored on validation."""
+    fs = encode_modality(ms, preset, device, seed, overrides={**overrides, "const": c},
+                         source=source)
+    keep = fs.split != 2
+    probe = linear_probe(fs.features[keep], fs.labels[keep], fs.split[keep], Cs=Cs,
+                         seed=seed, max_iter=max_iter, test=False)
+    h = fs.health
+    return GainPoint(c, probe.val, probe.train, h["silent_frac"], h["saturated_frac"],
+                     h["mean_rate"]), fs
+
+
 def gain_grid(preset: str, factors=DEFAULT_FACTORS, overrides: dict | None = None) -> list[float]:
     """Candidate gains: the preset's ``const`` times each factor."""
     base = get_preset(preset, **(overrides or {})).const
@@ -76,14 +91,16 @@ def next_gain(grid: list[float], best: float) -> float | None:
 
 
 def search_gain(grid: list[float], score: Callable[[float], GainPoint], base: float,
-                extend: int = 3) -> tuple[list[GainPoint], GainPoint]:
-    """Score every gain of ``grid``; while the best lies at an end, score :func:`next_gain`
-    (at most ``extend`` more).  Returns the points by gain and the best (ties: nearest to
-    ``base`` in log scale)."""
+                extend: int = 3,
+                score_all: Callable[[list[float]], list[GainPoint]] | None = None
+                ) -> tuple[list[GainPoint], GainPoint]:
+    """Score every gain of ``grid`` (``score_all``, at once, when given: one Ray task per
+    gain); while the best lies at an end, score :func:`next_gain` (at most ``extend`` more).
+    Returns the points by gain and the best (ties: nearest to ``base`` in log scale)."""
     def key(p: GainPoint):
         return p.val_acc, -abs(np.log(p.const / base))
 
-    points = [score(c) for c in sorted(grid)]
+    points = score_all(sorted(grid)) if score_all else [score(c) for c in sorted(grid)]
     for _ in range(extend):
         nxt = next_gain(sorted(p.const for p in points), max(points, key=key).const)
         if nxt is None:
@@ -103,7 +120,9 @@ def calibrate_gain(ms, preset: str | None = None, device="ideal", seed: int = 0,
     When the best lies at an end of the grid, the grid grows past that end by its own step
     (:func:`next_gain`, at most ``extend`` times), so the choice is a validation optimum and
     not an artefact of where the grid stopped.  Ties go to the gain nearest (in log scale)
-    to the preset's own ``const``.  Only the train and validation rows are read.
+    to the preset's own ``const``.  Only the train and validation rows are read.  On the
+    command's Ray executor the grid's gains are scored as tasks at once, the dataset put in
+    the object store once.
     """
     preset = preset or DEFAULT_PRESETS[ms.name]
     overrides = dict(overrides or {})
@@ -112,22 +131,26 @@ def calibrate_gain(ms, preset: str | None = None, device="ideal", seed: int = 0,
     if not grid or any(c <= 0 for c in grid):
         raise ValueError(f"gain candidates must be positive numbers, got {grid}")
     sets = {}
+    args = (preset, device, seed, overrides, source, Cs, max_iter)
 
-    def score(c: float) -> GainPoint:
-        fs = encode_modality(ms, preset, device, seed, overrides={**overrides, "const": c},
-                             source=source)
-        keep = fs.split != 2
-        probe = linear_probe(fs.features[keep], fs.labels[keep], fs.split[keep], Cs=Cs,
-                             seed=seed, max_iter=max_iter, test=False)
-        h = fs.health
+    def keep(c: float, point: GainPoint, fs: FeatureSet) -> GainPoint:
         sets[c] = fs
         if progress is not None:
-            progress(f"{ms.name} const {c:.4g}: val {probe.val:.1%}, silent "
-                     f"{h['silent_frac']:.0%}, saturated {h['saturated_frac']:.0%}")
-        return GainPoint(c, probe.val, probe.train, h["silent_frac"], h["saturated_frac"],
-                         h["mean_rate"])
+            progress(f"{ms.name} const {c:.4g}: val {point.val_acc:.1%}, silent "
+                     f"{point.silent_frac:.0%}, saturated {point.saturated_frac:.0%}")
+        return point
 
-    points, best = search_gain(grid, score, base, extend)
+    def score(c: float) -> GainPoint:
+        return keep(c, *_score_gain(c, ms, *args))
+
+    ex = current()
+    score_all = None
+    if not isinstance(ex, LocalExecutor):
+        def score_all(consts: list[float]) -> list[GainPoint]:
+            done = ex.map(_score_gain, consts, ms, *args)
+            return [keep(c, p, cache_here(fs)) for c, (p, fs) in zip(consts, done)]
+
+    points, best = search_gain(grid, score, base, extend, score_all)
     fs = sets[best.const]
     dev = fs.device.get("name", str(device))
     return Calibration(ms.name, preset, dev, best.const, points, fs)

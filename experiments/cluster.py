@@ -53,7 +53,8 @@ def connect(value: str | None, *, num_cpus: int | None = None,
     if ray.is_initialized():
         return ray
     if address == LOCAL:
-        ray.init(num_cpus=num_cpus, object_store_memory=object_store_memory,
+        # address="local": a new instance even when another Ray runs on this machine
+        ray.init(address="local", num_cpus=num_cpus, object_store_memory=object_store_memory,
                  include_dashboard=False, log_to_driver=False)
     else:
         ray.init(address=address, log_to_driver=False)

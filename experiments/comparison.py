@@ -30,6 +30,7 @@ from rram_lsm.nodes.projection.train_config import TrainConfig
 
 from .baselines import RnnReadout, SrnnEncoder, proto_logits
 from .config import default_heads
+from .executor import LocalExecutor, current
 from .features import raw_frames, resolve_config
 
 # PAPER.md's figures (%): zero-shot audio->image at pd 64, supervised probes, cost ratios.
@@ -258,47 +259,76 @@ def _row(method: str, kind: str, metric: str, scores: dict, epochs_run: int, sel
             "paper_seen": paper[0] if paper else None, "paper_unseen": paper[1] if paper else None}
 
 
+ZERO_SHOT_METHODS = ("LSM-CLIP", "LSM prototypical net", "SRNN-CLIP", "SRNN prototypical net")
+
+
 def zero_shot_comparison(fa: Frames, fb: Frames, cfg: ComparisonConfig,
                          log: Callable[[str], None] = print) -> list[dict]:
-    """LSM-CLIP, LSM protonet, SRNN-CLIP and SRNN protonet on the same data and splits."""
+    """LSM-CLIP, LSM protonet, SRNN-CLIP and SRNN protonet on the same data and splits (one
+    piece each: a Ray task each on the command's cluster, the frames put once)."""
     cfg.validate()
+    return _pieces(_zero_shot_row, ZERO_SHOT_METHODS, (fa, fb, cfg), cfg, log)
+
+
+def _pieces(fn: Callable, items, shared: tuple, cfg: ComparisonConfig, log) -> list[dict]:
+    """``fn(item, *shared, log)`` per item on the command's executor; a Ray task's log lines
+    come back with its row and are logged here, in item order."""
+    ex = current()
+    here = isinstance(ex, LocalExecutor)
+    out = ex.map(_logged, items, fn, *shared, log if here else None, threads=cfg.heads.threads)
+    rows = []
+    for row, lines in out:
+        for line in lines:
+            log(line)
+        rows.append(row)
+    return rows
+
+
+def _logged(item, fn: Callable, *args):
+    """``fn(item, *args[:-1], log)``, logging to ``args[-1]`` or, when None, into the lines
+    returned beside the result."""
+    *shared, log = args
+    lines: list[str] = []
+    return fn(item, *shared, log or lines.append), lines
+
+
+def _zero_shot_row(name: str, fa: Frames, fb: Frames, cfg: ComparisonConfig,
+                   log: Callable[[str], None]) -> dict:
+    """One method of the zero-shot comparison."""
     torch.set_num_threads(cfg.heads.threads)
     a, b = fa.data, fb.data
-    rows = []
-    # LSM-CLIP: the heads of the main experiment, on frozen LSM features.
-    t0 = time.perf_counter()
-    res = train_heads(a, b, cfg.heads)
-    sec = (time.perf_counter() - t0) / cfg.heads.epochs
-    ea, eb = res.heads[a.name].forward(a.features), res.heads[b.name].forward(b.features)
-    rows.append(_row("LSM-CLIP", "zero-shot", "retrieval", _scores(ea, eb, a, b, cfg, TEST),
-                     cfg.heads.epochs, res.selected_epoch, sec, res.train_macs // cfg.heads.epochs, cfg,
-                     PAPER_ZERO_SHOT["LSM-CLIP"]))
-    log(f"  LSM-CLIP: {sec * cfg.heads.epochs:.1f} s for {cfg.heads.epochs} epochs")
+    if name == "LSM-CLIP":      # the heads of the main experiment, on frozen LSM features
+        t0 = time.perf_counter()
+        res = train_heads(a, b, cfg.heads)
+        sec = (time.perf_counter() - t0) / cfg.heads.epochs
+        ea, eb = res.heads[a.name].forward(a.features), res.heads[b.name].forward(b.features)
+        log(f"  LSM-CLIP: {sec * cfg.heads.epochs:.1f} s for {cfg.heads.epochs} epochs")
+        return _row("LSM-CLIP", "zero-shot", "retrieval", _scores(ea, eb, a, b, cfg, TEST),
+                    cfg.heads.epochs, res.selected_epoch, sec, res.train_macs // cfg.heads.epochs,
+                    cfg, PAPER_ZERO_SHOT["LSM-CLIP"])
     # The prototypical nets (linear heads, as the paper's) and SRNN-CLIP: one trainer; the
     # LSM protonet trains heads on the frozen features, the SRNN models BPTT through both
     # encoders as well.
-    for name, kind, epochs in (("LSM prototypical net", "proto", cfg.heads.epochs),
-                               ("SRNN-CLIP", "clip", cfg.srnn_epochs),
-                               ("SRNN prototypical net", "proto", cfg.srnn_epochs)):
-        activation = "gelu" if kind == "clip" else "identity"
-        if name.startswith("LSM"):
-            xa, xb = torch.as_tensor(a.features), torch.as_tensor(b.features)
-            ta, tb = _tower(a, xa, None, cfg, 1, activation), _tower(b, xb, None, cfg, 2, activation)
-        else:
-            log(f"  {name} ({epochs} BPTT epochs)")
-            (ta, xa), (tb, xb) = _srnn_tower(fa, cfg, 1, activation), _srnn_tower(fb, cfg, 2, activation)
-        out = train_two_towers(kind, ta, tb, xa, xb, a, b, cfg, epochs,
-                               log if name.startswith("SRNN") else lambda s: None)
-        n_a, n_b = out["samples_per_epoch"]
-        macs = (bptt_clip_macs(ta, fa.steps, tb, fb.steps, n_a, cfg.heads.batch_size) if kind == "clip"
-                else proto_macs(ta, fa.steps, tb, fb.steps, n_a, n_b, len(cfg.heads.seen)))
-        sec = float(np.median([h["seconds"] for h in out["history"]]))
-        rows.append(_row(name, "zero-shot", "retrieval" if kind == "clip" else "proto",
-                         out["best"]["test"], epochs, out["best"]["epoch"], sec, macs, cfg,
-                         PAPER_ZERO_SHOT[name]))
-        if name.startswith("LSM"):
-            log(f"  {name}: {sec * epochs:.1f} s for {epochs} epochs")
-    return rows
+    kind = "clip" if name.endswith("CLIP") else "proto"
+    epochs = cfg.heads.epochs if name.startswith("LSM") else cfg.srnn_epochs
+    activation = "gelu" if kind == "clip" else "identity"
+    if name.startswith("LSM"):
+        xa, xb = torch.as_tensor(a.features), torch.as_tensor(b.features)
+        ta, tb = _tower(a, xa, None, cfg, 1, activation), _tower(b, xb, None, cfg, 2, activation)
+    else:
+        log(f"  {name} ({epochs} BPTT epochs)")
+        (ta, xa), (tb, xb) = _srnn_tower(fa, cfg, 1, activation), _srnn_tower(fb, cfg, 2, activation)
+    out = train_two_towers(kind, ta, tb, xa, xb, a, b, cfg, epochs,
+                           log if name.startswith("SRNN") else lambda s: None)
+    n_a, n_b = out["samples_per_epoch"]
+    macs = (bptt_clip_macs(ta, fa.steps, tb, fb.steps, n_a, cfg.heads.batch_size) if kind == "clip"
+            else proto_macs(ta, fa.steps, tb, fb.steps, n_a, n_b, len(cfg.heads.seen)))
+    sec = float(np.median([h["seconds"] for h in out["history"]]))
+    if name.startswith("LSM"):
+        log(f"  {name}: {sec * epochs:.1f} s for {epochs} epochs")
+    return _row(name, "zero-shot", "retrieval" if kind == "clip" else "proto",
+                out["best"]["test"], epochs, out["best"]["epoch"], sec, macs, cfg,
+                PAPER_ZERO_SHOT[name])
 
 
 def train_supervised(model: nn.Module, x: torch.Tensor, labels: np.ndarray, split: np.ndarray,
@@ -336,31 +366,40 @@ def train_supervised(model: nn.Module, x: torch.Tensor, labels: np.ndarray, spli
             "macs_per_epoch": int(3 * macs_per_sample * len(tr))}
 
 
+SUPERVISED_METHODS = ("SRNN + ANN readout", "RNN (200 tanh units)")
+
+
 def supervised_comparison(fr: Frames, cfg: ComparisonConfig,
                           log: Callable[[str], None] = print) -> list[dict]:
-    """SRNN + ANN readout and a plain RNN on one modality's frames (all its classes)."""
+    """SRNN + ANN readout and a plain RNN on one modality's frames (all its classes), one
+    piece each."""
+    return _pieces(_supervised_row, SUPERVISED_METHODS, (fr, cfg), cfg, log)
+
+
+def _supervised_row(name: str, fr: Frames, cfg: ComparisonConfig,
+                    log: Callable[[str], None]) -> dict:
+    """One supervised baseline on one modality."""
     torch.set_num_threads(cfg.heads.threads)
     d = fr.data
     n_classes = len(np.unique(d.labels))
-    rows = []
-    # SRNN + ANN readout: an SRNN tower whose head is a linear readout to the classes
-    srnn, x = _srnn_tower(fr, cfg, 3, activation="identity", width=n_classes)
-    rnn = RnnReadout(x.shape[2], n_classes, seed=cfg.heads.seed)
-    models = (("SRNN + ANN readout", srnn, _forward_macs(srnn, fr.steps), cfg.srnn_epochs),
-              ("RNN (200 tanh units)", rnn, rnn.macs_per_sample(fr.steps), cfg.rnn_epochs))
-    for name, model, macs, epochs in models:
-        xm = x if name.startswith("SRNN") else x.float()
-        out = train_supervised(model, xm, d.labels, d.split, epochs, macs, lr=cfg.heads.lr, seed=cfg.heads.seed)
-        log(f"  {name} on {d.name}: test {out['test']:.1%} (epoch {out['epoch']}/{epochs}, "
-            f"{out['seconds_per_epoch']:.1f} s/epoch)")
-        rows.append({"method": name, "kind": "supervised", "modality": d.name, "test": out["test"],
-                     "chance": out["chance"], "epochs_run": epochs, "selected_epoch": out["epoch"],
-                     "seconds_per_epoch": out["seconds_per_epoch"],
-                     "macs_per_epoch": out["macs_per_epoch"],
-                     "seconds_protocol": out["seconds_per_epoch"] * cfg.heads.epochs,
-                     "macs_protocol": out["macs_per_epoch"] * cfg.heads.epochs,
-                     "paper": PAPER_SUPERVISED[name][0 if d.name == "visual" else 1]})
-    return rows
+    if name.startswith("SRNN"):   # an SRNN tower whose head is a linear readout to the classes
+        model, x = _srnn_tower(fr, cfg, 3, activation="identity", width=n_classes)
+        macs, epochs = _forward_macs(model, fr.steps), cfg.srnn_epochs
+    else:
+        x = torch.as_tensor(fr.frames, dtype=torch.float32)
+        model = RnnReadout(x.shape[2], n_classes, seed=cfg.heads.seed)
+        macs, epochs = model.macs_per_sample(fr.steps), cfg.rnn_epochs
+    out = train_supervised(model, x, d.labels, d.split, epochs, macs, lr=cfg.heads.lr,
+                           seed=cfg.heads.seed)
+    log(f"  {name} on {d.name}: test {out['test']:.1%} (epoch {out['epoch']}/{epochs}, "
+        f"{out['seconds_per_epoch']:.1f} s/epoch)")
+    return {"method": name, "kind": "supervised", "modality": d.name, "test": out["test"],
+            "chance": out["chance"], "epochs_run": epochs, "selected_epoch": out["epoch"],
+            "seconds_per_epoch": out["seconds_per_epoch"],
+            "macs_per_epoch": out["macs_per_epoch"],
+            "seconds_protocol": out["seconds_per_epoch"] * cfg.heads.epochs,
+            "macs_protocol": out["macs_per_epoch"] * cfg.heads.epochs,
+            "paper": PAPER_SUPERVISED[name][0 if d.name == "visual" else 1]}
 
 
 def cost_ratios(rows: list[dict]) -> dict:

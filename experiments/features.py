@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -28,6 +28,8 @@ from rram_lsm.nodes.lsm.presets import get_preset
 from rram_lsm.nodes.lsm.reservoir import LifReservoir
 from rram_lsm.nodes.sources import readers
 from rram_lsm.nodes.sources.builtin import BuiltinSpec, ModalitySet
+
+from .executor import LocalExecutor, current
 
 FEATURES_FORMAT = 3   # 2: the float32 kernels sum dense bins as total minus silent rows (rounding)
                       # 3: the rram kernel sums a tile's input and recurrent rows apart (rounding)
@@ -141,6 +143,7 @@ def encode_modality(ms, preset: str | None = None, device="ideal", seed: int = 0
 
     ``source`` names the data for the cache key (e.g. :func:`builtin_source`); without it a
     content hash of the samples is used.  ``progress(done, total)`` follows the encoder.
+    On the command's Ray executor each chunk of samples is a task (:func:`encode_pieces`).
     """
     preset = preset or DEFAULT_PRESETS.get(ms.name)
     if preset is None:
@@ -155,13 +158,74 @@ def encode_modality(ms, preset: str | None = None, device="ideal", seed: int = 0
         return fs
     start = time.perf_counter()
     reservoir = LifReservoir(config, dev)
-    feats = encode_samples(addresses(ms, config), reservoir, progress=progress, windows=windows)
+    feats = encode_pieces(addresses(ms, config), reservoir, progress, windows)
     seconds = time.perf_counter() - start
     fs = FeatureSet(ms.name, preset, feats, np.asarray(ms.labels, np.int64),
                     np.asarray(ms.split, np.int8), np.asarray(ms.ids, np.int64),
                     np.asarray(ms.half, np.int8), config.as_dict(), dev.as_dict(),
                     LifReservoir.health(feats), path, False, seconds, dict(reservoir.ops), windows)
     write_features(fs)
+    return fs
+
+
+CHUNK = 512   # samples per encoding piece (encode_samples' own chunk)
+
+
+def encode_pieces(samples: list[tuple[np.ndarray, np.ndarray]], reservoir: LifReservoir,
+                  progress: Callable[[int, int], None] | None = None, windows: int = 1
+                  ) -> np.ndarray:
+    """``encode_samples`` here, or one Ray task per :data:`CHUNK` samples on the command's
+    Ray executor: the samples go into the object store once, packed as three flat arrays,
+    and every task builds the same reservoir from its config (same features, same op
+    counts, added to ``reservoir.ops``)."""
+    ex = current()
+    if isinstance(ex, LocalExecutor):
+        return encode_samples(samples, reservoir, progress=progress, windows=windows)
+    n = len(samples)
+    bounds = [(s, min(s + CHUNK, n)) for s in range(0, n, CHUNK)]
+    on_done = None if progress is None else (lambda k, _: progress(min(k * CHUNK, n), n))
+    parts = ex.map(_encode_chunk, bounds, _pack(samples), reservoir.config, reservoir.device,
+                   windows, int(ex.cpus(None)), progress=on_done)
+    feats = np.zeros((n, windows * reservoir.n_neurons), np.float32)
+    for (start, stop), (f, ops) in zip(bounds, parts):
+        feats[start:stop] = f
+        reservoir.ops.update(ops)
+    return feats
+
+
+def _pack(samples: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, ...]:
+    """``(offsets, t, addr)``: every sample's events end to end, one object to put."""
+    offsets = np.zeros(len(samples) + 1, np.int64)
+    offsets[1:] = np.cumsum([len(t) for t, _ in samples])
+    if not samples:
+        return offsets, np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return (offsets, np.concatenate([t for t, _ in samples]),
+            np.concatenate([a for _, a in samples]))
+
+
+def _encode_chunk(bounds: tuple[int, int], packed: tuple[np.ndarray, ...], config: LsmConfig,
+                  device, windows: int, threads: int) -> tuple[np.ndarray, dict]:
+    """One piece on a Ray worker: features and op counts of samples ``start:stop``, on as
+    many numba threads as the task holds CPUs (one sample per thread: the same features)."""
+    import numba
+
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    start, stop = bounds
+    offsets, t, a = packed
+    samples = [(t[offsets[i]:offsets[i + 1]], a[offsets[i]:offsets[i + 1]])
+               for i in range(start, stop)]
+    reservoir = LifReservoir(config, device)
+    feats = encode_samples(samples, reservoir, windows=windows, first=start)
+    return feats, dict(reservoir.ops)
+
+
+def cache_here(fs: FeatureSet) -> FeatureSet:
+    """``fs`` (computed by a Ray task, perhaps on another host) in this machine's feature
+    cache: written unless already there, so later steps read it as if encoded here."""
+    path = cache_dir("features") / fs.path.name
+    fs = replace(fs, path=path)
+    if not path.exists():
+        write_features(fs)
     return fs
 
 

@@ -30,10 +30,11 @@ import numpy as np
 
 from rram_lsm.nodes.classifier import gzsl
 from rram_lsm.nodes.classifier.bank import PrototypeBank
-from rram_lsm.nodes.projection.train import TEST, TRAIN, VAL, ModalityData, train_heads_many
+from rram_lsm.nodes.projection.train import TEST, TRAIN, VAL, ModalityData
 from rram_lsm.nodes.projection.train_config import TrainConfig
 
 from .results import GzslDirection, GzslResult, GzslRun
+from .runs import train_runs
 
 DIRECTIONS = ("a_to_b", "b_to_a")
 
@@ -73,7 +74,7 @@ def calibrations(a: ModalityData, b: ModalityData, heads: TrainConfig, seeds: Se
                  n_folds: int) -> dict[int, tuple[list[list[int]], dict[str, gzsl.Calibration]]]:
     """Per seed: the pseudo-unseen folds and, per direction, the validation-chosen constant."""
     jobs = fold_configs(heads, seeds, n_folds)
-    trained = train_heads_many(a, b, [c for _, _, c in jobs])
+    trained = train_runs(a, b, [c for _, _, c in jobs], chunk=max(1, len(jobs)))
     seen = sorted(int(c) for c in heads.seen)
     folds: dict[int, dict[str, list[gzsl.ValidationFold]]] = {}
     pseudo_of: dict[int, list[list[int]]] = {}

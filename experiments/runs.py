@@ -1,8 +1,10 @@
 """Head-training runs on cached features: one zero-shot split over seeds, and the split
-sweep over choices of unseen classes x seeds (vectorised: ``train_heads_many``)."""
+sweep over choices of unseen classes x seeds (vectorised: ``train_heads_many``; on a Ray
+cluster each run is a task of its own: :func:`train_runs`)."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -13,6 +15,7 @@ from rram_lsm.nodes.classifier.metrics import evaluate_embeddings
 from rram_lsm.nodes.projection.train import ModalityData, TrainResult, train_heads_many
 from rram_lsm.nodes.projection.train_config import TrainConfig
 
+from .executor import LocalExecutor, current
 from .results import (SWEEP_METRICS, AuthorsRuleSummary, PoolSummary, Stat, SweepMetric,
                       SweepResult, ZeroShotResult, ZeroShotRun, ZeroShotSummary)
 from .sweep import pick_splits, summarise
@@ -25,7 +28,7 @@ def zero_shot(a: ModalityData, b: ModalityData, heads: TrainConfig, seeds=(0,)) 
     cfgs = [dataclasses.replace(heads, seed=int(s)) for s in seeds]
     seen, unseen = list(heads.seen), list(heads.unseen)
     start = time.perf_counter()
-    results = train_heads_many(a, b, cfgs)
+    results = train_runs(a, b, cfgs)
     seconds = time.perf_counter() - start
     runs = []
     for r in results:
@@ -53,6 +56,30 @@ def zero_shot(a: ModalityData, b: ModalityData, heads: TrainConfig, seeds=(0,)) 
                           ZeroShotSummary(pool("seen"), pool("unseen"), rule), results)
 
 
+def train_runs(a: ModalityData, b: ModalityData, cfgs: Sequence[TrainConfig], chunk: int = 36,
+               progress: Callable[[int, float], None] | None = None,
+               eval_every: int = 1) -> list[TrainResult]:
+    """Train every run of ``cfgs``: here ``chunk`` at a time, vectorised (``progress`` follows
+    the epochs); on the command's Ray executor one task per ``threads`` CPUs of the cluster,
+    each reserving them and training its share of the runs vectorised (one run per task
+    trained the reduced sweep about 6x slower: docs/performance.md), the features put in the
+    object store once and torch's threads fixed to the runs' own ``threads``."""
+    ex = current()
+    threads = int(cfgs[0].threads) if cfgs else None
+    size = chunk if isinstance(ex, LocalExecutor) else \
+        max(1, min(chunk, math.ceil(len(cfgs) / ex.slots(threads))))
+    groups = [list(cfgs[s:s + size]) for s in range(0, len(cfgs), size)]
+    if isinstance(ex, LocalExecutor):
+        return [r for g in groups for r in train_heads_many(a, b, g, progress, eval_every)]
+    parts = ex.map(_train_group, groups, a, b, eval_every, threads=threads)
+    return [r for part in parts for r in part]
+
+
+def _train_group(group: list[TrainConfig], a: ModalityData, b: ModalityData,
+                 eval_every: int) -> list[TrainResult]:
+    return train_heads_many(a, b, group, None, eval_every)
+
+
 @dataclass
 class SweepRuns:
     """Selected-epoch test accuracies of a split sweep, ``[split, seed]`` per metric."""
@@ -69,16 +96,14 @@ def sweep_heads(a: ModalityData, b: ModalityData, base: TrainConfig,
                 classes: Sequence[int] = tuple(range(1, 10)), chunk: int = 36,
                 eval_every: int = 1,
                 progress: Callable[[int, float], None] | None = None) -> SweepRuns:
-    """Train every unseen-class split × seed (``chunk`` runs at a time, vectorised) and
+    """Train every unseen-class split × seed (:func:`train_runs`) and
     collect the validation-selected test accuracies for ``experiments.sweep.summarise``."""
     jobs = [(i, j, tuple(int(c) for c in unseen), int(seed))
             for i, unseen in enumerate(splits) for j, seed in enumerate(seeds)]
     cfgs = [dataclasses.replace(base, seed=seed, unseen=unseen,
                                 seen=tuple(int(c) for c in classes if c not in unseen))
             for _, _, unseen, seed in jobs]
-    results: list[TrainResult] = []
-    for s in range(0, len(cfgs), chunk):
-        results += train_heads_many(a, b, cfgs[s:s + chunk], progress, eval_every)
+    results = train_runs(a, b, cfgs, chunk, progress, eval_every)
     shape = (len(splits), len(seeds))
     acc = {f"{pool}_{d}": np.full(shape, np.nan) for pool in ("seen", "unseen")
            for d in ("a_to_b", "b_to_a")}

@@ -10,6 +10,7 @@ from rram_lsm.nodes.sources.builtin import load_builtin
 
 from .calibrate import Calibration, calibrate_gain
 from .config import ExperimentConfig
+from .executor import current
 from .features import DEFAULT_PRESETS, FeatureSet, builtin_source, encode_modality
 
 # query side (the paper's audio role) and visual side of each zero-shot setting
@@ -21,7 +22,8 @@ class FeatureStore:
 
     def __init__(self, cfg: ExperimentConfig, log: Callable[[str], None] = print):
         self.cfg, self.log = cfg, log
-        self.dataset = load_builtin(cfg.size, cfg.data_seed, progress=False)
+        self.dataset = load_builtin(cfg.size, cfg.data_seed, progress=False,
+                                    pool=current().futures())
         self.cal: dict[tuple, Calibration] = {}
         self.windowed: dict[tuple, FeatureSet] = {}
         self.cal_devices: dict[tuple, tuple[Calibration, DeviceConfig]] = {}

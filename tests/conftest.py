@@ -76,3 +76,16 @@ class TelemetryListener:
 
     def close(self):
         self.sock.close()
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A real Ray cluster for the whole session (tests/raycluster.py): a head and two worker
+    nodes (resources ``worker_a`` / ``worker_b``, addresses 127.0.0.2 / 127.0.0.3, one CPU and
+    an 80 MB object store each); this process stays connected to it.  Skipped without Ray."""
+    pytest.importorskip("ray")
+    import raycluster
+
+    rc = raycluster.start()
+    yield rc
+    raycluster.stop(rc)

@@ -24,28 +24,8 @@ WORKERS = {"worker_a": "127.0.0.2", "worker_b": "127.0.0.3"}  # custom resource 
 SAMPLES, MESSAGES, EVENTS = 8, 30, 64
 
 
-@pytest.fixture(scope="session")
-def ray_cluster():
-    """Head (no CPUs, schedules only) + two worker raylets, small object stores, no dashboard;
-    this process stays connected.  The same shape as rayoff's tests/raycluster.py fixture
-    (``address``, ``node_ids``/``node_ips`` by worker resource), which replaces it when merged."""
-    from types import SimpleNamespace
-
-    from ray.cluster_utils import Cluster
-
-    store = 80 * 2**20
-    cluster = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 0, "object_store_memory": store, "include_dashboard": False})
-    for name, ip in WORKERS.items():
-        cluster.add_node(num_cpus=1, object_store_memory=store, resources={name: 1}, node_ip_address=ip)
-    cluster.wait_for_nodes()
-    ray.init(address=cluster.address, log_to_driver=False)
-    alive = [n for n in ray.nodes() if n["Alive"]]
-    yield SimpleNamespace(address=cluster.address, cluster=cluster,
-                          node_ids={w: n["NodeID"] for n in alive for w in WORKERS if w in n["Resources"]},
-                          node_ips={w: n["NodeManagerAddress"] for n in alive for w in WORKERS if w in n["Resources"]})
-    ray.shutdown()
-    cluster.shutdown()
+# ray_cluster: the session's cluster of tests/conftest.py (tests/raycluster.py), shared with
+# tests/test_cluster_offline.py: head + worker_a / worker_b on 127.0.0.2 / 127.0.0.3.
 
 
 def graph_text(out: Path, *, samples: int = SAMPLES, delay_ms: float = 3) -> str:

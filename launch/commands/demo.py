@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..cluster_option import add_cluster_option, cluster_executor
 from ..metrics import add_metrics_options
 from ..web import add_web_args
 from .eval import add_loss_args, add_windows_arg, loss_args
@@ -49,6 +50,7 @@ def register(sub) -> None:
     p.add_argument("--no-dashboard", action="store_true", help="plain progress lines, no live table")
     add_metrics_options(p)
     add_web_args(p)
+    add_cluster_option(p)   # the model preparation's pieces; the graph itself runs here
     p.set_defaults(func=run)
 
 
@@ -71,6 +73,7 @@ def run(args) -> int:
                      out=args.out, dashboard=not args.no_dashboard, metrics_port=args.metrics_port,
                      metrics_host=args.metrics_host, allow_remote=args.allow_remote,
                      web=args.web, web_host=args.web_host)
-    code, _ = run_demo(cfg, log=lambda s: print(s, flush=True))
+    with cluster_executor(args):
+        code, _ = run_demo(cfg, log=lambda s: print(s, flush=True))
     sys.stdout.flush()
     return code

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+from rram_lsm.launch.cluster_option import add_cluster_option, cluster_executor
 from rram_lsm.launch.commands.eval import add_windows_arg, check_windows
 
 EXTERNAL = ("nmnist", "ntidigits", "shd")  # as experiments.features (kept light: --help is fast)
@@ -43,8 +44,9 @@ def load_modality(args):
 
     size = parse_builtin(args.dataset)
     if size is not None:
+        from rram_lsm.experiments.executor import current
         from rram_lsm.nodes.sources.builtin import load_builtin
-        ds = load_builtin(size, args.data_seed, progress=True)
+        ds = load_builtin(size, args.data_seed, progress=True, pool=current().futures())
         return ds.modality(args.modality), builtin_source(size, args.data_seed, args.modality)
     if args.dataset not in EXTERNAL:
         raise ValueError(f"--dataset {args.dataset!r} is not builtin[:tiny] or one of {EXTERNAL}")
@@ -69,10 +71,16 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="reservoir seed (default 0)")
     add_windows_arg(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_cluster_option(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    with cluster_executor(args):
+        return _run(args)
+
+
+def _run(args) -> int:
     from tqdm import tqdm
 
     from rram_lsm.experiments.features import encode_modality

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 from rram_lsm.experiments.config import LOSS_NAMES, check_loss, check_windows
+from rram_lsm.launch.cluster_option import add_cluster_option, cluster_executor
 
 
 def register(sub) -> None:
@@ -52,6 +53,7 @@ def register(sub) -> None:
     p.add_argument("--reservoir-seed", type=int, default=0)
     p.add_argument("--data-seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("results"), help="output folder")
+    add_cluster_option(p)
     p.set_defaults(func=run)
 
 
@@ -139,6 +141,11 @@ def parse_factors(text: str) -> tuple[float, ...]:
 
 
 def run(args) -> int:
+    with cluster_executor(args):
+        return _run(args)
+
+
+def _run(args) -> int:
     import numpy as np
 
     from rram_lsm.launch.eval_letters import LETTERS_PAIR, run_letters

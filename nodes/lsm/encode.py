@@ -60,14 +60,16 @@ def encode_binned(sample_bins: np.ndarray, bin_ptrs: np.ndarray, idx: np.ndarray
 def encode_samples(samples: Sequence[tuple[np.ndarray, np.ndarray]], reservoir: LifReservoir, *,
                    mode: str | None = None, n_bins: int | None = None, width_us: int | None = None,
                    chunk: int = 512, progress: Callable[[int, int], None] | None = None,
-                   windows: int = 1) -> np.ndarray:
+                   windows: int = 1, first: int = 0) -> np.ndarray:
     """Mean-rate features ``float32 (N, n_neurons)`` of ``(t_us, addr)`` samples, each from rest;
     with ``windows`` > 1, the rates in that many consecutive windows of each sample
     ``(N, windows * n_neurons)``, window-major (``LifReservoir.run(n_windows=)``'s order).
 
     ``mode``/``n_bins``/``width_us`` default to the reservoir's config (``chunk_pad`` uses a
     1 ms raster). Samples are processed ``chunk`` at a time; ``progress(done, total)`` is
-    called after each chunk. Op counts are added to ``reservoir.ops``.
+    called after each chunk. Op counts are added to ``reservoir.ops``.  ``first`` is the
+    index of ``samples[0]`` in its dataset (its read noise depends on it), so a dataset encoded
+    in pieces gives the features it gives in one pass.
     """
     c = reservoir.config
     mode = mode or c.binning
@@ -81,7 +83,8 @@ def encode_samples(samples: Sequence[tuple[np.ndarray, np.ndarray]], reservoir: 
     for start in range(0, total, chunk):
         part = samples[start:start + chunk]
         sb, bp, ix = bin_samples(part, c.n_inputs, mode=mode, n_bins=n_bins, width_us=width_us)
-        f, cnts = encode_binned(sb, bp, ix, reservoir, first_sample=start, windows=windows)
+        f, cnts = encode_binned(sb, bp, ix, reservoir, first_sample=first + start,
+                                windows=windows)
         feats[start:start + len(part)] = f
         reservoir.ops.update(reservoir.op_counts(cnts.sum(axis=0)))
         if progress is not None:

@@ -20,7 +20,8 @@ process pool and is cached as an ``.npz`` (concatenated events + offsets, no pic
 from __future__ import annotations
 
 import os
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures import (FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor,
+                                ThreadPoolExecutor, wait)
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -231,16 +232,17 @@ def _make(job: tuple) -> list[tuple[int, np.ndarray]]:
 
 
 def _run_jobs(jobs: list[tuple], n_items: int, workers: int, progress: bool,
-              later: Future, later_jobs: Callable[[object], list[tuple]]
-              ) -> dict[tuple[str, int], np.ndarray]:
+              later: Future, later_jobs: Callable[[object], list[tuple]],
+              pool: Executor | None = None) -> dict[tuple[str, int], np.ndarray]:
     """Run ``jobs`` and, once the ``later`` future is done, ``later_jobs(its result)``: the
-    speech synthesis (one process of its own) overlaps the other modalities' work."""
+    speech synthesis (one process of its own) overlaps the other modalities' work.  ``pool``
+    (a Ray cluster's, say) replaces the local process pool of ``workers``."""
     from tqdm import tqdm
 
     results: dict[tuple[str, int], np.ndarray] = {}
     with tqdm(total=n_items, desc="building built-in dataset", unit="sample",
               disable=not progress) as bar:
-        if workers <= 1:
+        if workers <= 1 and pool is None:
             for job in jobs + later_jobs(later.result()):
                 for index, ev in _make(job):
                     results[(job[0], index)] = ev
@@ -249,7 +251,7 @@ def _run_jobs(jobs: list[tuple], n_items: int, workers: int, progress: bool,
         import multiprocessing as mp
 
         # spawn: eSpeak keeps global C state, so every worker starts its own clean copy.
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+        with pool or ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
             running = {pool.submit(_make, job): job for job in jobs}
             pending: set[Future] = {*running, later}
             while pending:
@@ -280,8 +282,10 @@ def builtin_path(size: str = "full", seed: int = 0) -> Path:
 
 
 def build_builtin(size: str = "full", seed: int = 0, progress: bool = True,
-                  workers: int | None = None, force: bool = False) -> Path:
-    """Build the dataset (unless cached and not ``force``) and return the cache file's path."""
+                  workers: int | None = None, force: bool = False,
+                  pool: Executor | None = None) -> Path:
+    """Build the dataset (unless cached and not ``force``) and return the cache file's path;
+    the chunks of samples run on ``pool`` when given, else on ``workers`` local processes."""
     spec = BuiltinSpec.for_size(size)
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
@@ -310,7 +314,7 @@ def build_builtin(size: str = "full", seed: int = 0, progress: bool = True,
     n_items = len(visual_items) + len(voices) + len(neural_items)
     with ThreadPoolExecutor(1) as speaker:
         speech = speaker.submit(synthesize_many, [(WORDS[int(c)], v) for c, v in zip(audio["labels"], voices)])
-        results = _run_jobs(jobs, n_items, workers, progress, speech, audio_jobs)
+        results = _run_jobs(jobs, n_items, workers, progress, speech, audio_jobs, pool)
 
     arrays: dict[str, np.ndarray] = {}
 
@@ -371,9 +375,11 @@ def read_builtin(path: str | Path) -> BuiltinDataset:
                           modalities=mods)
 
 
-def load_builtin(size: str = "full", seed: int = 0, progress: bool = True) -> BuiltinDataset:
-    """The built-in dataset, built on first use and read from the cache afterwards."""
-    return read_builtin(build_builtin(size, seed, progress))
+def load_builtin(size: str = "full", seed: int = 0, progress: bool = True,
+                 pool: Executor | None = None) -> BuiltinDataset:
+    """The built-in dataset, built on first use (on ``pool`` when given) and read from the
+    cache afterwards."""
+    return read_builtin(build_builtin(size, seed, progress, pool=pool))
 
 
 def cached_builtin() -> list[Path]:
