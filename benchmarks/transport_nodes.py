@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from rram_lsm.stream.node import SourceNode
-from rram_lsm.stream.packets import DVS_DTYPE, Origin, Packet, control
+from rram_lsm.stream.packets import DVS_DTYPE, Origin, Packet
 from rram_lsm.nodes.sinks import SinkNode
 
 

@@ -11,7 +11,6 @@ package ``prometheus-client``; the endpoint binds loopback unless ``--allow-remo
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, Iterable
