@@ -44,8 +44,8 @@ class LatencyRecorder:
 
     def summary(self) -> dict[str, float]:
         n = min(self.count, self.size)
-        if n == 0:
-            return {"n": 0}
+        if n == 0:  # still a histogram (zero in every bucket): a scrape sees the family
+            return {"n": 0, "le": list(self.bounds), "buckets": list(self.buckets), "sum": 0.0}
         vals = np.percentile(self.buf[:n], PERCENTILES)
         out = {f"p{p}": round(float(v), 3) for p, v in zip(PERCENTILES, vals)}
         out["max"] = round(float(self.buf[:n].max()), 3)
