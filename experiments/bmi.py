@@ -35,7 +35,8 @@ import numpy as np
 from rram_lsm.nodes.classifier.metrics import retrieval_topk, retrieval_topk_chance
 from rram_lsm.nodes.projection.train_config import TrainConfig
 
-from .bmi_results import AUTHORS_SPLIT, PAIR_NAME, BmiResult, MetricSummary, SetRuns
+from .bmi_results import (AUTHORS_SPLIT, PAIR_NAME, BmiResult, MetricSummary, SetRuns,
+                          letters_name)
 from .sweep import summarise
 
 LETTERS = tuple(range(1, 27))
@@ -66,6 +67,7 @@ class BmiConfig:
     n_unseen: int = 4
     threads: int = 1                 # torch threads (2 stall on a shared 2-core host)
     chunk: int = 12                  # runs trained together (vectorised)
+    gzsl_folds: int = 3              # pseudo-unseen folds choosing the GZSL constant; 0 = skip
 
     def validate(self) -> None:
         if self.n_random < 2:
@@ -76,6 +78,8 @@ class BmiConfig:
             raise ValueError(f"n_unseen must be in 1..24, got {self.n_unseen}")
         if self.epochs < 1 or self.pd < 1 or self.eval_every < 1 or self.temperature <= 0:
             raise ValueError("epochs, pd and eval_every must be >= 1 and the temperature > 0")
+        if self.gzsl_folds < 0:
+            raise ValueError(f"gzsl_folds must be >= 0, got {self.gzsl_folds}")
         if self.neurons is not None and self.neurons < 1:
             raise ValueError(f"neurons must be >= 1, got {self.neurons}")
 
@@ -153,10 +157,12 @@ def pool_scores(emb_n: np.ndarray, emb_i: np.ndarray, labels: np.ndarray, split:
 
 
 def train_sets(neural, image, sets: Sequence[tuple[int, ...]], cfg: BmiConfig, batch_size: int,
-               seeds: Sequence[int], log: Callable[[str], None] = print) -> SetRuns:
+               seeds: Sequence[int], log: Callable[[str], None] = print,
+               trained: list | None = None) -> SetRuns:
     """Train every unseen set x seed (vectorised ``cfg.chunk`` at a time, or one Ray task
     each: ``runs.train_runs``) and score the validation-selected heads on the test writers'
-    seen and unseen pools."""
+    seen and unseen pools; ``trained`` (a list) receives every run's ``TrainResult`` in
+    set x seed order (GZSL scores them again)."""
     from .runs import train_runs
 
     seeds = [int(s) for s in seeds]
@@ -179,6 +185,8 @@ def train_sets(neural, image, sets: Sequence[tuple[int, ...]], cfg: BmiConfig, b
     for c0 in range(0, len(configs), cfg.chunk):
         results = train_runs(neural, image, configs[c0:c0 + cfg.chunk], cfg.chunk,
                              eval_every=cfg.eval_every)
+        if trained is not None:
+            trained.extend(results)
         for (i, u, s), r in zip(jobs[c0:c0 + cfg.chunk], results):
             j = seeds.index(s)
             en = r.heads["neural"].forward(neural.features)
@@ -218,23 +226,34 @@ def summarise_sets(runs: SetRuns) -> dict[str, MetricSummary]:
 
 def run_bmi(cfg: BmiConfig, log: Callable[[str], None] = print) -> BmiResult:
     """The whole protocol: features, the batch size chosen on validation (authors' split),
-    the authors' split over seeds and the random-set sweep at the chosen batch size."""
+    the authors' split over seeds and the random-set sweep at the chosen batch size; GZSL
+    (``gzsl_eval.gzsl_experiment``) of the authors' split's heads at that batch size, each
+    seed's constant chosen on pseudo-unseen folds of seen letters (validation writers)."""
+    from .gzsl_eval import gzsl_experiment
+
     cfg.validate()
     start = time.perf_counter()
     neural, image, writers = letters_data(cfg.size, cfg.data_seed, cfg.reservoir_seed, log,
                                           cfg.neurons)
-    authors = {}
+    authors, heads = {}, {}
     for bs in cfg.batch_sizes:
-        authors[bs] = train_sets(neural, image, [AUTHORS_SPLIT], cfg, bs, cfg.authors_seeds, log)
+        heads[bs] = []
+        authors[bs] = train_sets(neural, image, [AUTHORS_SPLIT], cfg, bs, cfg.authors_seeds, log,
+                                 heads[bs])
     chosen = max(cfg.batch_sizes, key=lambda bs: float(np.mean(authors[bs].val_seen)))
     log(f"bmi: batch size {chosen} chosen on validation (seen letters, validation writers): "
         + ", ".join(f"{bs}: {np.mean(authors[bs].val_seen):.1%}" for bs in cfg.batch_sizes))
     sets = random_sets(cfg.n_random, cfg.set_seed, cfg.n_unseen)
     sweep = train_sets(neural, image, sets, cfg, chosen, cfg.seeds, log)
+    gz = None
+    if cfg.gzsl_folds:
+        gz = gzsl_experiment(neural, image, heads[chosen][0].config, heads[chosen],
+                             cfg.gzsl_folds, PAIR_NAME, eval_every=cfg.eval_every)
+        log(f"bmi: GZSL on {letters_name()} ({gz.seconds:.0f} s)")
     return BmiResult(
         name=PAIR_NAME, config=dataclasses.asdict(cfg), batch_size=chosen,
         authors=authors[chosen], authors_by_batch=list(authors.values()),
         sweep=sweep, summary=summarise_sets(sweep),
         n_pairs={s: int(np.sum(neural.split == i)) for i, s in enumerate(("train", "val", "test"))},
         same_writer_pairs=int(np.sum(writers["neural"] == writers["image"])),
-        seconds=time.perf_counter() - start)
+        seconds=time.perf_counter() - start, gzsl=gz)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -81,6 +82,7 @@ class BmiResult:
     n_pairs: dict[str, int]
     same_writer_pairs: int
     seconds: float
+    gzsl: Any = None                     # results.GzslResult of R S T U (None: skipped)
 
     def goal_met(self, direction: str = "mean") -> bool:
         s = self.summary[f"unseen_{direction}_top1"]
@@ -88,6 +90,7 @@ class BmiResult:
 
     def to_json(self) -> dict:
         out = asdict(self)
+        out["gzsl"] = self.gzsl.to_json() if self.gzsl is not None else None
         out["pair"] = PAIR_NAME
         out["paper"] = [{"setting": s, "seen": a, "unseen": b} for s, a, b in PAPER_FIGURES]
         out["goal"] = dict(GOAL, met_mean=self.goal_met("mean"), met_n2i=self.goal_met("n2i"),
@@ -165,4 +168,15 @@ def bmi_markdown(res: BmiResult, command: str = "") -> str:
               "Per set (unseen top-1, mean of both directions, over seeds): " + "; ".join(
                   f"{letters_name(s)} {_p(float(np.mean(a)))}"
                   for s, a in zip(sw.sets, sw.acc["unseen_mean_top1"])) + "."]
+    if res.gzsl is not None:
+        from .markdown import gzsl_table
+
+        g = res.gzsl
+        lines += ["", gzsl_table({"—": {f"{PAIR_NAME}, unseen {letters_name(g.unseen)}": g}})
+                  .replace("## Generalised zero-shot", "## Generalised zero-shot on R S T U", 1),
+                  "", f"{len(g.runs)} training seeds (the authors' split's heads at batch "
+                  f"{res.batch_size}), {g.n_folds} pseudo-unseen folds of 4 seen letters per "
+                  "seed on the validation writers; the test writers enter only the final "
+                  "scores. neural->image = n2i. GZSL over the random sets: not run (each "
+                  "needs its own fold heads)."]
     return "\n".join(lines) + "\n"

@@ -71,10 +71,13 @@ def fold_configs(heads: TrainConfig, seeds: Sequence[int], n_folds: int
 
 
 def calibrations(a: ModalityData, b: ModalityData, heads: TrainConfig, seeds: Sequence[int],
-                 n_folds: int) -> dict[int, tuple[list[list[int]], dict[str, gzsl.Calibration]]]:
-    """Per seed: the pseudo-unseen folds and, per direction, the validation-chosen constant."""
+                 n_folds: int, eval_every: int = 1
+                 ) -> dict[int, tuple[list[list[int]], dict[str, gzsl.Calibration]]]:
+    """Per seed: the pseudo-unseen folds and, per direction, the validation-chosen constant
+    (``eval_every``: the fold runs' epoch-selection interval, as their heads' own)."""
     jobs = fold_configs(heads, seeds, n_folds)
-    trained = train_runs(a, b, [c for _, _, c in jobs], chunk=max(1, len(jobs)))
+    trained = train_runs(a, b, [c for _, _, c in jobs], chunk=max(1, len(jobs)),
+                         eval_every=eval_every)
     seen = sorted(int(c) for c in heads.seen)
     folds: dict[int, dict[str, list[gzsl.ValidationFold]]] = {}
     pseudo_of: dict[int, list[list[int]]] = {}
@@ -114,12 +117,13 @@ def score_direction(heads: dict, a: ModalityData, b: ModalityData, direction: st
 
 
 def gzsl_experiment(a: ModalityData, b: ModalityData, heads: TrainConfig, trained: list,
-                    n_folds: int = 3, pair: str = "", device: str = "") -> GzslResult:
+                    n_folds: int = 3, pair: str = "", device: str = "",
+                    eval_every: int = 1) -> GzslResult:
     """GZSL of a pair's trained heads (``trained``: one ``TrainResult`` per seed, trained on
     ``heads.seen``), each seed's constant chosen on its own pseudo-unseen folds."""
     start = time.perf_counter()
     seeds = [int(r.config.seed) for r in trained]
-    cals = calibrations(a, b, heads, seeds, n_folds)
+    cals = calibrations(a, b, heads, seeds, n_folds, eval_every)
     seen, unseen = sorted(map(int, heads.seen)), sorted(map(int, heads.unseen))
     runs = []
     for r in trained:

@@ -17,8 +17,14 @@ def _pm(stat) -> str:
 
 
 def gzsl_markdown(res: EvalResults) -> str:
-    """The generalised zero-shot table: seen / unseen / H at gamma 0 and at the constant
-    chosen on pseudo-unseen validation folds, AUSUC, each with its chance."""
+    """The generalised zero-shot table of ``eval``'s pairs (:func:`gzsl_table`)."""
+    return gzsl_table(res.gzsl)
+
+
+def gzsl_table(by_device: dict) -> str:
+    """The generalised zero-shot table (``{device: {pair: GzslResult}}``): seen / unseen / H at
+    gamma 0 and at the constant chosen on pseudo-unseen validation folds, AUSUC, each with its
+    chance."""
     lines = ["## Generalised zero-shot (seen and unseen prototypes compete)", "",
              "Test queries of every class against a bank of all classes (the other modality's "
              "training embeddings, the demo's bank); accuracies are per-class means in %, mean ± "
@@ -29,7 +35,7 @@ def gzsl_markdown(res: EvalResults) -> str:
              "| pair | device | direction | gamma (val) | seen γ=0 | unseen γ=0 | H γ=0 | "
              "seen cal. | unseen cal. | H cal. | chance | AUSUC | AUSUC chance |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for dev, per in res.gzsl.items():
+    for dev, per in by_device.items():
         for pair, g in per.items():
             for d in ("a_to_b", "b_to_a"):
                 first = g.runs[0].direction(d)

@@ -67,6 +67,20 @@ def test_eval_letters_end_to_end(tmp_path, capsys):
     assert {p["unseen"] for p in res["paper"]} >= {70.83} and "52.27" in md and "70.83" in md
     assert "chance" in md and "top-5" in md and "95% CI" in md
     assert "goal" in res and isinstance(res["goal"]["met_mean"], bool)
+    g = res["gzsl"]                                  # GZSL on R S T U, both directions
+    assert g["unseen"] == [18, 19, 20, 21] and len(g["seen"]) == 22 and len(g["runs"]) == 1
+    assert g["chance"] == pytest.approx(1 / 26) and g["ausuc_chance"] == pytest.approx(1 / 176)
+    for run in g["runs"]:
+        assert not {c for f in run["pseudo_unseen"] for c in f} & set(g["unseen"])
+        for d, query in (("a_to_b", "neural"), ("b_to_a", "image")):
+            r = run[d]
+            assert r["query"] == query and r["uncalibrated"]["gamma"] == 0.0
+            assert r["calibrated"]["gamma"] == r["gamma"] and 0 <= r["ausuc"] <= 1
+            for which in ("uncalibrated", "calibrated"):
+                s_, u = r[which]["seen"], r[which]["unseen"]
+                assert r[which]["h"] == pytest.approx(2 * s_ * u / (s_ + u) if s_ + u else 0.0)
+    assert "Generalised zero-shot on R S T U" in md and "neural->image" in md
+    assert "image->neural" in md and "AUSUC chance" in md
 
 
 def test_unseen_letters_never_in_training_pairs():
@@ -92,3 +106,29 @@ def test_bad_pairs_are_one_clear_line(capsys):
     assert "runs the BMI protocol alone" in err and "Traceback" not in err
     assert main(["eval", "--pairs", "neural-visual-letters", "--splits", "1"]) == 2
     assert "random 4-letter sets" in capsys.readouterr().err
+
+
+def test_gzsl_constant_is_chosen_without_unseen_letters():
+    """The calibration never sees an unseen letter: with every unseen row removed from both
+    modalities the fold heads and the chosen constants are the same."""
+    import dataclasses
+
+    from rram_lsm.experiments import gzsl_eval
+    from rram_lsm.nodes.projection.train_config import TrainConfig
+
+    neural, image, _ = bmi.letters_data("tiny", neurons=int(NEURONS), log=lambda s: None)
+    unseen = bmi.AUTHORS_SPLIT
+    seen = tuple(c for c in bmi.LETTERS if c not in unseen)
+    heads = TrainConfig(pd=16, loss="supcon", temperature=0.5, batch_size=128, epochs=2,
+                        select_on="val_seen", threads=1, eval_max_per_class=None, seed=0,
+                        seen=seen, unseen=unseen)
+    keep = ~np.isin(neural.labels, unseen)
+    cut = [dataclasses.replace(m, features=m.features[keep], labels=m.labels[keep],
+                               split=m.split[keep]) for m in (neural, image)]
+    full = gzsl_eval.calibrations(neural, image, heads, [0], n_folds=2)
+    seen_only = gzsl_eval.calibrations(*cut, heads, [0], n_folds=2)
+    assert full[0][0] == seen_only[0][0]
+    assert not {c for f in full[0][0] for c in f} & set(unseen)
+    for d in gzsl_eval.DIRECTIONS:
+        assert full[0][1][d].gamma == pytest.approx(seen_only[0][1][d].gamma, abs=1e-6)
+        assert full[0][1][d].h == pytest.approx(seen_only[0][1][d].h, abs=1e-6)
