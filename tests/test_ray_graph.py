@@ -18,6 +18,8 @@ import pytest
 
 from rram_lsm.launch.cli import main as cli
 
+from graphs import chain, events_per_sample
+
 ray = pytest.importorskip("ray")
 
 WORKERS = {"worker_a": "127.0.0.2", "worker_b": "127.0.0.3"}  # custom resource -> node address
@@ -30,30 +32,15 @@ SAMPLES, MESSAGES, EVENTS = 8, 30, 64
 
 def graph_text(out: Path, *, samples: int = SAMPLES, delay_ms: float = 3) -> str:
     """source and middle on worker_a, sink on worker_b; Curve keys; recovery on, quick restarts."""
-    return f"""[graph]
-name = "raysplit"
-curve = {{ keys = "keys" }}
+    return chain(out, name="raysplit", samples=samples, messages=MESSAGES, events=EVENTS,
+                 delay_ms=delay_ms,
+                 graph="""curve = { keys = "keys" }
 telemetry_interval_s = 0.2
-restart = {{ backoff_s = 0.2 }}
-recovery = {{ enabled = true, resend_after_s = 2.0, max_unacked = 4 }}
-[nodes.src]
-kind = "graphnodes:CountingSource"
-resources = {{ worker_a = 0.01 }}
-params = {{ samples = {samples}, messages = {MESSAGES}, events = {EVENTS}, delay_ms = {delay_ms} }}
-[nodes.mid]
-kind = "passthrough"
-resources = {{ worker_a = 0.01 }}
-[nodes.sink]
-kind = "jsonl_sink"
-resources = {{ worker_b = 0.01 }}
-params = {{ path = "{out}" }}
-[[edges]]
-from = "src"
-to = "mid"
-[[edges]]
-from = "mid"
-to = "sink"
-"""
+restart = { backoff_s = 0.2 }
+recovery = { enabled = true, resend_after_s = 2.0, max_unacked = 4 }""",
+                 nodes={"src": "resources = { worker_a = 0.01 }",
+                        "mid": "resources = { worker_a = 0.01 }",
+                        "sink": "resources = { worker_b = 0.01 }"})
 
 
 def write_graph(tmp_path: Path, **kw) -> Path:
@@ -65,11 +52,7 @@ def write_graph(tmp_path: Path, **kw) -> Path:
 
 def assert_every_sample_once(out: Path, samples: int = SAMPLES) -> None:
     recs = [json.loads(line) for line in open(out)]
-    events = Counter()
-    for r in recs:
-        if r["kind"] == "events":
-            events[r["sample"]] += r["n"]
-    assert events == {s: MESSAGES * EVENTS for s in range(samples)}
+    assert events_per_sample(out) == {s: MESSAGES * EVENTS for s in range(samples)}
     assert Counter(r["sample"] for r in recs if r.get("control") == "end_of_sample") == {s: 1 for s in range(samples)}
 
 

@@ -12,30 +12,12 @@ from rram_lsm.launch.cli import main as cli
 from rram_lsm.launch.graph import GraphError, load_graph
 from rram_lsm.launch.supervisor import Launcher
 
-GRAPH = """
-[graph]
-name = "secure"
-transport = "tcp"
-curve = {{ keys = "keys" }}
-[nodes.src]
-kind = "graphnodes:CountingSource"
-params = {{ samples = {samples}, messages = 20, events = 64, delay_ms = {delay} }}
-[nodes.mid]
-kind = "passthrough"
-[nodes.sink]
-kind = "jsonl_sink"
-params = {{ path = "{out}" }}
-[[edges]]
-from = "src"
-to = "mid"
-[[edges]]
-from = "mid"
-to = "sink"
-"""
-
+from graphs import chain
 
 def make_graph(tmp_path, samples=3, delay=0):
-    (tmp_path / "g.toml").write_text(GRAPH.format(samples=samples, delay=delay, out=tmp_path / "out.jsonl"))
+    (tmp_path / "g.toml").write_text(chain(tmp_path / "out.jsonl", name="secure", samples=samples,
+                                           messages=20, delay_ms=delay,
+                                           graph='transport = "tcp"\ncurve = { keys = "keys" }'))
     assert cli(["keys", str(tmp_path / "keys"), "--graph", str(tmp_path / "g.toml")]) == 0
     return tmp_path / "g.toml"
 
@@ -95,28 +77,6 @@ def test_curve_graph_delivers_and_refuses_an_unknown_peer(tmp_path, sockdir):
     assert final["received"] == src["edges"]["src->mid"]["sent"]  # only the real upstream got in
 
 
-LOOPBACK = """
-[graph]
-name = "loopback"
-transport = "tcp"
-recovery = {{ enabled = true, resend_after_s = 30.0 }}
-[nodes.src]
-kind = "graphnodes:CountingSource"
-params = {{ samples = 30, messages = 10, events = 64, delay_ms = 5 }}
-[nodes.mid]
-kind = "passthrough"
-[nodes.sink]
-kind = "jsonl_sink"
-params = {{ path = "{out}" }}
-[[edges]]
-from = "src"
-to = "mid"
-[[edges]]
-from = "mid"
-to = "sink"
-"""
-
-
 def test_a_local_stranger_on_a_loopback_tcp_graph_gets_nothing_in(tmp_path, sockdir):
     """Without Curve, a tcp graph on loopback carries a per-run token in every envelope and
     acknowledgement: another process that can reach the port (another user, say) is granted
@@ -126,7 +86,9 @@ def test_a_local_stranger_on_a_loopback_tcp_graph_gets_nothing_in(tmp_path, sock
     from rram_lsm.stream.packets import Origin, control
     from rram_lsm.stream.recovery import encode_ack
 
-    (tmp_path / "g.toml").write_text(LOOPBACK.format(out=tmp_path / "out.jsonl"))
+    (tmp_path / "g.toml").write_text(chain(
+        tmp_path / "out.jsonl", name="loopback", samples=30, delay_ms=5,
+        graph='transport = "tcp"\nrecovery = { enabled = true, resend_after_s = 30.0 }'))
     graph = load_graph(tmp_path / "g.toml", None, sockdir)
     launcher = Launcher(graph, tmp_path / "run", sockdir)
     for spec in graph.nodes.values():
